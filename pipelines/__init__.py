@@ -1,0 +1,24 @@
+"""Beam pipelines that turn raw CSV into validated, TFT-transformed examples.
+
+Entry point: ``python -m pipelines`` (``pipelines.cli``). The pipeline itself is
+built by ``pipelines.pipeline.build_pipeline`` from one composite transform per
+stage: ``ReadRaw``, ``SplitExamples``, ``GenerateStats``, ``ValidateStats``,
+``Analyze``, ``Transform`` and ``WriteOutputs``.
+"""
+
+import os
+
+# TFT 1.16 is built on Keras 2: make `tf.keras` resolve to tf_keras, not Keras 3.
+# Set before anything imports TensorFlow, on the launcher and on every worker.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+__all__ = ["build_pipeline", "RunConfig"]
+
+
+def __getattr__(name):
+    # Lazy, so that `python -m pipelines --help` does not import TensorFlow.
+    if name in __all__:
+        from pipelines import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

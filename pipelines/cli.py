@@ -1,0 +1,128 @@
+"""The launcher: ``python -m pipelines <command>``.
+
+Commands:
+  run           the whole pipeline for a dataset (see ``pipelines.pipeline``)
+  infer-schema  print a schema inferred from CSV files, to start a curated one
+
+Flags this launcher does not know are handed to Beam's ``PipelineOptions``; a
+flag Beam does not know either is an error. Problems a user can fix (a missing
+file, an unknown dataset, a bad flag value) are reported in one line on stderr
+with exit status 2, not as a traceback.
+"""
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import time
+import warnings
+
+_STARTED = time.monotonic()
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs that the user can fix."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        return args.command(args, extra)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines",
+        description="CSV -> TFDV statistics and validation -> TFT transform.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="run the pipeline",
+        description="Run the pipeline; unknown flags are passed to Beam.")
+    run.set_defaults(command=_run)
+    run.add_argument("--dataset", default="flights", help="a registered dataset")
+    run.add_argument("--output_dir", required=True, help="local path or gs:// URI")
+    run.add_argument("--train_input", help="CSV glob; default: the dataset's own")
+    run.add_argument("--serving_input", help="CSV glob; default: the dataset's own")
+    run.add_argument("--eval_fraction", type=float, default=0.2,
+                     help="share of training rows held out for eval (default 0.2)")
+    run.add_argument("--limit", type=_positive_int,
+                     help="read only the first N rows of each input")
+    run.add_argument("--temp_dir", help="TFT's temp dir; default OUTPUT_DIR/tmp")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a completed run in --output_dir")
+
+    infer = commands.add_parser(
+        "infer-schema", help="print a schema inferred from CSV files",
+        description="Print a TFMD schema inferred from CSV files.")
+    infer.set_defaults(command=_infer_schema)
+    infer.add_argument("--input", required=True, help="CSV glob")
+    infer.add_argument("--dataset", required=True,
+                       help="a registered dataset, for its CSV format")
+    infer.add_argument("--limit", type=_positive_int,
+                       help="infer from the first N rows only")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    _import_tfdv_quietly()
+    from pipelines import launch  # heavy imports (TF, TFT, TFDV) only when running
+
+    with _user_errors():
+        return launch.run(args, beam_args, started=_STARTED)
+
+
+def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
+    if extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+    _import_tfdv_quietly()
+    from pipelines import infer_schema
+
+    with _user_errors():
+        print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit),
+              end="")
+    return 0
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Turns the errors a user can fix into a ``UsageError`` with their message."""
+    from pipelines.errors import UserError
+
+    try:
+        yield
+    except UserError as error:
+        raise UsageError(str(error)) from None
+
+
+def _quiet_libraries() -> None:
+    """Keeps library start-up chatter out of the terminal: TensorFlow's C++ log
+    (CUDA probing on a CPU machine; ``TF_CPP_MIN_LOG_LEVEL=0`` brings it back),
+    Google's Python-version notices, and TFDV's note that IPython is absent.
+    Warnings about the pipeline itself still show."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _import_tfdv_quietly() -> None:
+    with contextlib.redirect_stderr(io.StringIO()):
+        import tensorflow_data_validation  # noqa: F401  (writes to stderr on import)
+
+
+_quiet_libraries()

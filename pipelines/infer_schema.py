@@ -1,0 +1,73 @@
+"""``infer-schema``: a starting point for a new dataset's curated schema.
+
+The files are decoded with the dataset's CSV format, every column as raw bytes.
+A column is then typed from its values: INT if every present value parses as a
+64-bit integer, FLOAT if as a number, BYTES otherwise. TFDV computes statistics
+of the typed columns and infers presence, shapes and string domains. The result
+is a draft to curate (which domains to keep, thresholds for the skew and drift
+comparators), not a schema to use unread.
+"""
+
+import dataclasses
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import tensorflow_data_validation as tfdv
+from apache_beam.io.filesystems import FileSystems
+from google.protobuf import text_format
+from tensorflow_data_validation.statistics import stats_impl
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines import datasets
+from pipelines.csv_arrow import ROW_KEY, Column, CsvDecoder, RejectedRow, header_names
+from pipelines.read import match_files
+
+__all__ = ["infer_schema_text"]
+
+_CANDIDATE_TYPES = ((schema_pb2.INT, pa.int64()), (schema_pb2.FLOAT, pa.float32()))
+
+
+def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None) -> str:
+    """The inferred schema in text format, headed by how it was inferred."""
+    csv_format = dataclasses.replace(
+        datasets.get_dataset(dataset_name).csv_format, key_columns=())
+    files = match_files(pattern)
+    with FileSystems.open(files[0]) as stream:
+        names = header_names(stream, csv_format)
+    decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
+    batches, rejected, remaining = [], 0, limit
+    for path in files:
+        if remaining == 0:
+            break
+        with FileSystems.open(path) as stream:
+            for item in decoder.decode(stream, path, remaining):
+                rows = 1 if isinstance(item, RejectedRow) else item.num_rows
+                if isinstance(item, RejectedRow):
+                    rejected += 1
+                else:
+                    batches.append(item)
+                if remaining is not None:
+                    remaining -= rows
+    table = pa.Table.from_batches(batches, decoder.output_schema).drop([ROW_KEY])
+    typed = pa.RecordBatch.from_arrays(
+        [_typed(table.column(n).combine_chunks()) for n in names], names=names)
+    statistics = stats_impl.generate_statistics_in_memory(typed, tfdv.StatsOptions())
+    schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
+    header = (f"# Inferred by `python -m pipelines infer-schema` from {pattern}\n"
+              f"# ({table.num_rows:,} rows read, {rejected:,} rejected). Curate it:\n"
+              f"# keep or drop string domains, check presence of optional columns,\n"
+              f"# add skew_comparator and drift_comparator thresholds.\n")
+    return header + text_format.MessageToString(schema)
+
+
+def _typed(column: pa.LargeListArray) -> pa.LargeListArray:
+    """The raw bytes column re-typed as the narrowest type all its values parse as."""
+    values = column.flatten()
+    for _, arrow_type in _CANDIDATE_TYPES:
+        try:
+            values = pc.cast(pc.cast(values, pa.string()), arrow_type)
+            break
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return pa.LargeListArray.from_arrays(
+        column.offsets, values, mask=column.is_null())

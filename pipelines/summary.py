@@ -1,0 +1,140 @@
+"""The run summary: rows per split, time per stage, anomalies and skew.
+
+Row counts come from the pipeline's counters. Per-stage seconds come from Beam's
+execution-time sampling (``ptransform_execution_time``), summed over every
+transform under a stage's top-level label; runners that do not report it (a
+remote runner, say) leave them out. Time the runner spends between stages
+(shuffles, encoding) is reported as ``unattributed``.
+"""
+
+import json
+import os
+import resource
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from pipelines import metrics, validation
+
+__all__ = ["ROW_COUNTS", "build_summary", "read_anomalies", "write_json"]
+
+ROW_COUNTS = ("read", "train", "eval", "serving", "rejected")
+_EXECUTION_TIME = "metric:ptransform_execution_time:total_msecs:v1"  # namespace "beam"
+
+
+def row_counts(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """Committed values of the ``rows_*`` counters, zero when never incremented."""
+    counters = result.metrics().query(
+        MetricsFilter().with_namespace(metrics.NAMESPACE))["counters"]
+    totals = dict.fromkeys(ROW_COUNTS, 0)
+    for counter in counters:
+        name = counter.key.metric.name.removeprefix("rows_")
+        if name in totals:
+            totals[name] += counter.committed or counter.attempted or 0
+    return totals
+
+
+def stage_seconds(result, stage_labels: dict[str, str]) -> dict[str, float] | None:
+    """Seconds of execution time per stage, or None if the runner has no such metric."""
+    monitoring = getattr(result, "monitoring_metrics", None)
+    if monitoring is None:
+        return None
+    seconds = dict.fromkeys(stage_labels.values(), 0.0)
+    for counter in monitoring().query()["counters"]:
+        if counter.key.metric.name != _EXECUTION_TIME or not counter.key.step:
+            continue
+        stage = stage_labels.get(counter.key.step.split("/", 1)[0])
+        if stage:
+            seconds[stage] += (counter.committed or 0) / 1000.0
+    return seconds
+
+
+def read_anomalies(anomalies_dir: str, split: str) -> anomalies_pb2.Anomalies:
+    with FileSystems.open(os.path.join(anomalies_dir, f"{split}.pbtxt")) as f:
+        return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
+
+
+def build_summary(*, dataset: str, inputs: dict, output_dir: str, rows: dict,
+                  stage_times: dict | None, splits: list[str]) -> dict:
+    """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
+    stage_rows = {
+        "read": rows["read"],
+        "analyze": rows["train"],
+    }
+    split_rows = rows["train"] + rows["eval"] + rows["serving"]
+    stages = {}
+    for stage, seconds in (stage_times or {}).items():
+        handled = stage_rows.get(stage, split_rows)
+        stages[stage] = {
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(handled / seconds) if seconds > 0 else None,
+        }
+    anomalies_dir = os.path.join(output_dir, "anomalies")
+    anomalies = {split: read_anomalies(anomalies_dir, split) for split in splits}
+    return {
+        "dataset": dataset,
+        "inputs": inputs,
+        "output_dir": output_dir,
+        "rows": rows,
+        "stages": stages,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "anomalies": {s: validation.anomaly_descriptions(a) for s, a in anomalies.items()},
+        "skew": validation.skew_measurements(anomalies["serving"])
+        if "serving" in anomalies else {},
+    }
+
+
+def add_timing(document: dict, *, startup: float, build: float, run: float,
+               summary: float) -> None:
+    """Adds wall-clock seconds: start-up (imports), pipeline construction (TFT
+    traces the preprocessing_fn here), the run itself and the summary stage."""
+    stages = document["stages"]
+    if stages:
+        stages["summary"] = {
+            "seconds": round(summary, 3),
+            "rows_per_s": round(document["rows"]["read"] / summary) if summary else None,
+        }
+    executed = sum(v["seconds"] for k, v in stages.items() if k != "summary")
+    document["seconds"] = {
+        "startup": round(startup, 3),
+        "build": round(build, 3),
+        "run": round(run, 3),
+        "unattributed": round(run - executed, 3) if stages else None,
+        "summary": round(summary, 3),
+        "total": round(startup + build + run + summary, 3),
+    }
+
+
+def format_report(document: dict) -> str:
+    """The summary as a person reads it at the end of a run."""
+    rows = document["rows"]
+    lines = ["", "rows      " + "  ".join(f"{k} {rows[k]:,}" for k in ROW_COUNTS)]
+    for split, found in document["anomalies"].items():
+        status = "ok" if not found else f"{len(found)} anomalies"
+        lines.append(f"{split:<9} {status}")
+        lines.extend(f"  {feature}: {text}" for feature, text in found.items())
+    skewed = [f for f, m in document["skew"].items() if not m["ok"]]
+    if document["skew"]:
+        lines.append(f"skew      {len(document['skew']) - len(skewed)} of "
+                     f"{len(document['skew'])} features within threshold"
+                     + (f"; over: {', '.join(skewed)}" if skewed else ""))
+    timing = document["seconds"]
+    lines.append(f"seconds   total {timing['total']:.1f} (start-up {timing['startup']:.1f}, "
+                 f"build {timing['build']:.1f}, run {timing['run']:.1f})")
+    lines.append(f"outputs   {document['output_dir']} (summary: run_summary.json)")
+    return "\n".join(lines)
+
+
+def write_json(path: str, document: dict) -> None:
+    with FileSystems.create(path) as f:
+        f.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # ru_maxrss is in KiB on Linux

