@@ -30,5 +30,5 @@ setuptools.setup(
     packages=["pipelines", "transforms", "schemas"],
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=STACK,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6"]},
 )

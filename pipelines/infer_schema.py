@@ -54,7 +54,7 @@ def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None)
     statistics = stats_impl.generate_statistics_in_memory(typed, tfdv.StatsOptions())
     schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
     header = (f"# Inferred by `python -m pipelines infer-schema` from {pattern}\n"
-              f"# ({table.num_rows:,} rows read, {rejected:,} rejected). Curate it:\n"
+              f"# ({table.num_rows:,} rows decoded, {rejected:,} rejected). Curate it:\n"
               f"# keep or drop string domains, check presence of optional columns,\n"
               f"# add skew_comparator and drift_comparator thresholds.\n")
     return header + text_format.MessageToString(schema)

@@ -25,7 +25,7 @@ __all__ = ["run", "OUTPUTS", "SUMMARY_FILE"]
 SUMMARY_FILE = "run_summary.json"
 # Everything a run writes under --output_dir, and the only paths it ever deletes.
 OUTPUTS = ("stats", "anomalies", "data", "transform_fn", "transformed_metadata",
-           "transform_tmp", "rejected", "tmp", "schema.pbtxt", SUMMARY_FILE)
+           "transform_tmp", "rejected", "tmp", "metadata", SUMMARY_FILE)
 
 
 def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     for pattern in filter(None, (config.train_input, config.serving_input)):
         _check_input(pattern, decoder)
     _prepare_output_dir(config.output_dir, args.overwrite)
-    with FileSystems.create(os.path.join(config.output_dir, "schema.pbtxt")) as f:
+    # The raw schema where tft.TFTransformOutput looks for it (raw_feature_spec()).
+    with FileSystems.create(os.path.join(config.output_dir, "metadata", "schema.pbtxt")) as f:
         f.write(text_format.MessageToString(schema).encode("utf-8"))
 
     build_started = time.monotonic()

@@ -15,8 +15,9 @@ will pass them::
 
 Output layout under ``output_dir``: ``stats/<split>.pb``,
 ``anomalies/<split>.pbtxt``, ``data/<split>/part-*.tfrecord.gz``,
-``transform_fn/``, ``transformed_metadata/``, ``rejected/*.jsonl``,
-``schema.pbtxt`` and, written last by the launcher, ``run_summary.json``.
+``transform_fn/``, ``transformed_metadata/``, ``rejected/*.jsonl``, the raw
+schema as ``metadata/schema.pbtxt`` and, written last by the launcher,
+``run_summary.json``.
 """
 
 import dataclasses

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import apache_beam as beam
 import pyarrow as pa
 import tensorflow_transform.beam as tft_beam
+from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
-from tensorflow_metadata.proto.v0 import schema_pb2
 
 __all__ = ["Analyze", "Transform", "WriteOutputs", "tensor_adapter_config"]
 

@@ -41,16 +41,19 @@ def preprocessing_fn(inputs: dict) -> dict:
     outputs = {}
 
     dep_delay, dep_delay_missing = _impute_mean(inputs["dep_delay"])
-    outputs["dep_delay_z"] = tft.scale_to_z_score(dep_delay)
+    # Analyzers are named so that their cache keys are stable across tracings.
+    outputs["dep_delay_z"] = tft.scale_to_z_score(dep_delay, name="dep_delay_z")
     outputs["dep_delay_missing"] = dep_delay_missing
 
     distance = tf.cast(_dense(inputs["distance"]), tf.float32)
-    outputs["distance_log"] = tft.scale_to_z_score(tf.math.log1p(distance))
-    outputs["distance_bucket"] = tft.bucketize(distance, DISTANCE_QUANTILE_BUCKETS)
+    outputs["distance_log"] = tft.scale_to_z_score(tf.math.log1p(distance), name="distance_log")
+    outputs["distance_bucket"] = tft.bucketize(
+        distance, DISTANCE_QUANTILE_BUCKETS, name="distance_bucket")
 
     hour = tf.cast(_dense(inputs["hour"]), tf.float32)
     minute = tf.cast(_dense(inputs["minute"]), tf.float32)
-    outputs["sched_dep_minute_01"] = tft.scale_to_0_1(hour * 60.0 + minute)
+    outputs["sched_dep_minute_01"] = tft.scale_to_0_1(
+        hour * 60.0 + minute, name="sched_dep_minute_01")
     outputs["sched_hour_sin"], outputs["sched_hour_cos"] = _cyclical(
         hour + minute / 60.0, period=24.0)
 
@@ -102,7 +105,7 @@ def _impute_mean(x: tf.sparse.SparseTensor) -> tuple[tf.Tensor, tf.Tensor]:
     """
     values = tf.sparse.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
     present = _dense(_indicator(x), default_value=0)
-    mean = tft.mean(values.values)
+    mean = tft.mean(values.values, name="impute_mean")
     filled = tf.where(present > 0, _dense(values, default_value=0.0), mean)
     return filled, 1 - present
 

@@ -1,0 +1,85 @@
+"""Shared fixtures: slices of the real flights data and one end-to-end run.
+
+Every TFT pipeline costs seconds of fixed start-up, so the end-to-end run
+happens once per session (``flights_run``) and the tests that inspect its
+outputs share it.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipelines import nycflights
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_ROWS = 5000
+SKEWED_ORIGIN = "JFK"
+SKEWED_ROWS = 1000
+# Rows that must be rejected, each with the reason the dead-letter output gives.
+BAD_ROWS = [
+    (b"2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR\n", "expected 19 fields, found 13"),
+    (b"2013,1,x,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,"
+     b"2013-01-01T10:00:00Z\n", "day: cannot parse b'x' as INT"),
+    (b"2013,1,1,517,515,2,830,819,11,NA,1545,N14228,EWR,IAH,227,1400,5,15,"
+     b"2013-01-01T10:00:00Z\n", "carrier: missing required value"),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class FlightsRun:
+    """A finished ``python -m pipelines run`` and the inputs it was given."""
+
+    output_dir: str
+    train_input: str
+    serving_input: str
+    summary: dict
+    stdout: str
+
+
+def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m pipelines ARGS`` in a fresh interpreter, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args], cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=timeout)
+
+
+def _data_lines(path: str) -> tuple[bytes, list[bytes]]:
+    with open(path, "rb") as f:
+        header = f.readline()
+        return header, f.readlines()
+
+
+@pytest.fixture(scope="session")
+def flights_slices(tmp_path_factory) -> tuple[str, str]:
+    """(train, serving) CSV files cut from the real 2013 data.
+
+    Train: the first 5,000 rows of the training months plus three broken rows.
+    Serving: 1,000 later rows of the same days, all departing from one airport,
+    a deliberate skew of ``origin`` against train.
+    """
+    directory = tmp_path_factory.mktemp("flights_slices")
+    header, lines = _data_lines(nycflights.default_inputs()[0])
+    train = directory / "train.csv"
+    train.write_bytes(header + b"".join(lines[:TRAIN_ROWS]) + b"".join(r for r, _ in BAD_ROWS))
+    origin_field = header.decode().strip().split(",").index("origin")
+    one_origin = [line for line in lines[TRAIN_ROWS:]
+                  if line.split(b",")[origin_field] == SKEWED_ORIGIN.encode()]
+    serving = directory / "serving_skewed.csv"
+    serving.write_bytes(header + b"".join(one_origin[:SKEWED_ROWS]))
+    return str(train), str(serving)
+
+
+@pytest.fixture(scope="session")
+def flights_run(tmp_path_factory, flights_slices) -> FlightsRun:
+    train, serving = flights_slices
+    output_dir = str(tmp_path_factory.mktemp("flights_run") / "out")
+    result = run_cli("run", "--dataset", "flights", "--output_dir", output_dir,
+                     "--train_input", train, "--serving_input", serving)
+    assert result.returncode == 0, result.stderr[-5000:]
+    with open(os.path.join(output_dir, "run_summary.json")) as f:
+        summary = json.load(f)
+    return FlightsRun(output_dir, train, serving, summary, result.stdout)
