@@ -110,14 +110,25 @@ def _user_errors():
         raise UsageError(str(error)) from None
 
 
+# Library warnings that say nothing a user can act on.
+_NOISE = {
+    # TFT, about analyzers inside its own scale_to_z_score; ours are named.
+    "absl": "node's cache key varies on repeated tracing",
+    # Beam falls back to crcmod's C extension, which is fine.
+    "apache_beam.io.tfrecordio": "Couldn't find python-snappy",
+}
+
+
 def _quiet_libraries() -> None:
-    """Keeps library start-up chatter out of the terminal: TensorFlow's C++ log
-    (CUDA probing on a CPU machine; ``TF_CPP_MIN_LOG_LEVEL=0`` brings it back),
-    Google's Python-version notices, and TFDV's note that IPython is absent.
-    Warnings about the pipeline itself still show."""
+    """Keeps library chatter out of the terminal: TensorFlow's C++ log (CUDA
+    probing on a CPU machine; ``TF_CPP_MIN_LOG_LEVEL=0`` brings it back),
+    Google's Python-version notices, TFDV's note that IPython is absent, and
+    the warnings in ``_NOISE``. Other warnings still show."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=FutureWarning, module="google")
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    for logger, text in _NOISE.items():
+        logging.getLogger(logger).addFilter(
+            lambda record, text=text: text not in record.getMessage())
 
 
 def _import_tfdv_quietly() -> None:
