@@ -35,7 +35,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     with open(os.path.join(args.output_dir, "run_summary.json")) as f:
         summary = json.load(f)
-    _write_results(_report(summary, wall, peak_mb))
+    write_section(SECTION, _report(summary, wall, peak_mb))
     print(f"wrote {RESULTS}")
 
 
@@ -73,12 +73,12 @@ def _report(summary: dict, wall: float, peak_mb: float) -> str:
     return "\n".join(lines)
 
 
-def _write_results(section: str) -> None:
-    """Replaces this benchmark's section of RESULTS.md, keeping the others."""
+def write_section(heading: str, section: str) -> None:
+    """Replaces one benchmark's section of RESULTS.md, keeping the others."""
     text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
         text = text[:start] + section + (text[end + 1:] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -19,13 +19,11 @@ import sys
 import time
 import warnings
 
-_STARTED = time.monotonic()
+from pipelines.errors import UserError
+
+_STARTED = time.monotonic()  # start-up time in run_summary.json is counted from here
 
 __all__ = ["main"]
-
-
-class UsageError(Exception):
-    """A problem with the command line or its inputs that the user can fix."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,19 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         return args.command(args, extra)
-    except UsageError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    # No abbreviated flags: an abbreviation could capture a flag meant for Beam.
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines",
+        prog="python -m pipelines", allow_abbrev=False,
         description="CSV -> TFDV statistics and validation -> TFT transform.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="run the pipeline",
+        "run", help="run the pipeline", allow_abbrev=False,
         description="Run the pipeline; unknown flags are passed to Beam.")
     run.set_defaults(command=_run)
     run.add_argument("--dataset", default="flights", help="a registered dataset")
@@ -61,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="replace a completed run in --output_dir")
 
     infer = commands.add_parser(
-        "infer-schema", help="print a schema inferred from CSV files",
+        "infer-schema", help="print a schema inferred from CSV files", allow_abbrev=False,
         description="Print a TFMD schema inferred from CSV files.")
     infer.set_defaults(command=_infer_schema)
     infer.add_argument("--input", required=True, help="CSV glob")
@@ -79,35 +78,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# The heavy imports (TensorFlow, TFT, TFDV) happen only once a command runs, so
+# that --help and flag errors are instant.
+
+
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     _import_tfdv_quietly()
-    from pipelines import launch  # heavy imports (TF, TFT, TFDV) only when running
+    from pipelines import launch
 
-    with _user_errors():
-        return launch.run(args, beam_args, started=_STARTED)
+    return launch.run(args, beam_args, started=_STARTED)
 
 
 def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     if extra:
-        raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+        raise UserError(f"unrecognized arguments: {' '.join(extra)}")
     _import_tfdv_quietly()
     from pipelines import infer_schema
 
-    with _user_errors():
-        print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit),
-              end="")
+    print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit), end="")
     return 0
-
-
-@contextlib.contextmanager
-def _user_errors():
-    """Turns the errors a user can fix into a ``UsageError`` with their message."""
-    from pipelines.errors import UserError
-
-    try:
-        yield
-    except UserError as error:
-        raise UsageError(str(error)) from None
 
 
 # Library warnings that say nothing a user can act on.

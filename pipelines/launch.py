@@ -33,14 +33,16 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     dataset = datasets.get_dataset(args.dataset)
     split.eval_percent(args.eval_fraction)
     _check_beam_flags(beam_args)
-    default_train, default_serving = (
-        dataset.default_inputs() if dataset.default_inputs and not (
-            args.train_input and args.serving_input) else (None, None))
+    train_input, serving_input = args.train_input, args.serving_input
+    if dataset.default_inputs and not (train_input and serving_input):
+        default_train, default_serving = dataset.default_inputs()
+        train_input = train_input or default_train
+        serving_input = serving_input or default_serving
     config = RunConfig(
         dataset=dataset,
         output_dir=args.output_dir,
-        train_input=args.train_input or default_train,
-        serving_input=args.serving_input or default_serving,
+        train_input=train_input,
+        serving_input=serving_input,
         temp_dir=args.temp_dir or os.path.join(args.output_dir, "tmp"),
         eval_fraction=args.eval_fraction,
         limit=args.limit)
