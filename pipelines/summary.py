@@ -19,7 +19,10 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from pipelines import metrics, validation
 
-__all__ = ["ROW_COUNTS", "build_summary", "read_anomalies", "write_json"]
+__all__ = [
+    "ROW_COUNTS", "add_timing", "build_summary", "format_report", "read_anomalies",
+    "row_counts", "stage_seconds", "write_json",
+]
 
 ROW_COUNTS = ("read", "train", "eval", "serving", "rejected")
 _EXECUTION_TIME = "metric:ptransform_execution_time:total_msecs:v1"  # namespace "beam"
