@@ -1,8 +1,12 @@
 """The launcher: ``python -m pipelines <command>``.
 
 Commands:
-  run           the whole pipeline for a dataset (see ``pipelines.pipeline``)
-  infer-schema  print a schema inferred from CSV files, to start a curated one
+  run             the whole pipeline for a dataset (see ``pipelines.pipeline``)
+  infer-schema    print a schema inferred from CSV files, to start a curated one
+  train           train a model on a run's output and export the serving model
+  export-serving  export a transform-only serving model from a run
+  check-parity    compare serving's transformation with the pipeline's records
+  serve           answer TensorFlow Serving's REST API for a serving model
 
 Flags this launcher does not know are handed to Beam's ``PipelineOptions``; a
 flag Beam does not know either is an error. Problems a user can fix (a missing
@@ -43,10 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         description="CSV -> TFDV statistics and validation -> TFT transform.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser(
-        "run", help="run the pipeline", allow_abbrev=False,
-        description="Run the pipeline; unknown flags are passed to Beam.")
-    run.set_defaults(command=_run)
+    run = _command(commands, "run", _run, "run the pipeline; unknown flags go to Beam")
     run.add_argument("--dataset", default="flights", help="a registered dataset")
     run.add_argument("--output_dir", required=True, help="local path or gs:// URI")
     run.add_argument("--train_input", help="CSV glob; default: the dataset's own")
@@ -59,15 +60,45 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true",
                      help="replace a completed run in --output_dir")
 
-    infer = commands.add_parser(
-        "infer-schema", help="print a schema inferred from CSV files", allow_abbrev=False,
-        description="Print a TFMD schema inferred from CSV files.")
-    infer.set_defaults(command=_infer_schema)
+    infer = _command(commands, "infer-schema", _infer_schema,
+                     "print a TFMD schema inferred from CSV files")
     infer.add_argument("--input", required=True, help="CSV glob")
     infer.add_argument("--dataset", required=True,
                        help="a registered dataset, for its CSV format")
     infer.add_argument("--limit", type=_positive_int,
                        help="infer from the first N rows only")
+
+    train = _command(commands, "train", _train,
+                     "train the wide & deep model and export M/serving")
+    train.add_argument("--run_dir", required=True, help="output_dir of a completed run")
+    train.add_argument("--model_dir", required=True, help="where M/serving and metrics go")
+    train.add_argument("--epochs", type=_positive_int, default=5)
+
+    export = _command(commands, "export-serving", _export_serving,
+                      "export a transform-only serving model (transform_features)")
+    export.add_argument("--run_dir", required=True, help="output_dir of a completed run")
+    export.add_argument("--out", required=True, help="directory of the SavedModel")
+
+    parity = _command(commands, "check-parity", _check_parity,
+                      "compare serving's transform_features with the pipeline's records")
+    parity.add_argument("--run_dir", required=True, help="output_dir of a completed run")
+    parity.add_argument("--split", default="eval", choices=("train", "eval", "serving"))
+    parity.add_argument("--n", type=_positive_int, default=1000, help="rows to compare")
+    parity.add_argument("--model", help="a serving SavedModel; default: export one now")
+
+    serve = _command(commands, "serve", _serve,
+                     "answer TensorFlow Serving's REST API on loopback")
+    serve.add_argument("--model", required=True, help="a serving SavedModel (M/serving)")
+    serve.add_argument("--port", type=int, default=8501, help="0 picks a free port")
+    serve.add_argument("--model_name", help="the <name> in /v1/models/<name>; "
+                                            "default: the model's dataset")
+    return parser
+
+
+def _command(commands, name: str, handler, description: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=description, description=description,
+                                 allow_abbrev=False)
+    parser.set_defaults(command=handler)
     return parser
 
 
@@ -90,13 +121,59 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
-    if extra:
-        raise UserError(f"unrecognized arguments: {' '.join(extra)}")
+    _no_extra(extra)
     _import_tfdv_quietly()
     from pipelines import infer_schema
 
     print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit), end="")
     return 0
+
+
+def _train(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    from pipelines import train
+
+    metrics = train.train(args.run_dir, args.model_dir, epochs=args.epochs)
+    model, baseline = metrics["eval"], metrics["baseline"]
+    print(f"eval ({metrics['eval_rows']:,} rows): accuracy {model['accuracy']:.4f}, "
+          f"AUC {model['auc']:.4f}; majority-class baseline: accuracy "
+          f"{baseline['accuracy']:.4f}, AUC {baseline['auc']:.1f}")
+    print(f"serving model: {args.model_dir}/serving (metrics: {args.model_dir}/metrics.json)")
+    return 0
+
+
+def _export_serving(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    from pipelines import serving
+    from pipelines.run_dir import RunDir
+
+    run = RunDir(args.run_dir)
+    serving.export_serving_model(args.out, run.tft_output, run.dataset)
+    print(f"transform-only serving model: {args.out} (signature transform_features)")
+    return 0
+
+
+def _check_parity(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    _import_tfdv_quietly()
+    from pipelines import parity
+
+    report = parity.check_parity(args.run_dir, args.split, args.n, args.model)
+    print(report)
+    return 1 if report.mismatches else 0
+
+
+def _serve(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    from pipelines import rest
+
+    rest.serve(args.model, args.port, model_name=args.model_name)
+    return 0
+
+
+def _no_extra(extra: list[str]) -> None:
+    if extra:
+        raise UserError(f"unrecognized arguments: {' '.join(extra)}")
 
 
 # Library warnings that say nothing a user can act on.

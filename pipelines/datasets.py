@@ -7,6 +7,7 @@ Only registered datasets are loaded; ``--dataset`` never imports arbitrary code.
 
 import dataclasses
 import importlib
+import types
 from collections.abc import Callable
 
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -30,21 +31,27 @@ class Dataset:
     Attributes:
       name: the registry name, also the schema's file name.
       csv_format: delimiter, missing-value markers and the split key columns.
-      preprocessing_fn: ``module:function`` of the dataset's TFT preprocessing_fn.
+      transform_module: the module of the dataset's TFT ``preprocessing_fn``; it
+        also names the label (``LABEL_KEY``), the raw features a serving request
+        carries (``SERVING_INPUTS``) and those only the label needs
+        (``LABEL_INPUTS``).
       default_inputs: returns the (train, serving) inputs used when no flag names them.
     """
 
     name: str
     csv_format: CsvFormat
-    preprocessing_fn: str
+    transform_module: str
     default_inputs: Callable[[], tuple[str, str | None]] | None = None
 
     def schema(self) -> schema_pb2.Schema:
         return schemas.load_schema(self.name)
 
+    @property
+    def transforms(self) -> types.ModuleType:
+        return importlib.import_module(self.transform_module)
+
     def load_preprocessing_fn(self) -> Callable:
-        module, function = self.preprocessing_fn.split(":")
-        return getattr(importlib.import_module(module), function)
+        return self.transforms.preprocessing_fn
 
 
 _REGISTRY = {
@@ -54,7 +61,7 @@ _REGISTRY = {
         csv_format=CsvFormat(
             null_values=("NA",),
             key_columns=("year", "month", "day", "carrier", "flight", "origin")),
-        preprocessing_fn="transforms.flights:preprocessing_fn",
+        transform_module="transforms.flights",
         default_inputs=nycflights.default_inputs),
 }
 

@@ -20,7 +20,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
 from pipelines.csv_arrow import ROW_KEY, Column, CsvDecoder, RejectedRow, header_names
-from pipelines.read import match_files
+from pipelines.read import decode_files, match_files
 
 __all__ = ["infer_schema_text"]
 
@@ -35,19 +35,12 @@ def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None)
     with FileSystems.open(files[0]) as stream:
         names = header_names(stream, csv_format)
     decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
-    batches, rejected, remaining = [], 0, limit
-    for path in files:
-        if remaining == 0:
-            break
-        with FileSystems.open(path) as stream:
-            for item in decoder.decode(stream, path, remaining):
-                rows = 1 if isinstance(item, RejectedRow) else item.num_rows
-                if isinstance(item, RejectedRow):
-                    rejected += 1
-                else:
-                    batches.append(item)
-                if remaining is not None:
-                    remaining -= rows
+    batches, rejected = [], 0
+    for item in decode_files(decoder, files, limit):
+        if isinstance(item, RejectedRow):
+            rejected += 1
+        else:
+            batches.append(item)
     table = pa.Table.from_batches(batches, decoder.output_schema).drop([ROW_KEY])
     typed = pa.RecordBatch.from_arrays(
         [_typed(table.column(n).combine_chunks()) for n in names], names=names)

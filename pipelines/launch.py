@@ -19,10 +19,9 @@ from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.errors import UserError
 from pipelines.pipeline import STAGE_LABELS, RunConfig, build_pipeline
 from pipelines.read import match_files
+from pipelines.run_dir import SUMMARY_FILE
 
-__all__ = ["run", "OUTPUTS", "SUMMARY_FILE"]
-
-SUMMARY_FILE = "run_summary.json"
+__all__ = ["run", "OUTPUTS"]
 # Everything a run writes under --output_dir, and the only paths it ever deletes.
 OUTPUTS = ("stats", "anomalies", "data", "transform_fn", "transformed_metadata",
            "transform_tmp", "rejected", "tmp", "metadata", SUMMARY_FILE)
@@ -76,8 +75,8 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     document = summary.build_summary(
         dataset=dataset.name,
         inputs={"train": config.train_input, "serving": config.serving_input},
-        output_dir=config.output_dir, rows=rows, stage_times=stage_times,
-        splits=splits)
+        eval_fraction=config.eval_fraction, limit=config.limit, output_dir=config.output_dir,
+        rows=rows, stage_times=stage_times, splits=splits)
     if not args.temp_dir:
         _remove(config.temp_dir)
     summary.add_timing(

@@ -17,7 +17,7 @@ from pipelines import metrics
 from pipelines.csv_arrow import CsvDecoder, RejectedRow
 from pipelines.errors import InputNotFoundError
 
-__all__ = ["ReadRaw", "match_files"]
+__all__ = ["ReadRaw", "decode_files", "match_files"]
 
 _REJECTED = "rejected"
 
@@ -42,6 +42,21 @@ def _file_groups(pattern: str, limit: int | None) -> Iterator[tuple[str, ...]]:
         yield tuple(files)  # "the first N rows" spans files in order: one reader
 
 
+def decode_files(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
+                 limit: int | None = None) -> Iterator[pa.RecordBatch | RejectedRow]:
+    """Decodes files in order; ``limit`` counts data lines, decoded or rejected,
+    across all of them ("the first N rows of the input")."""
+    remaining = limit
+    for path in paths:
+        if remaining == 0:
+            return
+        with FileSystems.open(path) as stream:
+            for item in decoder.decode(stream, path, remaining):
+                if remaining is not None:
+                    remaining -= 1 if isinstance(item, RejectedRow) else item.num_rows
+                yield item
+
+
 class _DecodeFiles(beam.DoFn):
     """Decodes a group of files in order, stopping after ``limit`` rows in all."""
 
@@ -50,22 +65,14 @@ class _DecodeFiles(beam.DoFn):
         self._limit = limit
 
     def process(self, paths: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-        remaining = self._limit
-        for path in paths:
-            if remaining == 0:
-                return
-            with FileSystems.open(path) as stream:
-                for item in self._decoder.decode(stream, path, remaining):
-                    if isinstance(item, RejectedRow):
-                        rows = 1
-                        metrics.count("rejected", 1)
-                        yield beam.pvalue.TaggedOutput(_REJECTED, item.to_json())
-                    else:
-                        rows = item.num_rows
-                        yield item
-                    metrics.count("read", rows)
-                    if remaining is not None:
-                        remaining -= rows
+        for item in decode_files(self._decoder, paths, self._limit):
+            if isinstance(item, RejectedRow):
+                metrics.count("read", 1)
+                metrics.count("rejected", 1)
+                yield beam.pvalue.TaggedOutput(_REJECTED, item.to_json())
+            else:
+                metrics.count("read", item.num_rows)
+                yield item
 
 
 class ReadRaw(beam.PTransform):

@@ -60,8 +60,9 @@ def read_anomalies(anomalies_dir: str, split: str) -> anomalies_pb2.Anomalies:
         return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
 
 
-def build_summary(*, dataset: str, inputs: dict, output_dir: str, rows: dict,
-                  stage_times: dict | None, splits: list[str]) -> dict:
+def build_summary(*, dataset: str, inputs: dict, eval_fraction: float, limit: int | None,
+                  output_dir: str, rows: dict, stage_times: dict | None,
+                  splits: list[str]) -> dict:
     """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
     stage_rows = {
         "read": rows["read"],
@@ -80,6 +81,8 @@ def build_summary(*, dataset: str, inputs: dict, output_dir: str, rows: dict,
     return {
         "dataset": dataset,
         "inputs": inputs,
+        "eval_fraction": eval_fraction,
+        "limit": limit,
         "output_dir": output_dir,
         "rows": rows,
         "stages": stages,

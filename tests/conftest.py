@@ -8,6 +8,7 @@ outputs share it.
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -83,3 +84,48 @@ def flights_run(tmp_path_factory, flights_slices) -> FlightsRun:
     with open(os.path.join(output_dir, "run_summary.json")) as f:
         summary = json.load(f)
     return FlightsRun(output_dir, train, serving, summary, result.stdout)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """``python -m pipelines train`` on a copy of the run, deleted afterwards."""
+
+    model_dir: str
+    deleted_run_dir: str
+    metrics: dict
+    stdout: str
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.model_dir, "serving")
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, flights_run) -> TrainedModel:
+    base = tmp_path_factory.mktemp("trained")
+    run_copy = str(base / "run_copy")
+    shutil.copytree(flights_run.output_dir, run_copy)
+    model_dir = str(base / "model")
+    # 4,000 training rows make four batches an epoch: more epochs than the default.
+    result = run_cli("train", "--run_dir", run_copy, "--model_dir", model_dir, "--epochs", "15")
+    assert result.returncode == 0, result.stderr[-5000:]
+    # The serving model must not need the run's outputs any more.
+    shutil.rmtree(run_copy)
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    return TrainedModel(model_dir, run_copy, metrics, result.stdout)
+
+
+def raw_rows(output_dir: str, split_name: str, count: int):
+    """(raw RecordBatch, serialized raw tf.Examples without row_key) of a split."""
+    import pyarrow as pa
+    from tfx_bsl.coders import example_coder
+
+    from pipelines.csv_arrow import ROW_KEY
+    from pipelines.parity import read_raw_rows
+    from pipelines.run_dir import RunDir
+
+    raw = read_raw_rows(RunDir(output_dir), split_name, count)
+    names = [n for n in raw.schema.names if n != ROW_KEY]
+    features = pa.RecordBatch.from_arrays([raw.column(n) for n in names], names=names)
+    return raw, example_coder.RecordBatchToExamplesEncoder().encode(features)

@@ -11,15 +11,14 @@ import json
 import os
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx_bsl.coders import example_coder
 
-from pipelines import datasets, split
-from pipelines.csv_arrow import ROW_KEY, CsvDecoder, RejectedRow, columns_from_schema
-from tests.conftest import BAD_ROWS, SKEWED_ROWS, TRAIN_ROWS, run_cli
+from pipelines import parity, split
+from pipelines.csv_arrow import ROW_KEY
+from pipelines.run_dir import RunDir
+from tests.conftest import BAD_ROWS, SKEWED_ROWS, TRAIN_ROWS, raw_rows, run_cli
 from transforms import flights
 
 SPLITS = ("train", "eval", "serving")
@@ -27,17 +26,7 @@ SPLITS = ("train", "eval", "serving")
 
 def _read_examples(output_dir: str, split_name: str) -> dict[int, dict[str, np.ndarray]]:
     """The transformed TFRecords of a split, parsed, by row_key."""
-    tft_output = tft.TFTransformOutput(output_dir)
-    spec = dict(tft_output.transformed_feature_spec())
-    spec[ROW_KEY] = tf.io.FixedLenFeature([], tf.int64)
-    files = sorted(glob.glob(os.path.join(output_dir, "data", split_name, "*.tfrecord.gz")))
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(10_000)
-    rows = {}
-    for serialized in dataset:
-        parsed = {k: v.numpy() for k, v in tf.io.parse_example(serialized, spec).items()}
-        for i, key in enumerate(parsed[ROW_KEY]):
-            rows[int(key)] = {k: v[i] for k, v in parsed.items()}
-    return rows
+    return parity.written_rows(RunDir(output_dir), split_name)
 
 
 def test_output_layout(flights_run):
@@ -98,25 +87,10 @@ def test_transformed_records_parse_with_the_transformed_metadata(flights_run):
     assert abs(z.mean()) < 1e-4 and abs(z.std() - 1) < 1e-3
 
 
-def _raw_eval_rows(run, count: int) -> pa.RecordBatch:
-    dataset = datasets.get_dataset("flights")
-    decoder = CsvDecoder(columns_from_schema(dataset.schema()), dataset.csv_format)
-    with open(run.train_input, "rb") as f:
-        batches = [b for b in decoder.decode(f, run.train_input)
-                   if not isinstance(b, RejectedRow)]
-    raw = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
-    keys = raw.column(ROW_KEY).flatten().to_numpy()
-    is_eval = split.split_buckets(keys) < split.eval_percent(0.2)
-    return raw.filter(pa.array(is_eval)).slice(0, count)
-
-
 def test_transform_fn_in_process_reproduces_the_pipeline(flights_run):
-    raw = _raw_eval_rows(flights_run, 50)
+    raw, serialized = raw_rows(flights_run.output_dir, "eval", 50)
     assert raw.num_rows == 50
     tft_output = tft.TFTransformOutput(flights_run.output_dir)
-    names = [n for n in raw.schema.names if n != ROW_KEY]
-    features = pa.RecordBatch.from_arrays([raw.column(n) for n in names], names=names)
-    serialized = example_coder.RecordBatchToExamplesEncoder().encode(features)
     parsed = tf.io.parse_example(serialized, tft_output.raw_feature_spec())
     transformed = {k: v.numpy() for k, v in tft_output.transform_raw_features(parsed).items()}
     written = _read_examples(flights_run.output_dir, "eval")

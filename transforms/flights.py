@@ -16,11 +16,19 @@ import math
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_transform import schema_inference
 
-__all__ = ["LABEL_KEY", "OUTPUT_KEYS", "preprocessing_fn"]
+__all__ = ["LABEL_INPUTS", "LABEL_KEY", "OUTPUT_KEYS", "SERVING_INPUTS", "preprocessing_fn"]
 
 LABEL_KEY = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
+# The raw features the model's inputs are computed from: what a serving request
+# carries. tests/test_serving.py checks that they suffice for every output but
+# the label.
+SERVING_INPUTS = ("year", "month", "day", "hour", "minute", "carrier", "origin", "dest",
+                  "distance", "dep_delay", "tailnum")
+# Raw features only the label needs; known after the flight, absent at serving.
+LABEL_INPUTS = ("arr_delay",)
 
 VOCABULARY_FEATURES = ("carrier", "origin", "dest")
 OOV_BUCKETS = 1
@@ -66,11 +74,11 @@ def preprocessing_fn(inputs: dict) -> dict:
         outputs[f"{name}_id"] = tft.compute_and_apply_vocabulary(
             _dense(inputs[name]), num_oov_buckets=OOV_BUCKETS, vocab_filename=name)
 
-    outputs["tailnum_hash"] = tft.hash_strings(
+    outputs["tailnum_hash"] = _hash_buckets(
         _dense(inputs["tailnum"], default_value=""), TAILNUM_HASH_BUCKETS)
     route = tf.strings.join(
         [_dense(inputs["origin"]), _dense(inputs["dest"])], separator="_")
-    outputs["origin_x_dest"] = tft.hash_strings(route, ROUTE_HASH_BUCKETS)
+    outputs["origin_x_dest"] = _hash_buckets(route, ROUTE_HASH_BUCKETS)
 
     arr_delay = _dense(inputs["arr_delay"], default_value=-1)
     arrived = _dense(_indicator(inputs["arr_delay"]), default_value=0) > 0
@@ -108,6 +116,18 @@ def _impute_mean(x: tf.sparse.SparseTensor) -> tuple[tf.Tensor, tf.Tensor]:
     mean = tft.mean(values.values, name="impute_mean")
     filled = tf.where(present > 0, _dense(values, default_value=0.0), mean)
     return filled, 1 - present
+
+
+def _hash_buckets(strings: tf.Tensor, buckets: int) -> tf.Tensor:
+    """``tft.hash_strings``, with its range recorded in the transformed schema.
+
+    TFT's vocabulary and bucketize outputs carry a categorical ``int_domain``;
+    hash buckets do not unless told, and a model needs it to size embeddings.
+    """
+    ids = tft.hash_strings(strings, buckets)
+    schema_inference.set_tensor_schema_override(
+        ids, tf.constant(0, tf.int64), tf.constant(buckets - 1, tf.int64))
+    return ids
 
 
 def _cyclical(value: tf.Tensor, period: float) -> tuple[tf.Tensor, tf.Tensor]:

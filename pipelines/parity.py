@@ -1,0 +1,120 @@
+"""``check-parity``: does serving transform a raw row exactly as the pipeline did?
+
+Takes N raw rows of a split from the run's own inputs (re-decoded and re-split
+exactly as the pipeline did), runs them as serialized ``tf.Example``s through a
+serving model's ``transform_features`` signature, and compares every feature
+with the record the Beam pipeline wrote for the same raw row, joined on
+``row_key``. Floats may differ by at most 1e-6; integers and strings must be
+equal.
+
+    python -m pipelines check-parity --run_dir DIR [--split eval] [--n 1000] [--model M]
+
+Without ``--model`` a transform-only serving model is exported from the run
+first, exactly as ``export-serving`` writes it.
+"""
+
+import dataclasses
+import tempfile
+
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+from tfx_bsl.coders import example_coder
+
+from pipelines import inputs, serving, split
+from pipelines.csv_arrow import ROW_KEY, CsvDecoder, columns_from_schema
+from pipelines.errors import UserError
+from pipelines.read import decode_files, match_files
+from pipelines.run_dir import RunDir
+
+__all__ = ["ParityReport", "check_parity", "read_raw_rows", "written_rows"]
+
+FLOAT_TOLERANCE = 1e-6
+
+
+@dataclasses.dataclass
+class ParityReport:
+    rows: int
+    features: list[str]
+    mismatches: list[str]
+
+    def __str__(self) -> str:
+        lines = [f"compared {self.rows:,} rows x {len(self.features)} features "
+                 f"({self.rows * len(self.features):,} values): "
+                 f"{len(self.mismatches):,} mismatches"]
+        lines += [f"  {m}" for m in self.mismatches[:20]]
+        if len(self.mismatches) > 20:
+            lines.append(f"  ... and {len(self.mismatches) - 20:,} more")
+        return "\n".join(lines)
+
+
+def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
+    """The first ``count`` raw rows of a split, decoded as the pipeline decoded them."""
+    input_name = "serving" if split_name == "serving" else "train"
+    pattern = run.summary["inputs"][input_name]
+    if not pattern:
+        raise UserError(f"the run at {run.path} has no {split_name!r} input")
+    decoder = CsvDecoder(columns_from_schema(run.dataset.schema()), run.dataset.csv_format)
+    eval_percent = split.eval_percent(run.summary["eval_fraction"])
+    batches, rows = [], 0
+    for batch in decode_files(decoder, match_files(pattern), run.summary["limit"]):
+        if not isinstance(batch, pa.RecordBatch):
+            continue  # a rejected row has no transformed record
+        if split_name != "serving":
+            keys = batch.column(ROW_KEY).flatten().to_numpy()
+            is_eval = split.split_buckets(keys) < eval_percent
+            batch = batch.filter(pa.array(is_eval == (split_name == "eval")))
+        batches.append(batch.slice(0, count - rows))
+        rows += batches[-1].num_rows
+        if rows == count:
+            break
+    if not rows:
+        raise UserError(f"the {split_name!r} split of {run.path} has no rows")
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
+def check_parity(run_dir: str, split_name: str = "eval", count: int = 1000,
+                 model_dir: str | None = None) -> ParityReport:
+    run = RunDir(run_dir)
+    raw = read_raw_rows(run, split_name, count)
+    names = [n for n in raw.schema.names if n != ROW_KEY]
+    features = pa.RecordBatch.from_arrays([raw.column(n) for n in names], names=names)
+    serialized = example_coder.RecordBatchToExamplesEncoder().encode(features)
+    with tempfile.TemporaryDirectory() as exported:
+        if model_dir is None:
+            model_dir = serving.export_serving_model(
+                exported, run.tft_output, run.dataset)
+        transform = tf.saved_model.load(model_dir).signatures["transform_features"]
+        served = {k: v.numpy() for k, v in transform(examples=tf.constant(serialized)).items()}
+    keys = raw.column(ROW_KEY).flatten().to_pylist()
+    written = written_rows(run, split_name, set(keys))
+    mismatches = []
+    for i, key in enumerate(keys):
+        if key not in written:
+            mismatches.append(f"row_key {key}: no record in data/{split_name}/")
+            continue
+        for name, values in sorted(served.items()):
+            if not _equal(values[i], written[key][name]):
+                mismatches.append(f"row_key {key}, {name}: serving {values[i]!r} "
+                                  f"!= pipeline {written[key][name]!r}")
+    return ParityReport(len(keys), sorted(served), mismatches)
+
+
+def written_rows(run: RunDir, split_name: str, keys: set[int] | None = None
+                 ) -> dict[int, dict[str, np.ndarray]]:
+    """The pipeline's transformed records of a split (those of ``keys``) by row_key."""
+    rows = {}
+    for batch in inputs.make_dataset(run, split_name, 4096, with_row_key=True):
+        batch = {k: v.numpy() for k, v in batch.items()}
+        wanted = (range(len(batch[ROW_KEY])) if keys is None
+                  else np.flatnonzero(np.isin(batch[ROW_KEY], list(keys))))
+        for i in wanted:
+            rows[int(batch[ROW_KEY][i])] = {k: v[i] for k, v in batch.items()}
+    return rows
+
+
+def _equal(served, written) -> bool:
+    if np.issubdtype(np.asarray(served).dtype, np.floating):
+        return bool(np.all(np.abs(served - written) <= FLOAT_TOLERANCE))
+    return bool(np.all(served == written))
+

@@ -1,0 +1,138 @@
+"""The serving SavedModel: raw features in, the training-time transformation
+applied by the embedded ``transform_fn``, then the model.
+
+``tft.TFTransformOutput.transform_features_layer()`` is tracked by the exported
+module, so its graph and vocabulary assets are copied into the SavedModel: the
+model keeps working after the run directory is gone. Signatures:
+
+- ``serving_default``: a batch of serialized raw ``tf.Example`` (no label) ->
+  ``{"probability": [batch]}``.
+- ``predict_raw``: one tensor per raw serving feature, what a JSON client sends
+  -> ``{"probability": [batch]}``. An optional feature's missing value is NaN
+  (numbers, sent as float32) or ``""`` (strings); it becomes the same missing
+  value the training examples had, so imputation applies exactly as in training.
+- ``transform_features``: serialized raw ``tf.Example`` -> the transformed
+  features, including the label when the example carries its inputs.
+
+A transform-only export (no model) has just ``transform_features``.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from pipelines.datasets import Dataset
+
+__all__ = ["INFO_FILE", "export_serving_model", "read_info", "serving_feature_spec"]
+
+# Describes the export for the REST server; TF Serving's place for extra files.
+INFO_FILE = os.path.join("assets.extra", "serving_info.json")
+PROBABILITY = "probability"
+
+
+def serving_feature_spec(tft_output: tft.TFTransformOutput, dataset: Dataset,
+                         with_label_inputs: bool = False) -> dict:
+    """The raw feature spec of the features a serving request carries."""
+    raw_spec = tft_output.raw_feature_spec()
+    names = list(dataset.transforms.SERVING_INPUTS)
+    if with_label_inputs:
+        names += dataset.transforms.LABEL_INPUTS
+    return {name: raw_spec[name] for name in names}
+
+
+class _ServingModule(tf.Module):
+    """Tracks what the signatures use, so that the SavedModel holds all of it."""
+
+    def __init__(self, tft_output: tft.TFTransformOutput, model=None):
+        super().__init__()
+        self.tft_layer = tft_output.transform_features_layer()
+        self.model = model
+
+
+def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, dataset: Dataset,
+                         model=None) -> str:
+    """Writes the serving SavedModel to ``out_dir``; returns ``out_dir``."""
+    module = _ServingModule(tft_output, model)
+    serving_spec = serving_feature_spec(tft_output, dataset)
+    debug_spec = serving_feature_spec(tft_output, dataset, with_label_inputs=True)
+    examples = tf.TensorSpec([None], tf.string, name="examples")
+
+    @tf.function(input_signature=[examples])
+    def transform_features(serialized):
+        return module.tft_layer(tf.io.parse_example(serialized, debug_spec))
+
+    signatures = {"transform_features": transform_features.get_concrete_function()}
+    if model is not None:
+        model_inputs = list(model.input_names)
+
+        def predict(raw_features):
+            transformed = module.tft_layer(raw_features)
+            probability = module.model({k: transformed[k] for k in model_inputs})
+            return {PROBABILITY: probability}
+
+        @tf.function(input_signature=[examples])
+        def serve_examples(serialized):
+            return predict(tf.io.parse_example(serialized, serving_spec))
+
+        @tf.function(input_signature=[_raw_tensor_specs(serving_spec)])
+        def predict_raw(features):
+            return predict(_as_parsed(features, serving_spec))
+
+        signatures["serving_default"] = serve_examples.get_concrete_function()
+        signatures["predict_raw"] = predict_raw.get_concrete_function()
+    tf.saved_model.save(module, out_dir, signatures=signatures)
+    _write_info(out_dir, dataset, serving_spec, with_model=model is not None)
+    return out_dir
+
+
+def read_info(model_dir: str) -> dict:
+    with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE)) as f:
+        return json.load(f)
+
+
+def _raw_tensor_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
+    """One ``[batch]`` tensor per feature; optional numbers as float32 (NaN: missing)."""
+    specs = {}
+    for name, feature in serving_spec.items():
+        dtype = feature.dtype
+        if isinstance(feature, tf.io.VarLenFeature) and dtype != tf.string:
+            dtype = tf.float32
+        specs[name] = tf.TensorSpec([None], dtype, name=name)
+    return specs
+
+
+def _as_parsed(features: dict, serving_spec: dict) -> dict:
+    """Named tensors -> what ``tf.io.parse_example`` gives for the same values:
+    ``[batch, 1]`` dense tensors for required features and ``[batch, 1]``
+    sparse ones, without the missing values, for optional features."""
+    parsed = {}
+    for name, feature in serving_spec.items():
+        values = features[name]
+        if isinstance(feature, tf.io.FixedLenFeature):
+            parsed[name] = tf.reshape(values, [-1, 1])
+            continue
+        present = values != "" if values.dtype == tf.string else ~tf.math.is_nan(values)
+        rows = tf.where(present)
+        kept = tf.cast(tf.boolean_mask(values, present), feature.dtype)
+        parsed[name] = tf.sparse.SparseTensor(
+            indices=tf.concat([rows, tf.zeros_like(rows)], axis=1), values=kept,
+            dense_shape=tf.stack([tf.shape(values, out_type=tf.int64)[0], 1]))
+    return parsed
+
+
+def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, with_model: bool) -> None:
+    required = [n for n, f in serving_spec.items() if isinstance(f, tf.io.FixedLenFeature)]
+    info = {
+        "dataset": dataset.name,
+        "signatures": (["serving_default", "predict_raw"] if with_model else [])
+        + ["transform_features"],
+        "required_features": required,
+        "optional_features": [n for n in serving_spec if n not in required],
+        "output": PROBABILITY if with_model else None,
+    }
+    path = os.path.join(out_dir, INFO_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(info, f, indent=2)

@@ -1,0 +1,135 @@
+"""``python -m pipelines serve``: real HTTP requests to TF Serving's REST API."""
+
+import base64
+import http.client
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import PROJECT_ROOT, raw_rows
+from transforms import flights
+
+
+@pytest.fixture(scope="module")
+def server(trained_model):
+    """The server on a free port; yields (host, port)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "serve", "--model", trained_model.serving_dir,
+         "--port", "0"],
+        cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stderr:  # the server names its address once it listens
+        lines.append(line)
+        match = re.search(r"at http://([\d.]+):(\d+)/v1/models/flights", line)
+        if match:
+            break
+    else:
+        pytest.fail("the server did not start:\n" + "".join(lines))
+    yield match.group(1), int(match.group(2))
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _request(server, method: str, path: str, body=None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection(*server, timeout=60)
+    payload = body if isinstance(body, bytes | None) else json.dumps(body).encode()
+    connection.request(method, path, body=payload,
+                       headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    status, data = response.status, json.loads(response.read())
+    connection.close()
+    return status, data
+
+
+def _instances(raw) -> list[dict]:
+    """Raw rows as a JSON client sends them: missing optional values left out."""
+    rows = []
+    for i in range(raw.num_rows):
+        row = {}
+        for name in flights.SERVING_INPUTS:
+            value = raw.column(name)[i].as_py()
+            if value is not None:
+                row[name] = value[0].decode() if isinstance(value[0], bytes) else value[0]
+        rows.append(row)
+    return rows
+
+
+def _expected(trained_model, serialized) -> np.ndarray:
+    loaded = tf.saved_model.load(trained_model.serving_dir)
+    return loaded.signatures["serving_default"](
+        examples=tf.constant(serialized))["probability"].numpy()
+
+
+def test_status(server):
+    status, body = _request(server, "GET", "/v1/models/flights")
+    assert status == 200
+    assert body["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_metadata_names_the_features(server):
+    status, body = _request(server, "GET", "/v1/models/flights/metadata")
+    assert status == 200
+    features = body["signatures"]["predict_raw"]
+    assert set(features) == set(flights.SERVING_INPUTS)
+    assert features["dep_delay"]["required"] is False and features["carrier"]["required"]
+
+
+def test_predictions_match_the_saved_model(server, trained_model, flights_run):
+    raw, serialized = raw_rows(flights_run.output_dir, "eval", 1000)
+    instances = _instances(raw)
+    assert any("dep_delay" not in row for row in instances), "some rows lack dep_delay"
+    status, body = _request(server, "POST", "/v1/models/flights:predict",
+                            {"instances": instances})
+    assert status == 200
+    expected = _expected(trained_model, serialized)
+    np.testing.assert_allclose(body["predictions"], expected, rtol=0, atol=1e-6)
+
+    columns = {name: [row.get(name) for row in instances] for name in flights.SERVING_INPUTS}
+    status, body = _request(server, "POST", "/v1/models/flights:predict", {"inputs": columns})
+    assert status == 200
+    np.testing.assert_allclose(body["predictions"], expected, rtol=0, atol=1e-6)
+
+    examples = [{"b64": base64.b64encode(s).decode()} for s in serialized]
+    status, body = _request(server, "POST", "/v1/models/flights:predict",
+                            {"signature_name": "serving_default", "instances": examples})
+    assert status == 200
+    np.testing.assert_allclose(body["predictions"], expected, rtol=0, atol=1e-6)
+
+
+GOOD = {"year": 2013, "month": 1, "day": 1, "hour": 5, "minute": 15, "carrier": "UA",
+        "origin": "EWR", "dest": "IAH", "distance": 1400, "dep_delay": 2, "tailnum": "N14228"}
+
+
+@pytest.mark.parametrize("method, path, body, status, message", [
+    ("POST", "/v1/models/flights:predict", b"{not json", 400, "not valid JSON"),
+    ("POST", "/v1/models/flights:predict", [GOOD], 400, "must be a JSON object"),
+    ("POST", "/v1/models/flights:predict", {"rows": [GOOD]}, 400, '"instances"'),
+    ("POST", "/v1/models/flights:predict", {"instances": []}, 400, "non-empty list"),
+    ("POST", "/v1/models/flights:predict",
+     {"instances": [{k: v for k, v in GOOD.items() if k != "carrier"}]}, 400,
+     "lacks required features ['carrier']"),
+    ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "carier": "UA"}]}, 400,
+     "unknown features ['carier']"),
+    ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "distance": "far"}]}, 400,
+     "'distance' must be a number"),
+    ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "month": 1.5}]}, 400,
+     "whole number"),
+    ("POST", "/v1/models/flights:predict",
+     {"signature_name": "serving_default", "instances": [{"b64": "%%%"}]}, 400, "base64"),
+    ("POST", "/v1/models/flights:predict", {"signature_name": "nope", "instances": [GOOD]},
+     400, "unknown signature_name"),
+    ("POST", "/v1/models/other:predict", {"instances": [GOOD]}, 404, "/v1/models/flights"),
+    ("GET", "/v1/models/other", None, 404, "no resource"),
+])
+def test_bad_requests_get_a_json_error(server, method, path, body, status, message):
+    got_status, got = _request(server, method, path, body)
+    assert got_status == status
+    assert message in got["error"]
+    # ... and the server keeps serving.
+    ok, answer = _request(server, "POST", "/v1/models/flights:predict", {"instances": [GOOD]})
+    assert ok == 200 and 0 < answer["predictions"][0] < 1
