@@ -31,6 +31,12 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        # Beam's own --dry_run takes a value, and Beam code that builds
+        # PipelineOptions() without flags parses sys.argv itself: a bare
+        # --dry_run there would be an argparse error deep inside a GCS client.
+        sys.argv[1:] = ["--dry_run=True" if a == "--dry_run" else a for a in sys.argv[1:]]
+        argv = sys.argv[1:]
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     try:
@@ -59,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--temp_dir", help="TFT's temp dir; default OUTPUT_DIR/tmp")
     run.add_argument("--overwrite", action="store_true",
                      help="replace a completed run in --output_dir")
+    _add_bigquery_flags(run)
+    run.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
+                     help="with --runner DataflowRunner: build the job, do not submit it")
+    run.add_argument("--job_description",
+                     help="where --dry_run writes the job (default "
+                          "output/dataflow/DATASET_job.json)")
 
     infer = _command(commands, "infer-schema", _infer_schema,
                      "print a TFMD schema inferred from CSV files")
@@ -67,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="a registered dataset, for its CSV format")
     infer.add_argument("--limit", type=_positive_int,
                        help="infer from the first N rows only")
+
+    sql = _command(commands, "bigquery-sql", _bigquery_sql,
+                   "print the BigQuery SQL that `run` would send")
+    sql.add_argument("--dataset", default="flights", help="a registered dataset")
+    sql.add_argument("--eval_fraction", type=float, default=0.2)
+    _add_bigquery_flags(sql)
 
     train = _command(commands, "train", _train,
                      "train the wide & deep model and export M/serving")
@@ -95,11 +113,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_bigquery_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bigquery_table", help="PROJECT.DATASET.TABLE instead of "
+                                                 "--train_input")
+    parser.add_argument("--bigquery_query", help="a standard-SQL query instead of "
+                                                 "--train_input")
+    parser.add_argument("--where", help="SQL condition the BigQuery rows must meet")
+    parser.add_argument("--serving_where", help="SQL condition of the BigQuery rows that "
+                                                "are the serving split")
+    parser.add_argument("--sample_percent", type=float,
+                        help="keep this percentage of the BigQuery rows (deterministic)")
+
+
 def _command(commands, name: str, handler, description: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=description, description=description,
                                  allow_abbrev=False)
     parser.set_defaults(command=handler)
     return parser
+
+
+def _true_or_false(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text}")
+    return text.lower() == "true"
 
 
 def _positive_int(text: str) -> int:
@@ -126,6 +162,21 @@ def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     from pipelines import infer_schema
 
     print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit), end="")
+    return 0
+
+
+def _bigquery_sql(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    from pipelines import bigquery, datasets, split
+    from pipelines.csv_arrow import columns_from_schema
+
+    dataset = datasets.get_dataset(args.dataset)
+    source = bigquery.BigQueryInput(
+        table=args.bigquery_table, query=args.bigquery_query, where=args.where,
+        serving_where=args.serving_where, sample_percent=args.sample_percent)
+    print(bigquery.build_query(source, columns_from_schema(dataset.schema()),
+                               dataset.csv_format.key_columns,
+                               split.eval_percent(args.eval_fraction)), end="")
     return 0
 
 
@@ -182,6 +233,9 @@ _NOISE = {
     "absl": "node's cache key varies on repeated tracing",
     # Beam falls back to crcmod's C extension, which is fine.
     "apache_beam.io.tfrecordio": "Couldn't find python-snappy",
+    # Beam's GCS client parses sys.argv, which holds this launcher's flags too;
+    # _check_beam_flags has already rejected any flag nobody knows.
+    "apache_beam.options.pipeline_options": "Discarding unparseable args",
 }
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "HeaderMismatchError",
     "RejectedRow",
     "arrow_schema",
+    "as_list_array",
     "columns_from_schema",
     "header_names",
 ]
@@ -256,7 +257,7 @@ class CsvDecoder:
 
     def _assemble(self, raw: dict[str, pa.Array], typed: dict[str, pa.Array]
                   ) -> pa.RecordBatch:
-        arrays = [_as_list_array(typed[column.name]) for column in self._columns]
+        arrays = [as_list_array(typed[column.name]) for column in self._columns]
         key_columns = self._format.key_columns
         if key_columns:
             keys = pc.binary_join_element_wise(
@@ -264,7 +265,7 @@ class CsvDecoder:
             row_key = split.row_keys(pc.cast(keys, pa.string()).to_pylist())
         else:
             row_key = np.zeros(len(arrays[0]), dtype=np.int64)
-        arrays.append(_as_list_array(pa.array(row_key)))
+        arrays.append(as_list_array(pa.array(row_key)))
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
 
@@ -334,7 +335,7 @@ def _uncastable(values: pa.Array, arrow_type: pa.DataType) -> list[int]:
     return bad
 
 
-def _as_list_array(values: pa.Array) -> pa.LargeListArray:
+def as_list_array(values: pa.Array) -> pa.LargeListArray:
     """Wraps each value in a list of one; a null value becomes a null list."""
     if values.null_count == 0:
         offsets = pa.array(np.arange(len(values) + 1, dtype=np.int64))

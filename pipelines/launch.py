@@ -2,19 +2,22 @@
 
 Everything a user can get wrong is checked before the (slow) pipeline is built:
 the dataset, the flag values, Beam flags, that local inputs exist and have the
-schema's header, and that the output directory does not hold a completed run.
+schema's header, that Dataflow gets inputs and outputs it can reach, and that
+the output directory does not hold a completed run.
 """
 
 import argparse
 import logging
 import os
+import tempfile
 import time
 
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
-from google.protobuf import text_format
 
-from pipelines import datasets, split, summary
+from pipelines import dataflow, datasets, metrics, split, summary
+from pipelines.bigquery import BigQueryInput
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.errors import UserError
 from pipelines.pipeline import STAGE_LABELS, RunConfig, build_pipeline
@@ -22,6 +25,7 @@ from pipelines.read import match_files
 from pipelines.run_dir import SUMMARY_FILE
 
 __all__ = ["run", "OUTPUTS"]
+
 # Everything a run writes under --output_dir, and the only paths it ever deletes.
 OUTPUTS = ("stats", "anomalies", "data", "transform_fn", "transformed_metadata",
            "transform_tmp", "rejected", "tmp", "metadata", SUMMARY_FILE)
@@ -29,38 +33,27 @@ OUTPUTS = ("stats", "anomalies", "data", "transform_fn", "transformed_metadata",
 
 def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     """Runs the pipeline as ``python -m pipelines run`` describes; returns 0."""
-    dataset = datasets.get_dataset(args.dataset)
-    split.eval_percent(args.eval_fraction)
     _check_beam_flags(beam_args)
-    train_input, serving_input = args.train_input, args.serving_input
-    if dataset.default_inputs and not (train_input and serving_input):
-        default_train, default_serving = dataset.default_inputs()
-        train_input = train_input or default_train
-        serving_input = serving_input or default_serving
-    config = RunConfig(
-        dataset=dataset,
-        output_dir=args.output_dir,
-        train_input=train_input,
-        serving_input=serving_input,
-        temp_dir=args.temp_dir or os.path.join(args.output_dir, "tmp"),
-        eval_fraction=args.eval_fraction,
-        limit=args.limit)
-    if not config.train_input:
-        raise UserError(f"dataset {dataset.name!r} has no default input: pass --train_input")
-    schema = dataset.schema()
-    decoder = CsvDecoder(columns_from_schema(schema), dataset.csv_format)
+    remote = dataflow.settings(beam_args, args.dry_run)
+    config = _config(args, remote)
+    if config.bigquery:
+        print(f"BigQuery query:\n{config.bigquery_sql()}", flush=True)
+    if remote and remote.dry_run:
+        return _dry_run(config, beam_args + ["--dry_run=True"], args.job_description or
+                        os.path.join("output", "dataflow", f"{config.dataset.name}_job.json"))
+    decoder = CsvDecoder(columns_from_schema(config.dataset.schema()),
+                         config.dataset.csv_format)
     for pattern in filter(None, (config.train_input, config.serving_input)):
         _check_input(pattern, decoder)
     _prepare_output_dir(config.output_dir, args.overwrite)
-    # The raw schema where tft.TFTransformOutput looks for it (raw_feature_spec()).
-    with FileSystems.create(os.path.join(config.output_dir, "metadata", "schema.pbtxt")) as f:
-        f.write(text_format.MessageToString(schema).encode("utf-8"))
 
     build_started = time.monotonic()
     pipeline = build_pipeline(config, beam_args)
     run_started = time.monotonic()
-    print(f"Running {dataset.name}: train={config.train_input} "
-          f"serving={config.serving_input or '-'} -> {config.output_dir}", flush=True)
+    train = config.train_input or "BigQuery"
+    print(f"Running {config.dataset.name}: train={train} "
+          f"serving={config.serving_input or ('BigQuery' if config.has_serving else '-')}"
+          f" -> {config.output_dir}", flush=True)
     result = pipeline.run()
     result.wait_until_finish()
     run_finished = time.monotonic()
@@ -70,11 +63,16 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     if rows["read"] != accounted:
         raise RuntimeError(f"row accounting failed: read {rows['read']} != "
                            f"train + eval + serving + rejected = {accounted}")
+    disagreements = _counter(result, "rows_split_disagreements")
+    if disagreements:
+        raise RuntimeError(f"{disagreements} rows were split differently by BigQuery's "
+                           f"FARM_FINGERPRINT and locally; the outputs are not to be used")
     stage_times = summary.stage_seconds(result, STAGE_LABELS)
-    splits = ["train", "eval"] + (["serving"] if config.serving_input else [])
+    splits = ["train", "eval"] + (["serving"] if config.has_serving else [])
     document = summary.build_summary(
-        dataset=dataset.name,
-        inputs={"train": config.train_input, "serving": config.serving_input},
+        dataset=config.dataset.name,
+        inputs={"train": config.train_input, "serving": config.serving_input,
+                "bigquery": config.bigquery_sql()},
         eval_fraction=config.eval_fraction, limit=config.limit, output_dir=config.output_dir,
         rows=rows, stage_times=stage_times, splits=splits)
     if not args.temp_dir:
@@ -85,6 +83,74 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     summary.write_json(os.path.join(config.output_dir, SUMMARY_FILE), document)
     print(summary.format_report(document), flush=True)
     return 0
+
+
+def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None) -> RunConfig:
+    """The run's configuration from its flags, with every flag value checked."""
+    dataset = datasets.get_dataset(args.dataset)
+    split.eval_percent(args.eval_fraction)
+    bigquery = None
+    if args.bigquery_table or args.bigquery_query:
+        if args.train_input:
+            raise UserError("--train_input and --bigquery_table/--bigquery_query exclude "
+                            "each other: training rows come from one source")
+        if args.limit:
+            raise UserError("--limit applies to CSV inputs; with BigQuery use --sample_percent")
+        if args.serving_where and args.serving_input:
+            raise UserError("pass --serving_where or --serving_input, not both")
+        bigquery = BigQueryInput(table=args.bigquery_table, query=args.bigquery_query,
+                                 where=args.where, serving_where=args.serving_where,
+                                 sample_percent=args.sample_percent)
+    elif args.where or args.serving_where or args.sample_percent is not None:
+        raise UserError("--where, --serving_where and --sample_percent shape the BigQuery "
+                        "query: they need --bigquery_table or --bigquery_query")
+    train_input, serving_input = args.train_input, args.serving_input
+    # The dataset's own files are local: Dataflow runs take only what is named.
+    if (bigquery is None and remote is None and dataset.default_inputs
+            and not (train_input and serving_input)):
+        default_train, default_serving = dataset.default_inputs()
+        train_input = train_input or default_train
+        serving_input = serving_input or default_serving
+    if not train_input and bigquery is None:
+        raise UserError("pass --train_input (a CSV glob on GCS for Dataflow) or "
+                        "--bigquery_table" if remote else
+                        f"dataset {dataset.name!r} has no default input: pass --train_input")
+    temp_dir = args.temp_dir or os.path.join(args.output_dir, "tmp")
+    if remote:
+        _check_reachable_by_workers(args.output_dir, train_input, serving_input)
+        if remote.dry_run:
+            # TFT creates its temp dir while the pipeline is built, which a dry
+            # run cannot do on GCS; nothing is ever written to it.
+            temp_dir = tempfile.mkdtemp(prefix="tft-dry-run-")
+            print(f"dry run: TFT's temp dir is local ({temp_dir}); a real run uses "
+                  f"{args.temp_dir or os.path.join(args.output_dir, 'tmp')}", flush=True)
+    return RunConfig(dataset=dataset, output_dir=args.output_dir, train_input=train_input,
+                     serving_input=serving_input, temp_dir=temp_dir,
+                     eval_fraction=args.eval_fraction, limit=args.limit, bigquery=bigquery)
+
+
+def _check_reachable_by_workers(output_dir: str, *inputs: str | None) -> None:
+    for path in (output_dir, *inputs):
+        if path and not path.startswith("gs://"):
+            raise UserError(f"{path} is not on GCS, and Dataflow workers cannot reach this "
+                            f"machine's files: copy it to gs://BUCKET/... (gsutil cp) and "
+                            f"pass that path")
+
+
+def _dry_run(config: RunConfig, beam_args: list[str], job_description: str) -> int:
+    with dataflow.offline():
+        result = build_pipeline(config, beam_args).run()
+    transforms, stages = dataflow.write_job_description(result, job_description)
+    print(f"Dataflow job built, not submitted (dry run): {transforms:,} transforms in "
+          f"stages {', '.join(stages)}.\njob description: {os.path.abspath(job_description)}",
+          flush=True)
+    return 0
+
+
+def _counter(result, name: str) -> int:
+    counters = result.metrics().query(
+        MetricsFilter().with_namespace(metrics.NAMESPACE).with_name(name))["counters"]
+    return sum(c.committed or c.attempted or 0 for c in counters)
 
 
 def _check_beam_flags(beam_args: list[str]) -> None:

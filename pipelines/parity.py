@@ -53,7 +53,9 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
     input_name = "serving" if split_name == "serving" else "train"
     pattern = run.summary["inputs"][input_name]
     if not pattern:
-        raise UserError(f"the run at {run.path} has no {split_name!r} input")
+        source = "BigQuery" if run.summary["inputs"].get("bigquery") else "no input"
+        raise UserError(f"the {split_name!r} split of the run at {run.path} came from "
+                        f"{source}; check-parity re-reads CSV inputs only")
     decoder = CsvDecoder(columns_from_schema(run.dataset.schema()), run.dataset.csv_format)
     eval_percent = split.eval_percent(run.summary["eval_fraction"])
     batches, rows = [], 0

@@ -6,18 +6,20 @@ launcher (``pipelines.cli``) runs it. Locally::
     python -m pipelines run --dataset flights --output_dir /tmp/flights
 
 and on Dataflow the same entry point with Beam's flags, as ``run_dataflow.sh``
-will pass them::
+passes them::
 
-    python -m pipelines run --dataset flights --output_dir gs://BUCKET/flights \
-        --train_input 'gs://BUCKET/raw/*.csv' --temp_dir gs://BUCKET/tmp \
+    python -m pipelines run --dataset flights --output_dir gs://BUCKET/output/flights \
+        --train_input 'gs://BUCKET/raw/*.csv' --temp_dir gs://BUCKET/tft-tmp \
         --runner DataflowRunner --project PROJECT --region REGION \
-        --temp_location gs://BUCKET/tmp --setup_file ./setup.py
+        --temp_location gs://BUCKET/tmp --staging_location gs://BUCKET/staging \
+        --setup_file ./setup.py
 
 Output layout under ``output_dir``: ``stats/<split>.pb``,
 ``anomalies/<split>.pbtxt``, ``data/<split>/part-*.tfrecord.gz``,
 ``transform_fn/``, ``transformed_metadata/``, ``rejected/*.jsonl``, the raw
 schema as ``metadata/schema.pbtxt`` and, written last by the launcher,
-``run_summary.json``.
+``run_summary.json``. With ``--bigquery_table`` or ``--bigquery_query`` the
+training rows come from BigQuery instead (``pipelines.bigquery``).
 """
 
 import dataclasses
@@ -27,10 +29,11 @@ import apache_beam as beam
 import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.bigquery import BigQueryInput, ReadBigQuery, RowDecoder, build_query
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.datasets import Dataset
 from pipelines.read import ReadRaw
-from pipelines.split import ROW_KEY, SplitExamples
+from pipelines.split import ROW_KEY, SplitExamples, eval_percent
 from pipelines.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
 from pipelines.validation import GenerateStats, ValidateStats
 
@@ -50,25 +53,49 @@ STAGE_LABELS = {
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """What one run reads and writes."""
+    """What one run reads and writes.
+
+    Training rows come from ``train_input`` (a CSV glob) or from ``bigquery``;
+    serving rows from ``serving_input`` or, with BigQuery, from the rows
+    matching its ``serving_where``.
+    """
 
     dataset: Dataset
     output_dir: str
-    train_input: str
+    train_input: str | None
     serving_input: str | None
     temp_dir: str
     eval_fraction: float = 0.2
     limit: int | None = None
+    bigquery: BigQueryInput | None = None
+
+    @property
+    def has_serving(self) -> bool:
+        return bool(self.serving_input or (self.bigquery and self.bigquery.serving_where))
+
+    def bigquery_sql(self) -> str | None:
+        if self.bigquery is None:
+            return None
+        return build_query(self.bigquery, columns_from_schema(self.dataset.schema()),
+                           self.dataset.csv_format.key_columns,
+                           eval_percent(self.eval_fraction))
 
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     """Constructs the whole pipeline; Beam options pass through untouched."""
     schema = config.dataset.schema()
-    decoder = CsvDecoder(columns_from_schema(schema), config.dataset.csv_format)
+    columns = columns_from_schema(schema)
+    decoder = CsvDecoder(columns, config.dataset.csv_format)
     adapter_config = tensor_adapter_config(decoder.output_schema, schema)
-    inputs = {"train": config.train_input}
-    if config.serving_input:
-        inputs["serving"] = config.serving_input
+    csv_inputs = {name: pattern for name, pattern in (("train", config.train_input),
+                                                      ("serving", config.serving_input))
+                  if pattern}
+    bigquery = None
+    if config.bigquery:
+        bigquery = ReadBigQuery(
+            config.bigquery_sql(), RowDecoder(columns, config.dataset.csv_format.key_columns),
+            eval_percent(config.eval_fraction),
+            with_serving=bool(config.bigquery.serving_where))
     out = config.output_dir
 
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
@@ -76,9 +103,10 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     # would also count every training row twice.
     with tft_beam.Context(temp_dir=config.temp_dir, passthrough_keys={ROW_KEY}):
         raw = pipeline | "ReadRaw" >> ReadRaw(
-            inputs, decoder, os.path.join(out, "rejected", "rejected"), config.limit)
-        splits = {name: raw[name] for name in inputs} | "SplitExamples" >> SplitExamples(
-            config.eval_fraction)
+            csv_inputs, decoder, os.path.join(out, "rejected", "rejected"), config.limit,
+            bigquery)
+        splits = {name: raw[name] for name in ("train", "serving") if name in raw
+                  } | "SplitExamples" >> SplitExamples(config.eval_fraction)
         statistics = splits | "GenerateStats" >> GenerateStats(
             schema, os.path.join(out, "stats"))
         _ = statistics | "ValidateStats" >> ValidateStats(
@@ -86,5 +114,5 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
         transform_fn = splits["train"] | "Analyze" >> Analyze(
             config.dataset.load_preprocessing_fn(), adapter_config)
         transformed = splits | "Transform" >> Transform(adapter_config, transform_fn)
-        _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn)
+        _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline

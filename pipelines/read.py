@@ -76,22 +76,30 @@ class _DecodeFiles(beam.DoFn):
 
 
 class ReadRaw(beam.PTransform):
-    """Reads named CSV globs; outputs a dict of RecordBatch PCollections by name.
+    """Reads named CSV globs (and BigQuery); outputs a dict of RecordBatch
+    PCollections by name.
 
-    The dead-letter rows of all inputs are written as JSON lines under
-    ``rejected_prefix`` and also returned under the key ``"rejected"``.
+    ``bigquery``, when given, is a transform that yields its own named outputs
+    (``pipelines.bigquery.ReadBigQuery``). The dead-letter rows of all inputs are
+    written as JSON lines under ``rejected_prefix`` and also returned under the
+    key ``"rejected"``.
     """
 
     def __init__(self, inputs: dict[str, str], decoder: CsvDecoder,
-                 rejected_prefix: str, limit: int | None = None):
+                 rejected_prefix: str, limit: int | None = None,
+                 bigquery: beam.PTransform | None = None):
         super().__init__()
         self._inputs = inputs
         self._decoder = decoder
         self._rejected_prefix = rejected_prefix
         self._limit = limit
+        self._bigquery = bigquery
 
     def expand(self, pbegin):
         outputs, rejected = {}, []
+        if self._bigquery is not None:
+            outputs = dict(pbegin | "BigQuery" >> self._bigquery)
+            rejected.append(outputs.pop(_REJECTED))
         for name, pattern in self._inputs.items():
             label = name.capitalize()
             decoded = (

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import apache_beam as beam
 import pyarrow as pa
 import tensorflow_transform.beam as tft_beam
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
@@ -80,16 +81,16 @@ class _EncodeExamples(beam.DoFn):
 
 
 class WriteOutputs(beam.PTransform):
-    """Writes ``data/<split>/part-*.tfrecord.gz`` and the ``transform_fn``.
-
-    The transform_fn goes to ``<output_dir>/transform_fn`` with its
-    ``<output_dir>/transformed_metadata``, as ``tft.TFTransformOutput`` expects.
+    """Writes ``data/<split>/part-*.tfrecord.gz``, the ``transform_fn`` and the
+    raw schema, where ``tft.TFTransformOutput`` looks for them:
+    ``transform_fn/``, ``transformed_metadata/`` and ``metadata/schema.pbtxt``.
     """
 
-    def __init__(self, output_dir: str, transform_fn):
+    def __init__(self, output_dir: str, transform_fn, raw_schema: schema_pb2.Schema):
         super().__init__()
         self._output_dir = output_dir
         self._transform_fn = transform_fn
+        self._raw_schema = raw_schema
 
     def expand(self, transformed):
         written = {}
@@ -104,4 +105,10 @@ class WriteOutputs(beam.PTransform):
                     compression_type=beam.io.filesystem.CompressionTypes.GZIP))
         _ = self._transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(
             self._output_dir)
+        pipeline = next(iter(transformed.values())).pipeline
+        _ = (pipeline
+             | "RawSchema" >> beam.Create([text_format.MessageToString(self._raw_schema)])
+             | "WriteRawSchema" >> beam.io.WriteToText(
+                 os.path.join(self._output_dir, "metadata", "schema.pbtxt"),
+                 shard_name_template="", num_shards=1))
         return written

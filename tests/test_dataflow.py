@@ -1,0 +1,140 @@
+"""Dataflow submission, verified offline with Beam's dry run.
+
+``run_dataflow.sh --dry_run`` builds the complete job (the pipeline proto the
+service would receive, and the sdist of setup.py that workers install) without
+network access. These tests read what it built.
+"""
+
+import os
+import re
+import subprocess
+import tarfile
+
+import pytest
+from apache_beam.portability.api import beam_runner_api_pb2
+from google.protobuf import json_format
+
+from pipelines import cli
+from tests.conftest import PROJECT_ROOT
+
+STAGES = {"ReadRaw", "SplitExamples", "GenerateStats", "ValidateStats", "Analyze",
+          "Transform", "WriteOutputs"}
+ENV = {"PROJECT": "my-project", "REGION": "us-central1", "BUCKET": "my-bucket"}
+
+
+def _run_dataflow(env: dict, *args: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ENV} | env
+    return subprocess.run(["bash", "run_dataflow.sh", *args], cwd=PROJECT_ROOT, env=environment,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _dry_run(tmp_path_factory, name: str, *args: str):
+    job_file = str(tmp_path_factory.mktemp(name) / "job.json")
+    result = _run_dataflow(ENV | {"MACHINE_TYPE": "n2-standard-4", "MAX_WORKERS": "5"},
+                           "--dry_run", "--job_description", job_file, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(job_file) as f:
+        proto = json_format.Parse(f.read(), beam_runner_api_pb2.Pipeline())
+    return result, job_file, proto
+
+
+@pytest.fixture(scope="module")
+def csv_job(tmp_path_factory):
+    return _dry_run(tmp_path_factory, "csv_job", "--train_input", "gs://my-bucket/raw/train-*.csv",
+                    "--serving_input", "gs://my-bucket/raw/serving-*.csv")
+
+
+@pytest.fixture(scope="module")
+def bigquery_job(tmp_path_factory):
+    return _dry_run(tmp_path_factory, "bigquery_job",
+                    "--bigquery_table", "my-project.flights.flights_2013",
+                    "--serving_where", "month >= 11", "--sample_percent", "10")
+
+
+def _top_level_stages(proto) -> set[str]:
+    return {t.unique_name.split("/")[0] for t in proto.components.transforms.values()
+            if "/" in t.unique_name}
+
+
+def test_missing_variables_are_named_in_one_line():
+    result = _run_dataflow({"PROJECT": "my-project"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: REGION, BUCKET not set (e.g. PROJECT=my-project REGION=us-central1 "
+        "BUCKET=my-bucket ./run_dataflow.sh ...)"]
+
+
+@pytest.mark.parametrize("job", ["csv_job", "bigquery_job"])
+def test_dry_run_builds_every_stage(request, job):
+    result, job_file, proto = request.getfixturevalue(job)
+    assert STAGES <= _top_level_stages(proto)
+    assert f"job description: {job_file}" in result.stdout
+    assert "not submitted (dry run)" in result.stdout
+    assert "dry run: TFT's temp dir is local" in result.stdout
+    assert "gs://my-bucket/tft-tmp" in result.stdout
+    assert "Retry with exponential backoff" not in result.stderr, "no credential lookups"
+
+
+def test_bigquery_job_reads_the_generated_query(bigquery_job):
+    result, _, proto = bigquery_job
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    assert "ReadRaw/BigQuery/Query" in names
+    assert "WHEN (month >= 11) THEN 'serving'" in result.stdout
+    assert "< 1000" in result.stdout  # 10 percent, in hundredths of a percent
+
+
+def _staged_sdist(proto) -> str:
+    for environment in proto.components.environments.values():
+        assert environment.urn == "beam:env:docker:v1"
+        for artifact in environment.dependencies:
+            role = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(
+                artifact.role_payload)
+            if role.staged_name == "workflow.tar.gz":  # what --setup_file stages
+                return beam_runner_api_pb2.ArtifactFilePayload.FromString(
+                    artifact.type_payload).path
+    raise AssertionError("the job stages no sdist")
+
+
+def test_workers_install_the_package_with_its_schemas_and_pins(csv_job):
+    _, _, proto = csv_job
+    with tarfile.open(_staged_sdist(proto)) as sdist:
+        names = {re.sub(r"^[^/]+/", "", n) for n in sdist.getnames()}
+        requires = next(m for m in sdist.getmembers() if m.name.endswith("requires.txt"))
+        pins = sdist.extractfile(requires).read().decode()
+    for module in ("pipelines/__init__.py", "pipelines/pipeline.py", "pipelines/read.py",
+                   "transforms/flights.py", "schemas/__init__.py", "schemas/flights.pbtxt",
+                   "setup.py"):
+        assert module in names, module
+    for pin in ("tensorflow-transform==1.16.0", "apache-beam[gcp]==2.59.0", "pyarrow==10.0.1",
+                "tensorflow-data-validation==1.16.1", "tfx-bsl==1.16.1"):
+        assert pin in pins, pin
+
+
+@pytest.mark.parametrize("output_dir, train_input, overrides, message", [
+    ("gs://my-bucket/out", "/data/train.csv", {},
+     "Dataflow workers cannot reach this machine's files"),
+    ("/tmp/out", "gs://my-bucket/train.csv", {}, "/tmp/out is not on GCS"),
+    ("gs://my-bucket/out", "gs://my-bucket/train.csv", {"--setup_file": None},
+     "Dataflow needs --setup_file ./setup.py (or an --sdk_container_image"),
+    ("gs://my-bucket/out", "gs://my-bucket/train.csv", {"--temp_location": "gs://b/tmp"},
+     "Invalid GCS bucket (gs://b/tmp)"),
+    ("gs://my-bucket/out", "gs://my-bucket/train.csv", {"--project": "P"},
+     "Invalid Project ID (P)"),
+])
+def test_dataflow_flags_are_checked_before_building(output_dir, train_input, overrides,
+                                                    message, capsys):
+    settings = {"--project": "my-project", "--region": "us-central1",
+                "--temp_location": "gs://my-bucket/tmp", "--setup_file": "./setup.py"}
+    settings.update(overrides)
+    flags = ["run", "--output_dir", output_dir, "--train_input", train_input,
+             "--runner", "DataflowRunner", "--dry_run"]
+    for flag, value in settings.items():
+        if value is not None:
+            flags += [flag, value]
+    assert cli.main(flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_dry_run_needs_the_dataflow_runner(tmp_path, capsys):
+    assert cli.main(["run", "--output_dir", str(tmp_path), "--dry_run"]) == 2
+    assert "--dry_run builds a Dataflow job" in capsys.readouterr().err
