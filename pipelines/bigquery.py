@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import metrics, split
+from pipelines import metrics, progress, split
 from pipelines.csv_arrow import Column, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
@@ -166,6 +166,7 @@ class _DecodeRows(beam.DoFn):
 
     def process(self, rows: list[dict]):
         metrics.count("read", len(rows))
+        progress.advance("read", len(rows))
         labelled = [r for r in rows if r.get(SPLIT_COLUMN) in ("train", "eval")
                     and all(r.get(k) is not None for k in self._decoder.key_columns)]
         if labelled:

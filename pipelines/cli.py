@@ -7,6 +7,9 @@ Commands:
   export-serving  export a transform-only serving model from a run
   check-parity    compare serving's transformation with the pipeline's records
   serve           answer TensorFlow Serving's REST API for a serving model
+  validate        check new serving data for schema anomalies, skew and drift
+  suggest-thresholds  measure the skew metrics between random halves of the data
+  bigquery-sql    print the BigQuery SQL that run would send
 
 Flags this launcher does not know are handed to Beam's ``PipelineOptions``; a
 flag Beam does not know either is an error. Problems a user can fix (a missing
@@ -79,6 +82,26 @@ def _parser() -> argparse.ArgumentParser:
                        help="a registered dataset, for its CSV format")
     infer.add_argument("--limit", type=_positive_int,
                        help="infer from the first N rows only")
+
+    check = _command(commands, "validate", _validate,
+                     "validate new serving data against a run: schema, skew, drift")
+    check.add_argument("--run_dir", required=True, help="output_dir of a completed run")
+    check.add_argument("--serving_input", required=True, help="CSV glob of the new data")
+    check.add_argument("--previous_stats", help="statistics of a former span, for drift")
+    check.add_argument("--span", help="name of this span (default: the UTC time)")
+    check.add_argument("--limit", type=_positive_int, help="read only the first N rows")
+    check.add_argument("--fail_on_anomalies", action="store_true",
+                       help="exit 1 when anything is out of bounds")
+
+    noise = _command(commands, "suggest-thresholds", _suggest_thresholds,
+                     "measure skew metrics between random halves; suggest thresholds")
+    noise.add_argument("--dataset", default="flights", help="a registered dataset")
+    noise.add_argument("--input", help="CSV glob; default: the dataset's training input")
+    noise.add_argument("--sizes", default="5000,50000,0",
+                       help="sample sizes, comma-separated; 0 is all rows")
+    noise.add_argument("--repeats", type=_positive_int, default=20,
+                       help="random 80/20 splits per size")
+    noise.add_argument("--margin", type=float, default=1.5)
 
     sql = _command(commands, "bigquery-sql", _bigquery_sql,
                    "print the BigQuery SQL that `run` would send")
@@ -162,6 +185,27 @@ def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     from pipelines import infer_schema
 
     print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit), end="")
+    return 0
+
+
+def _validate(args: argparse.Namespace, beam_args: list[str]) -> int:
+    _import_tfdv_quietly()
+    from pipelines import validate
+
+    return validate.validate(args, beam_args)
+
+
+def _suggest_thresholds(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    _import_tfdv_quietly()
+    from pipelines import thresholds
+
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        raise UserError(f"--sizes takes comma-separated integers, got {args.sizes}") from None
+    noise = thresholds.measure_noise(args.dataset, args.input, sizes, args.repeats)
+    print(thresholds.suggest(noise, args.margin))
     return 0
 
 

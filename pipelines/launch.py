@@ -16,7 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import dataflow, datasets, metrics, split, summary
+from pipelines import dataflow, datasets, metrics, progress, split, summary, validate
 from pipelines.bigquery import BigQueryInput
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.errors import UserError
@@ -24,16 +24,17 @@ from pipelines.pipeline import STAGE_LABELS, RunConfig, build_pipeline
 from pipelines.read import match_files
 from pipelines.run_dir import SUMMARY_FILE
 
-__all__ = ["run", "OUTPUTS"]
+__all__ = ["OUTPUTS", "check_beam_flags", "check_input", "run"]
 
 # Everything a run writes under --output_dir, and the only paths it ever deletes.
 OUTPUTS = ("stats", "anomalies", "data", "transform_fn", "transformed_metadata",
-           "transform_tmp", "rejected", "tmp", "metadata", SUMMARY_FILE)
+           "transform_tmp", "rejected", "tmp", "metadata", "validations",
+           validate.VALIDATION_SUMMARY, validate.REPORT, SUMMARY_FILE)
 
 
 def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     """Runs the pipeline as ``python -m pipelines run`` describes; returns 0."""
-    _check_beam_flags(beam_args)
+    check_beam_flags(beam_args)
     remote = dataflow.settings(beam_args, args.dry_run)
     config = _config(args, remote)
     if config.bigquery:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     decoder = CsvDecoder(columns_from_schema(config.dataset.schema()),
                          config.dataset.csv_format)
     for pattern in filter(None, (config.train_input, config.serving_input)):
-        _check_input(pattern, decoder)
+        check_input(pattern, decoder)
     _prepare_output_dir(config.output_dir, args.overwrite)
 
     build_started = time.monotonic()
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
           f" -> {config.output_dir}", flush=True)
     result = pipeline.run()
     result.wait_until_finish()
+    progress.finish()
     run_finished = time.monotonic()
 
     rows = summary.row_counts(result)
@@ -80,9 +82,24 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     summary.add_timing(
         document, startup=build_started - started, build=run_started - build_started,
         run=run_finished - run_started, summary=time.monotonic() - run_finished)
+    _record_serving_validation(config, rows)
+    validate.write_report(config.output_dir, config.dataset.name)
+    # Written last: its presence marks a completed run.
     summary.write_json(os.path.join(config.output_dir, SUMMARY_FILE), document)
     print(summary.format_report(document), flush=True)
     return 0
+
+
+def _record_serving_validation(config: RunConfig, rows: dict) -> None:
+    """The run's own serving split is the first entry of validation_summary.json."""
+    if not config.has_serving:
+        return
+    out = config.output_dir
+    anomalies = validate.load_anomalies(os.path.join(out, "anomalies", "serving.pbtxt"))
+    validate.record(out, config.dataset.name, validate.entry(
+        "run", config.serving_input or "BigQuery (--serving_where)", rows["serving"],
+        rows["rejected"], anomalies, f"schemas/{config.dataset.name}.pbtxt",
+        {"stats": os.path.join(out, "stats", "serving.pb"), "previous_stats": None}))
 
 
 def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None) -> RunConfig:
@@ -153,7 +170,7 @@ def _counter(result, name: str) -> int:
     return sum(c.committed or c.attempted or 0 for c in counters)
 
 
-def _check_beam_flags(beam_args: list[str]) -> None:
+def check_beam_flags(beam_args: list[str]) -> None:
     """Fails on flags that neither this launcher nor any Beam option knows."""
     parsers = []
     beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
@@ -170,7 +187,7 @@ def _check_beam_flags(beam_args: list[str]) -> None:
                         f"{' '.join(flags)}; see python -m pipelines run --help")
 
 
-def _check_input(pattern: str, decoder: CsvDecoder) -> None:
+def check_input(pattern: str, decoder: CsvDecoder) -> None:
     """Local inputs must exist and carry the schema's header; remote ones are
     checked when the pipeline runs (building a job needs no cloud access)."""
     if "://" in pattern:

@@ -13,7 +13,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import metrics
+from pipelines import metrics, progress
 from pipelines.csv_arrow import CsvDecoder, RejectedRow
 from pipelines.errors import InputNotFoundError
 
@@ -72,6 +72,7 @@ class _DecodeFiles(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(_REJECTED, item.to_json())
             else:
                 metrics.count("read", item.num_rows)
+                progress.advance("read", item.num_rows)
                 yield item
 
 

@@ -15,7 +15,7 @@ import farmhash
 import numpy as np
 import pyarrow as pa
 
-from pipelines import metrics
+from pipelines import metrics, progress
 from pipelines.errors import UserError
 
 __all__ = [
@@ -74,26 +74,31 @@ class _AssignSplit(beam.DoFn):
             rows = int(mask.sum())
             if rows:
                 metrics.count(name, rows)
+                progress.advance("split", rows)
                 part = batch if rows == batch.num_rows else batch.filter(pa.array(mask))
                 yield part if name == "train" else beam.pvalue.TaggedOutput(name, part)
 
 
 def _count_serving(batch: pa.RecordBatch) -> pa.RecordBatch:
     metrics.count("serving", batch.num_rows)
+    progress.advance("split", batch.num_rows)
     return batch
 
 
 class SplitExamples(beam.PTransform):
-    """``{"train", "serving"?}`` raw batches to ``{"train", "eval", "serving"?}``."""
+    """``{"train"?, "serving"?}`` raw batches to ``{"train", "eval", "serving"?}``
+    (train and eval when train is given)."""
 
     def __init__(self, eval_fraction: float):
         super().__init__()
         self._percent = eval_percent(eval_fraction)
 
     def expand(self, raw):
-        assigned = raw["train"] | "AssignSplit" >> beam.ParDo(
-            _AssignSplit(self._percent)).with_outputs("eval", main="train")
-        splits = {"train": assigned.train, "eval": assigned.eval}
+        splits = {}
+        if "train" in raw:
+            assigned = raw["train"] | "AssignSplit" >> beam.ParDo(
+                _AssignSplit(self._percent)).with_outputs("eval", main="train")
+            splits = {"train": assigned.train, "eval": assigned.eval}
         if "serving" in raw:
             splits["serving"] = raw["serving"] | "CountServing" >> beam.Map(_count_serving)
         return splits

@@ -64,6 +64,7 @@ def build_summary(*, dataset: str, inputs: dict, eval_fraction: float, limit: in
                   output_dir: str, rows: dict, stage_times: dict | None,
                   splits: list[str]) -> dict:
     """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
+    schema_file = f"schemas/{dataset}.pbtxt"
     stage_rows = {
         "read": rows["read"],
         "analyze": rows["train"],
@@ -87,8 +88,9 @@ def build_summary(*, dataset: str, inputs: dict, eval_fraction: float, limit: in
         "rows": rows,
         "stages": stages,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "anomalies": {s: validation.anomaly_descriptions(a) for s, a in anomalies.items()},
-        "skew": validation.skew_measurements(anomalies["serving"])
+        "anomalies": {s: validation.anomaly_descriptions(a, schema_file)
+                      for s, a in anomalies.items()},
+        "skew": validation.comparisons(anomalies["serving"], "skew")
         if "serving" in anomalies else {},
     }
 
@@ -115,22 +117,27 @@ def add_timing(document: dict, *, startup: float, build: float, run: float,
 
 
 def format_report(document: dict) -> str:
-    """The summary as a person reads it at the end of a run."""
-    rows = document["rows"]
-    lines = ["", "rows      " + "  ".join(f"{k} {rows[k]:,}" for k in ROW_COUNTS)]
-    for split, found in document["anomalies"].items():
-        status = "ok" if not found else f"{len(found)} anomalies"
-        lines.append(f"{split:<9} {status}")
-        lines.extend(f"  {feature}: {text}" for feature, text in found.items())
-    skewed = [f for f, m in document["skew"].items() if not m["ok"]]
-    if document["skew"]:
-        lines.append(f"skew      {len(document['skew']) - len(skewed)} of "
-                     f"{len(document['skew'])} features within threshold"
-                     + (f"; over: {', '.join(skewed)}" if skewed else ""))
+    """The summary as a person reads it at the end of a run: a table of rows and
+    anomalies per split, then skew, timing and where the outputs are."""
+    rows, anomalies = document["rows"], document["anomalies"]
+    lines = ["", f"{'split':<10}{'rows':>12}  anomalies"]
+    for split in ("train", "eval", "serving"):
+        if split not in anomalies:
+            continue
+        found = anomalies[split]
+        listed = f"{len(found)}: {', '.join(found)}" if found else "none"
+        lines.append(f"{split:<10}{rows[split]:>12,}  {listed}")
+    lines.append(f"{'rejected':<10}{rows['rejected']:>12,}")
+    lines.append(f"{'read':<10}{rows['read']:>12,}")
+    skew = document["skew"]
+    if skew:
+        over = [f for f, m in skew.items() if not m["ok"]]
+        lines.append(f"skew: {len(skew) - len(over)} of {len(skew)} features within threshold"
+                     + (f"; over: {', '.join(over)}" if over else ""))
     timing = document["seconds"]
-    lines.append(f"seconds   total {timing['total']:.1f} (start-up {timing['startup']:.1f}, "
+    lines.append(f"seconds: total {timing['total']:.1f} (start-up {timing['startup']:.1f}, "
                  f"build {timing['build']:.1f}, run {timing['run']:.1f})")
-    lines.append(f"outputs   {document['output_dir']} (summary: run_summary.json)")
+    lines.append(f"outputs: {document['output_dir']} (run_summary.json, report.html)")
     return "\n".join(lines)
 
 

@@ -21,6 +21,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
+from pipelines import progress
+
 __all__ = ["Analyze", "Transform", "WriteOutputs", "tensor_adapter_config"]
 
 
@@ -62,11 +64,17 @@ class Transform(beam.PTransform):
     def expand(self, splits):
         transformed = {}
         for name, batches in splits.items():
-            transformed[name], _ = (
-                ((batches, self._adapter_config), self._transform_fn)
-                | f"Transform{name.capitalize()}" >> tft_beam.TransformDataset(
-                    output_record_batches=True))
+            label = name.capitalize()
+            data, _ = (((batches, self._adapter_config), self._transform_fn)
+                       | f"Transform{label}" >> tft_beam.TransformDataset(
+                           output_record_batches=True))
+            transformed[name] = data | f"Progress{label}" >> beam.Map(_advance)
         return transformed
+
+
+def _advance(transformed):
+    progress.advance("transform", transformed[0].num_rows)
+    return transformed
 
 
 class _EncodeExamples(beam.DoFn):
@@ -77,6 +85,7 @@ class _EncodeExamples(beam.DoFn):
 
     def process(self, transformed):
         record_batch, _ = transformed  # unary passthroughs never occur: row_key is per row
+        progress.advance("write", record_batch.num_rows)
         yield from self._encoder.encode(record_batch)
 
 

@@ -16,11 +16,13 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+from pipelines import explain, progress
+
 __all__ = [
     "GenerateStats",
     "ValidateStats",
     "anomaly_descriptions",
-    "skew_measurements",
+    "comparisons",
     "stats_options",
     "validate_split",
 ]
@@ -49,17 +51,29 @@ def validate_split(
     statistics: statistics_pb2.DatasetFeatureStatisticsList,
     schema: schema_pb2.Schema,
     training_statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None,
+    previous_statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None,
 ) -> anomalies_pb2.Anomalies:
-    """Schema anomalies of ``statistics``, plus skew against the training split."""
+    """Schema anomalies of ``statistics``, plus skew against the training split
+    and drift against a previous span's statistics, when given."""
     anomalies = tfdv.validate_statistics(statistics, schema)
-    if training_statistics is None:
-        return anomalies
-    skew = tfdv.validate_statistics(
-        training_statistics, schema, serving_statistics=statistics)
-    for feature, info in skew.anomaly_info.items():
+    comparisons = []
+    if training_statistics is not None:
+        comparisons.append(tfdv.validate_statistics(
+            training_statistics, schema, serving_statistics=statistics))
+    if previous_statistics is not None:
+        comparisons.append(tfdv.validate_statistics(
+            statistics, schema, previous_statistics=previous_statistics))
+    for compared in comparisons:
+        _merge_comparator_anomalies(anomalies, compared)
+    return anomalies
+
+
+def _merge_comparator_anomalies(anomalies: anomalies_pb2.Anomalies,
+                                compared: anomalies_pb2.Anomalies) -> None:
+    for feature, info in compared.anomaly_info.items():
         reasons = [r for r in info.reason if r.type in _COMPARATOR_REASONS]
         if not reasons:
-            continue  # the training split's own schema anomalies are reported there
+            continue  # the schema anomalies of a split are reported with that split
         merged = anomalies.anomaly_info[feature]
         if not merged.reason:
             merged.path.CopyFrom(info.path)
@@ -67,27 +81,28 @@ def validate_split(
         merged.reason.extend(reasons)
         merged.short_description = "; ".join(r.short_description for r in merged.reason)
         merged.description = " ".join(r.description for r in merged.reason)
-    anomalies.drift_skew_info.extend(skew.drift_skew_info)
-    return anomalies
+    anomalies.drift_skew_info.extend(compared.drift_skew_info)
 
 
-def anomaly_descriptions(anomalies: anomalies_pb2.Anomalies) -> dict[str, str]:
-    """Feature name -> one-line description of what is wrong with it."""
-    lines = {}
-    for feature, info in sorted(anomalies.anomaly_info.items()):
-        lines[feature] = " ".join(
-            " ".join(r.description.split()) for r in info.reason) or info.description
-    if anomalies.HasField("dataset_anomaly_info"):
-        lines["(dataset)"] = " ".join(anomalies.dataset_anomaly_info.description.split())
-    return lines
+def anomaly_descriptions(anomalies: anomalies_pb2.Anomalies, schema_file: str
+                         ) -> dict[str, str]:
+    """Feature name -> one line: what is wrong with it and the likely fix."""
+    texts: dict[str, list[str]] = {}
+    fixes: dict[str, list[str]] = {}
+    for finding in explain.explain(anomalies, schema_file):
+        texts.setdefault(finding.feature, []).append(finding.text)
+        if finding.fix not in fixes.setdefault(finding.feature, []):
+            fixes[finding.feature].append(finding.fix)
+    return {feature: " ".join(texts[feature] + fixes[feature]) for feature in texts}
 
 
-def skew_measurements(anomalies: anomalies_pb2.Anomalies) -> dict[str, dict]:
-    """Feature name -> the skew metric, its value, threshold and whether it is ok."""
+def comparisons(anomalies: anomalies_pb2.Anomalies, kind: str = "skew") -> dict[str, dict]:
+    """Feature name -> ``kind`` ("skew" or "drift") metric, value, threshold, ok."""
     table = {}
     for info in anomalies.drift_skew_info:
         feature = ".".join(info.path.step)
-        for measurement in info.skew_measurements:
+        measured = info.skew_measurements if kind == "skew" else info.drift_measurements
+        for measurement in measured:
             table[feature] = {
                 "metric": _METRIC_NAMES.get(measurement.type, "unknown"),
                 "value": round(measurement.value, 6),
@@ -95,6 +110,11 @@ def skew_measurements(anomalies: anomalies_pb2.Anomalies) -> dict[str, dict]:
                 "ok": measurement.value <= measurement.threshold,
             }
     return dict(sorted(table.items()))
+
+
+def _advance(batch, stage: str):
+    progress.advance(stage, batch.num_rows)
+    return batch
 
 
 class GenerateStats(beam.PTransform):
@@ -110,8 +130,10 @@ class GenerateStats(beam.PTransform):
         statistics = {}
         for name, batches in splits.items():
             label = name.capitalize()
-            statistics[name] = batches | f"Compute{label}" >> tfdv.GenerateStatistics(
-                self._options)
+            statistics[name] = (
+                batches
+                | f"Progress{label}" >> beam.Map(_advance, "statistics")
+                | f"Compute{label}" >> tfdv.GenerateStatistics(self._options))
             _ = statistics[name] | f"Write{label}" >> tfdv.WriteStatisticsToBinaryFile(
                 os.path.join(self._stats_dir, f"{name}.pb"))
         return statistics
@@ -124,26 +146,39 @@ class _Validate(beam.DoFn):
     def __init__(self, schema: schema_pb2.Schema):
         self._schema = schema
 
-    def process(self, statistics, training_statistics=None):
-        yield validate_split(statistics, self._schema, training_statistics)
+    def process(self, statistics, training_statistics=None, previous_statistics=None):
+        yield validate_split(statistics, self._schema, training_statistics, previous_statistics)
 
 
 class ValidateStats(beam.PTransform):
     """Dict of statistics -> dict of anomalies, written as
-    ``<anomalies_dir>/<split>.pbtxt``; splits other than train are also checked
-    for skew against train."""
+    ``<anomalies_dir>/<split>.pbtxt``.
 
-    def __init__(self, schema: schema_pb2.Schema, anomalies_dir: str):
+    Every split is checked against the schema; the others than ``train`` also
+    for skew against the training statistics (``training``, a one-element
+    PCollection, or the ``train`` entry) and, given ``previous``, for drift
+    against a former span's statistics.
+    """
+
+    def __init__(self, schema: schema_pb2.Schema, anomalies_dir: str,
+                 training=None, previous=None):
         super().__init__()
         self._schema = schema
         self._anomalies_dir = anomalies_dir
+        self._training = training
+        self._previous = previous
 
     def expand(self, statistics):
-        training = beam.pvalue.AsSingleton(statistics["train"])
+        training = beam.pvalue.AsSingleton(
+            self._training if self._training is not None else statistics["train"])
         anomalies = {}
         for name, stats in statistics.items():
             label = name.capitalize()
-            side = {} if name == "train" else {"training_statistics": training}
+            side = {}
+            if name != "train":
+                side["training_statistics"] = training
+                if self._previous is not None:
+                    side["previous_statistics"] = beam.pvalue.AsSingleton(self._previous)
             anomalies[name] = stats | f"Validate{label}" >> beam.ParDo(
                 _Validate(self._schema), **side)
             _ = (anomalies[name]

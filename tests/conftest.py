@@ -39,6 +39,7 @@ class FlightsRun:
     serving_input: str
     summary: dict
     stdout: str
+    stderr: str
 
 
 def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -83,7 +84,7 @@ def flights_run(tmp_path_factory, flights_slices) -> FlightsRun:
     assert result.returncode == 0, result.stderr[-5000:]
     with open(os.path.join(output_dir, "run_summary.json")) as f:
         summary = json.load(f)
-    return FlightsRun(output_dir, train, serving, summary, result.stdout)
+    return FlightsRun(output_dir, train, serving, summary, result.stdout, result.stderr)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ deliberately skewed serving slice while the unskewed eval split stays quiet.
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -120,7 +121,19 @@ def test_summary_reports_every_stage(flights_run):
     for stage in stages.values():
         assert stage["seconds"] >= 0
     assert flights_run.summary["seconds"]["total"] > 0
-    assert "rows      read 6,003" in flights_run.stdout
+
+
+def test_progress_and_the_final_table_are_printed(flights_run):
+    for stage in ("read", "split", "statistics", "transform", "write"):
+        assert re.search(rf"^{stage} +[\d,]+ rows +[\d.]+ s$", flights_run.stderr, re.M), stage
+    table = flights_run.stdout
+    rows = flights_run.summary["rows"]
+    assert re.search(rf"^train +{rows['train']:,} +none$", table, re.M)
+    flagged = ", ".join(flights_run.summary["anomalies"]["serving"])
+    assert "origin" in flagged  # one origin only: other features move with it
+    assert re.search(rf"^serving +{rows['serving']:,} +\d+: {flagged}$", table, re.M)
+    assert re.search(r"^rejected +3$", table, re.M)
+    assert re.search(r"^read +6,003$", table, re.M)
 
 
 def test_transformed_schema_matches_the_golden_file(flights_run):
