@@ -115,9 +115,9 @@ class RowDecoder:
     def decode(self, rows: list[dict], source: str) -> Iterator[pa.RecordBatch | RejectedRow]:
         kept, values = [], {c.name: [] for c in self._columns}
         for row in rows:
-            reason = self._problem(row)
-            if reason:
-                yield RejectedRow(source, None, reason, repr(row))
+            problem = self._problem(row)
+            if problem:
+                yield RejectedRow(source, None, *problem, repr(row))
                 continue
             kept.append(row)
             for column in self._columns:
@@ -136,16 +136,28 @@ class RowDecoder:
         return [split.KEY_SEPARATOR.join(str(row[k]) for k in self.key_columns)
                 for row in rows]
 
-    def _problem(self, row: dict) -> str | None:
+    def _problem(self, row: dict) -> tuple[str, str] | None:
+        """(kind, reason) of the first problem with the row, or None."""
         for column in self._columns:
             value = row.get(column.name)
             if value is None:
                 if column.required:
-                    return f"{column.name}: missing required value"
+                    return "missing_required", f"{column.name}: missing required value"
             elif not _fits(value, column.type):
-                return (f"{column.name}: {value!r} is not "
-                        f"{schema_pb2.FeatureType.Name(column.type)}")
+                return "wrong_type", (f"{column.name}: {value!r} is not "
+                                      f"{schema_pb2.FeatureType.Name(column.type)}")
+            elif column.hard_domain and not _within(value, column.domain):
+                return "out_of_domain", f"{column.name}: {value!r} is outside the schema's domain"
         return None
+
+
+def _within(value, domain) -> bool:
+    if domain is None:
+        return True
+    if isinstance(domain, tuple):
+        low, high = domain
+        return (low is None or value >= low) and (high is None or value <= high)
+    return (value.encode("utf-8") if isinstance(value, str) else value) in domain
 
 
 def _fits(value, feature_type: int) -> bool:
@@ -176,7 +188,7 @@ class _DecodeRows(beam.DoFn):
             metrics.count("split_disagreements", int((local_eval != bigquery_eval).sum()))
         for item in self._decoder.decode(rows, "bigquery"):
             if isinstance(item, RejectedRow):
-                metrics.count("rejected", 1)
+                metrics.count_rejected(item.kind)
                 yield beam.pvalue.TaggedOutput("rejected", item.to_json())
             else:
                 yield item

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--temp_dir", help="TFT's temp dir; default OUTPUT_DIR/tmp")
     run.add_argument("--overwrite", action="store_true",
                      help="replace a completed run in --output_dir")
+    run.add_argument("--max_rejected_fraction", type=float, default=0.001,
+                     help="fail when more rows than this share are rejected (default 0.001)")
+    run.add_argument("--schema", help="a TFMD schema (.pbtxt) instead of the dataset's own")
     _add_bigquery_flags(run)
     run.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
                      help="with --runner DataflowRunner: build the job, do not submit it")

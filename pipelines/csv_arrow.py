@@ -5,17 +5,28 @@ then becomes a ``large_list`` of length one (a null list when the value is
 missing), the canonical TFXIO layout that TFDV's statistics and TFT's
 TensorAdapter consume without any per-row Python.
 
-Nothing is dropped silently: a row with the wrong number of fields, a value that
-does not parse as its schema type (or is not UTF-8), or a missing value in a
-required column comes back as a ``RejectedRow`` with its physical line number
-and the reason.
+Nothing is dropped silently. A ``RejectedRow`` carries the raw line, its
+physical line number, a ``kind`` and the reason, for:
+
+- ``wrong_field_count``: too few or too many fields;
+- ``unbalanced_quotes``: an odd number of quote characters (a quoted value
+  cannot span lines; pyarrow would otherwise swallow the following lines);
+- ``empty_line`` and ``repeated_header`` (the header line again, as happens when
+  files are concatenated);
+- ``overlong_line``: longer than ``MAX_LINE_BYTES``, skipped without holding it;
+- ``missing_required``: a missing value in a column the schema requires;
+- ``unparsable``: a value that does not parse as its schema type;
+- ``invalid_utf8``: a text value that is not UTF-8;
+- ``out_of_domain``: a value outside its domain, for the features whose schema
+  annotation carries the tag ``reject_out_of_domain`` (other domain violations
+  are TFDV anomalies, reported but not rejected).
 """
 
 import csv
 import dataclasses
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -28,10 +39,12 @@ from pipelines import split
 from pipelines.errors import UserError
 
 __all__ = [
+    "HARD_DOMAIN_TAG",
+    "MAX_LINE_BYTES",
     "ROW_KEY",
     "Column",
-    "CsvFormat",
     "CsvDecoder",
+    "CsvFormat",
     "HeaderMismatchError",
     "RejectedRow",
     "arrow_schema",
@@ -41,6 +54,9 @@ __all__ = [
 ]
 
 ROW_KEY = split.ROW_KEY
+HARD_DOMAIN_TAG = "reject_out_of_domain"
+MAX_LINE_BYTES = 8 << 20
+_QUOTE, _NEWLINE = ord('"'), ord("\n")
 
 _ARROW_TYPES = {
     schema_pb2.INT: pa.int64(),
@@ -66,11 +82,18 @@ class CsvFormat:
 
 @dataclasses.dataclass(frozen=True)
 class Column:
-    """A raw column as the schema declares it."""
+    """A raw column as the schema declares it.
+
+    ``domain`` is (min, max) for numbers or the allowed values for text, when
+    the schema declares one; ``hard_domain`` makes a value outside it a
+    rejection instead of an anomaly.
+    """
 
     name: str
     type: int  # schema_pb2.FeatureType
     required: bool
+    domain: tuple | frozenset | None = None
+    hard_domain: bool = False
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -83,6 +106,7 @@ class RejectedRow:
 
     source: str
     line: int | None
+    kind: str
     reason: str
     text: str
 
@@ -92,10 +116,22 @@ class RejectedRow:
 
 def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
     """The schema's features as columns; required means present in every row."""
-    return [
-        Column(f.name, f.type, f.presence.min_fraction >= 1.0)
-        for f in schema.feature
-    ]
+    string_domains = {d.name: frozenset(v.encode() for v in d.value)
+                      for d in schema.string_domain}
+    columns = []
+    for feature in schema.feature:
+        domain = None
+        if feature.HasField("int_domain"):
+            bounds = feature.int_domain
+            domain = (bounds.min if bounds.HasField("min") else None,
+                      bounds.max if bounds.HasField("max") else None)
+        elif feature.HasField("domain"):
+            domain = string_domains.get(feature.domain)
+        elif feature.HasField("string_domain"):
+            domain = frozenset(v.encode() for v in feature.string_domain.value)
+        columns.append(Column(feature.name, feature.type, feature.presence.min_fraction >= 1.0,
+                              domain, HARD_DOMAIN_TAG in feature.annotation.tag))
+    return columns
 
 
 def arrow_schema(columns: list[Column]) -> pa.Schema:
@@ -104,14 +140,64 @@ def arrow_schema(columns: list[Column]) -> pa.Schema:
     return pa.schema(fields + [pa.field(ROW_KEY, pa.large_list(pa.int64()))])
 
 
+def header_names(stream: BinaryIO, csv_format: CsvFormat) -> list[str]:
+    """The column names on the first line of a CSV stream."""
+    return _read_header_line(stream, csv_format)[0]
+
+
+def _read_header_line(stream: BinaryIO, csv_format: CsvFormat,
+                      chunk_bytes: int = 1 << 16) -> tuple[list[str], bytes]:
+    """The header's column names, and the bytes read past the header line."""
+    data = b""
+    while b"\n" not in data and len(data) <= MAX_LINE_BYTES:
+        chunk = stream.read(chunk_bytes)
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    text = line.rstrip(b"\r").decode("utf-8", "replace")
+    return next(csv.reader([text], delimiter=csv_format.delimiter), []), rest
+
+
+@dataclasses.dataclass(frozen=True)
+class _OverlongLine:
+    prefix: bytes
+
+
+@dataclasses.dataclass
+class _Block:
+    """Whole lines of a file, with the physical number of each line."""
+
+    data: bytes
+    numbers: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray  # exclusive, without the line break
+
+    @classmethod
+    def of(cls, data: bytes, first_line: int) -> "_Block":
+        breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE)
+        ends = breaks if data.endswith(b"\n") else np.append(breaks, len(data))
+        starts = np.concatenate([[0], breaks[:len(ends) - 1] + 1]).astype(np.int64)
+        return cls(data, first_line + np.arange(len(ends)), starts, ends)
+
+    def line(self, number: int) -> bytes:
+        i = int(np.searchsorted(self.numbers, number))  # numbers ascend
+        return self.data[self.starts[i]:self.ends[i]].rstrip(b"\r")
+
+    def head(self, count: int) -> "_Block":
+        return _Block(self.data[:self.ends[count - 1] + 1], self.numbers[:count],
+                      self.starts[:count], self.ends[:count])
+
+
 class CsvDecoder:
     """Turns CSV byte streams into typed RecordBatches plus rejected rows."""
 
     def __init__(self, columns: list[Column], csv_format: CsvFormat,
-                 block_bytes: int = 4 << 20):
+                 block_bytes: int = 4 << 20, max_line_bytes: int = MAX_LINE_BYTES):
         self._columns = columns
         self._format = csv_format
         self._block_bytes = block_bytes
+        self._max_line_bytes = max_line_bytes
         self._arrow_schema = arrow_schema(columns)
         self._null_values = pa.array(csv_format.null_values, pa.binary())
 
@@ -125,8 +211,7 @@ class CsvDecoder:
 
         The stream is read here in blocks cut at line ends and each block is
         parsed from memory, so pyarrow never calls back into a Python file
-        object, and the physical line number of every row is known exactly (a
-        value may not contain a line break: such a row is rejected).
+        object, and the physical line number of every row is known exactly.
 
         Args:
           stream: the file's (decompressed) bytes.
@@ -136,15 +221,24 @@ class CsvDecoder:
         Raises:
           HeaderMismatchError: the header's columns differ from the schema's.
         """
-        names = self._read_header(stream, source)
-        first_line = 2  # of the next block; line 1 is the header
+        names, rest = self._read_header(stream, source)
+        next_line = 2  # line 1 is the header
         remaining = limit
-        for block in _line_blocks(stream, self._block_bytes):
-            lines = block.count(b"\n") + (not block.endswith(b"\n"))
-            if remaining is not None and lines > remaining:
-                block, lines = _first_lines(block, remaining), remaining
-            yield from self._decode_block(block, names, first_line, source)
-            first_line += lines
+        for chunk in _line_blocks(stream, self._block_bytes, self._max_line_bytes, rest):
+            if isinstance(chunk, _OverlongLine):
+                yield RejectedRow(
+                    source, next_line, "overlong_line",
+                    f"line longer than {self._max_line_bytes:,} bytes",
+                    chunk.prefix[:200].decode("utf-8", "backslashreplace") + "...")
+                next_line += 1
+                lines = 1
+            else:
+                block = _Block.of(chunk, next_line)
+                lines = len(block.numbers)
+                if remaining is not None and lines > remaining:
+                    block, lines = block.head(remaining), remaining
+                yield from self._decode_block(block, names, source)
+                next_line += lines
             if remaining is not None:
                 remaining -= lines
                 if remaining == 0:
@@ -154,24 +248,33 @@ class CsvDecoder:
         """Reads only the header of ``stream``; raises HeaderMismatchError if off."""
         self._read_header(stream, source)
 
-    def _read_header(self, stream: BinaryIO, source: str) -> list[str]:
-        names = header_names(stream, self._format)
+    def _read_header(self, stream: BinaryIO, source: str) -> tuple[list[str], bytes]:
+        names, rest = _read_header_line(stream, self._format)
+        if not names:
+            raise HeaderMismatchError(f"{source} is empty: it has no header line")
         expected = [c.name for c in self._columns]
-        missing = sorted(set(expected) - set(names))
-        unexpected = sorted(set(names) - set(expected))
+        missing = [n for n in expected if n not in names]
+        unexpected = [n for n in names if n not in expected]
         if missing or unexpected:
             problems = []
             if missing:
-                problems.append(f"missing schema columns {missing}")
+                problems.append(f"missing schema columns {_few(missing)}")
             if unexpected:
-                problems.append(f"unexpected columns {unexpected}")
+                problems.append(f"unexpected columns {_few(unexpected)}")
             raise HeaderMismatchError(
                 f"{source}: CSV header has {' and '.join(problems)}; the header "
                 f"must name exactly the schema's columns")
-        return names
+        return names, rest
 
-    def _decode_block(self, block: bytes, names: list[str], first_line: int,
-                      source: str) -> Iterator[pa.RecordBatch | RejectedRow]:
+    def _decode_block(self, block: _Block, names: list[str], source: str
+                      ) -> Iterator[pa.RecordBatch | RejectedRow]:
+        block, unbalanced = _without_unbalanced_quotes(block)
+        for number, line in unbalanced.items():
+            yield RejectedRow(source, number, "unbalanced_quotes",
+                              "unbalanced quotes (a quoted value cannot span lines)",
+                              _text(line))
+        if not len(block.numbers):
+            return
         invalid: list[pa_csv.InvalidRow] = []
 
         def skip(row: pa_csv.InvalidRow) -> str:
@@ -179,9 +282,9 @@ class CsvDecoder:
             return "skip"
 
         table = pa_csv.read_csv(
-            pa.BufferReader(block),
+            pa.BufferReader(block.data),
             read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=len(block) + 1, use_threads=False),
+                column_names=names, block_size=len(block.data) + 1, use_threads=False),
             parse_options=pa_csv.ParseOptions(
                 delimiter=self._format.delimiter, invalid_row_handler=skip,
                 # A blank line is a row with the wrong number of fields, not nothing.
@@ -192,68 +295,75 @@ class CsvDecoder:
                 column_types={name: pa.binary() for name in names},
                 null_values=[], strings_can_be_null=False,
                 quoted_strings_can_be_null=False, check_utf8=False))
-        skipped = []
+        skipped = set()
         for row in invalid:
-            line = None if row.number is None else first_line + row.number - 1
-            skipped.append(line)
-            yield RejectedRow(source, line,
+            number = int(block.numbers[row.number - 1])
+            skipped.add(number)
+            yield RejectedRow(source, number, "wrong_field_count",
                               f"expected {row.expected_columns} fields, "
-                              f"found {row.actual_columns}", row.text)
+                              f"found {row.actual_columns}", _text(block.line(number)))
         if table.num_rows:
-            lines = np.setdiff1d(
-                np.arange(first_line, first_line + table.num_rows + len(skipped)),
-                np.array([n for n in skipped if n is not None], dtype=np.int64))
-            yield from self._type_batch(
-                table.combine_chunks().to_batches()[0], lines, source)
+            lines = np.array([n for n in block.numbers if n not in skipped], dtype=np.int64)
+            yield from self._type_batch(table.combine_chunks().to_batches()[0], lines,
+                                        names, source, block.line)
 
-    def _type_batch(self, batch: pa.RecordBatch, lines: np.ndarray, source: str
+    def _type_batch(self, batch: pa.RecordBatch, lines: np.ndarray, names: list[str],
+                    source: str, raw_line: Callable[[int], bytes]
                     ) -> Iterator[pa.RecordBatch | RejectedRow]:
         """Types one parsed block; rows that do not fit the schema are rejected."""
-        raw = {name: batch.column(name) for name in batch.schema.names}
-        reasons: dict[int, str] = {}
-        all_empty = functools.reduce(pc.and_, (pc.equal(a, b"") for a in raw.values()))
-        for i in np.flatnonzero(_to_numpy(all_empty)):
-            reasons[int(i)] = "empty line"
-        for key in self._format.key_columns:
-            # Keys are fingerprinted as UTF-8 text, as BigQuery STRINGs are.
-            for i in _uncastable(raw[key], pa.string()):
-                reasons.setdefault(i, f"{key}: key column is not valid UTF-8")
+        raw = {name: batch.column(name) for name in names}
+        reasons: dict[int, tuple[str, str]] = {}
+
+        def reject(positions, kind: str, reason) -> None:
+            for i in positions:
+                reasons.setdefault(int(i), (kind, reason(int(i)) if callable(reason) else reason))
+
+        empty = functools.reduce(pc.and_, (pc.equal(a, b"") for a in raw.values()))
+        reject(np.flatnonzero(_to_numpy(empty)), "empty_line", "empty line")
+        header = functools.reduce(pc.and_, (pc.equal(raw[n], n.encode()) for n in names))
+        reject(np.flatnonzero(_to_numpy(header)), "repeated_header", "repeated header line")
         values = {}
         for column in self._columns:
             missing = pc.is_in(raw[column.name], value_set=self._null_values)
             if column.required:
-                for i in np.flatnonzero(_to_numpy(missing)):
-                    reasons.setdefault(int(i), f"{column.name}: missing required value")
+                reject(np.flatnonzero(_to_numpy(missing)), "missing_required",
+                       f"{column.name}: missing required value")
             values[column.name] = pc.if_else(missing, None, raw[column.name])
         typed = {}
         for column in self._columns:
+            column_values = values[column.name]
             try:
-                typed[column.name] = _cast(values[column.name], column.arrow_type)
+                typed[column.name] = _cast(column_values, column.arrow_type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                for i in _uncastable(values[column.name], column.arrow_type):
-                    reasons.setdefault(
-                        i, f"{column.name}: cannot parse {values[column.name][i].as_py()!r} "
-                           f"as {schema_pb2.FeatureType.Name(column.type)}")
+                bad = _uncastable(column_values, column.arrow_type)
+                kind = "invalid_utf8" if column.type == schema_pb2.BYTES else "unparsable"
+                reject(bad, kind, lambda i, c=column, v=column_values: (
+                    f"{c.name}: not valid UTF-8" if c.type == schema_pb2.BYTES else
+                    f"{c.name}: cannot parse {v[i].as_py()!r} as "
+                    f"{schema_pb2.FeatureType.Name(c.type)}"))
+                # The rejected values become nulls, so the other checks still run.
+                is_bad = np.zeros(len(column_values), dtype=bool)
+                is_bad[bad] = True
+                typed[column.name] = _cast(
+                    pc.if_else(pa.array(is_bad), None, column_values), column.arrow_type)
+            if column.hard_domain and column.domain is not None:
+                outside = _outside(typed[column.name], column.domain)
+                reject(outside, "out_of_domain", lambda i, c=column, t=typed[column.name]: (
+                    f"{c.name}: {t[i].as_py()!r} is outside the schema's domain "
+                    f"{_describe(c.domain)}"))
         if reasons:
-            yield from self._rejected(raw, reasons, lines, source)
+            for i in sorted(reasons):
+                kind, reason = reasons[i]
+                yield RejectedRow(source, int(lines[i]), kind, reason,
+                                  _text(raw_line(int(lines[i]))))
             keep = np.ones(batch.num_rows, dtype=bool)
             keep[list(reasons)] = False
             if not keep.any():
                 return
             mask = pa.array(keep)
             raw = {name: array.filter(mask) for name, array in raw.items()}
-            typed = {column.name: typed[column.name].filter(mask) if column.name in typed
-                     else _cast(values[column.name].filter(mask), column.arrow_type)
-                     for column in self._columns}
+            typed = {name: array.filter(mask) for name, array in typed.items()}
         yield self._assemble(raw, typed)
-
-    def _rejected(self, raw: dict[str, pa.Array], reasons: dict[int, str],
-                  lines: np.ndarray, source: str) -> Iterator[RejectedRow]:
-        names = list(raw)
-        for i in sorted(reasons):
-            fields = [raw[n][i].as_py().decode("utf-8", "backslashreplace") for n in names]
-            text = self._format.delimiter.join(fields) if any(fields) else ""
-            yield RejectedRow(source, int(lines[i]), reasons[i], text)
 
     def _assemble(self, raw: dict[str, pa.Array], typed: dict[str, pa.Array]
                   ) -> pa.RecordBatch:
@@ -269,15 +379,33 @@ class CsvDecoder:
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
 
-def header_names(stream: BinaryIO, csv_format: CsvFormat) -> list[str]:
-    """The column names on the first line of a CSV stream."""
-    first_line = stream.readline().decode("utf-8", "replace")
-    return next(csv.reader([first_line], delimiter=csv_format.delimiter))
+def _without_unbalanced_quotes(block: _Block) -> tuple[_Block, dict[int, bytes]]:
+    """The block without its lines that hold an odd number of quote characters,
+    and those lines by number. Only such a line can open a quoted value that
+    runs into the next lines."""
+    data = np.frombuffer(block.data, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE)
+    if not len(quotes):
+        return block, {}
+    per_line = np.bincount(np.searchsorted(block.ends, quotes), minlength=len(block.numbers))
+    odd = per_line[:len(block.numbers)] % 2 == 1
+    if not odd.any():
+        return block, {}
+    unbalanced = {int(n): block.data[s:e].rstrip(b"\r")
+                  for n, s, e in zip(block.numbers[odd], block.starts[odd], block.ends[odd],
+                                     strict=True)}
+    kept = ~odd
+    pieces = [block.data[s:e] + b"\n"
+              for s, e in zip(block.starts[kept], block.ends[kept], strict=True)]
+    rest = dataclasses.replace(_Block.of(b"".join(pieces), 0), numbers=block.numbers[kept])
+    return rest, unbalanced
 
 
-def _line_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
-    """The rest of ``stream`` in blocks of whole lines, about ``block_bytes`` each."""
-    pending = b""
+def _line_blocks(stream: BinaryIO, block_bytes: int, max_line_bytes: int,
+                 pending: bytes = b"") -> Iterator[bytes | _OverlongLine]:
+    """``pending`` and the rest of ``stream`` in blocks of whole lines, about
+    ``block_bytes`` each; a line longer than ``max_line_bytes`` comes as an
+    ``_OverlongLine`` and is skipped without being held in memory."""
     while True:
         data = stream.read(block_bytes)
         if not data:
@@ -289,12 +417,54 @@ def _line_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
         if cut:
             yield pending[:cut]
             pending = pending[cut:]
+        if len(pending) > max_line_bytes:
+            prefix = pending[:200]
+            pending = _skip_line(stream, block_bytes)
+            yield _OverlongLine(prefix)
 
 
-def _first_lines(block: bytes, count: int) -> bytes:
-    """The first ``count`` lines of ``block``, which holds more than that."""
-    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
-    return block[:ends[count - 1] + 1]
+def _skip_line(stream: BinaryIO, block_bytes: int) -> bytes:
+    """Reads past the end of the current line; returns what follows it."""
+    while True:
+        data = stream.read(block_bytes)
+        if not data:
+            return b""
+        end = data.find(b"\n")
+        if end != -1:
+            return data[end + 1:]
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", "backslashreplace")
+
+
+def _few(names: list[str], shown: int = 5) -> str:
+    if len(names) <= shown:
+        return repr(names)
+    return f"{names[:shown]!r} and {len(names) - shown:,} more"
+
+
+def _describe(domain) -> str:
+    if isinstance(domain, tuple):
+        return f"[{domain[0]}, {domain[1]}]"
+    return f"({len(domain)} values)"
+
+
+def _outside(values: pa.Array, domain) -> np.ndarray:
+    """Positions of present values outside ``domain``."""
+    present = _to_numpy(pc.is_valid(values))
+    if isinstance(domain, tuple):
+        low, high = domain
+        numbers = values.fill_null(0).to_numpy(zero_copy_only=False)
+        outside = np.zeros(len(values), dtype=bool)
+        if low is not None:
+            outside |= numbers < low
+        if high is not None:
+            outside |= numbers > high
+    else:
+        outside = ~_to_numpy(pc.is_in(values, value_set=pa.array(sorted(domain),
+                                                                  values.type)))
+    return np.flatnonzero(outside & present)
 
 
 def _to_numpy(mask: pa.Array) -> np.ndarray:
@@ -302,10 +472,12 @@ def _to_numpy(mask: pa.Array) -> np.ndarray:
 
 
 def _cast(values: pa.Array, arrow_type: pa.DataType) -> pa.Array:
-    """Raw bytes to ``arrow_type``; numbers are parsed from their UTF-8 text."""
-    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+    """Raw bytes to ``arrow_type``: numbers are parsed from their UTF-8 text, and
+    text must be valid UTF-8 (it is kept as bytes)."""
+    text = pc.cast(values, pa.string())  # fails on invalid UTF-8
+    if pa.types.is_large_binary(arrow_type):
         return pc.cast(values, arrow_type)
-    return pc.cast(pc.cast(values, pa.string()), arrow_type)
+    return pc.cast(text, arrow_type)
 
 
 def _uncastable(values: pa.Array, arrow_type: pa.DataType) -> list[int]:

@@ -2,11 +2,14 @@
 
 A dataset ties together how its CSV is written, its curated schema
 (``schemas/<name>.pbtxt``), its ``preprocessing_fn`` and its default inputs.
-Only registered datasets are loaded; ``--dataset`` never imports arbitrary code.
+``--dataset`` names a registered dataset, or a ``Dataset`` object the user
+defines in an importable module, as ``package.module:attribute``. Nothing else
+is imported, and a value that looks like a path is never read or executed.
 """
 
 import dataclasses
 import importlib
+import re
 import types
 from collections.abc import Callable
 
@@ -70,11 +73,23 @@ def dataset_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+_MODULE_ATTRIBUTE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
 def get_dataset(name: str) -> Dataset:
-    """The registered dataset called ``name``."""
-    try:
+    """The registered dataset called ``name``, or the ``module:attribute`` named."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
+    if not _MODULE_ATTRIBUTE.match(name):
         raise UnknownDatasetError(
-            f"unknown dataset {name!r}; registered datasets: "
-            f"{', '.join(dataset_names())}") from None
+            f"unknown dataset {name!r}; registered datasets: {', '.join(dataset_names())}, "
+            f"or name your own as package.module:attribute")
+    module_name, attribute = name.split(":")
+    try:
+        dataset = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise UnknownDatasetError(f"cannot load dataset {name!r}: {error}") from None
+    if not isinstance(dataset, Dataset):
+        raise UnknownDatasetError(f"{name} is a {type(dataset).__name__}, not a "
+                                  f"pipelines.datasets.Dataset")
+    return dataset

@@ -56,7 +56,7 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
         source = "BigQuery" if run.summary["inputs"].get("bigquery") else "no input"
         raise UserError(f"the {split_name!r} split of the run at {run.path} came from "
                         f"{source}; check-parity re-reads CSV inputs only")
-    decoder = CsvDecoder(columns_from_schema(run.dataset.schema()), run.dataset.csv_format)
+    decoder = CsvDecoder(columns_from_schema(run.schema()), run.dataset.csv_format)
     eval_percent = split.eval_percent(run.summary["eval_fraction"])
     batches, rows = [], 0
     for batch in decode_files(decoder, match_files(pattern), run.summary["limit"]):

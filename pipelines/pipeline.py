@@ -28,6 +28,7 @@ import os
 import apache_beam as beam
 import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.bigquery import BigQueryInput, ReadBigQuery, RowDecoder, build_query
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
@@ -68,6 +69,13 @@ class RunConfig:
     eval_fraction: float = 0.2
     limit: int | None = None
     bigquery: BigQueryInput | None = None
+    schema: schema_pb2.Schema | None = None  # default: the dataset's curated schema
+    schema_file: str = ""
+
+    def __post_init__(self):
+        if self.schema is None:
+            object.__setattr__(self, "schema", self.dataset.schema())
+            object.__setattr__(self, "schema_file", f"schemas/{self.dataset.name}.pbtxt")
 
     @property
     def has_serving(self) -> bool:
@@ -76,14 +84,14 @@ class RunConfig:
     def bigquery_sql(self) -> str | None:
         if self.bigquery is None:
             return None
-        return build_query(self.bigquery, columns_from_schema(self.dataset.schema()),
+        return build_query(self.bigquery, columns_from_schema(self.schema),
                            self.dataset.csv_format.key_columns,
                            eval_percent(self.eval_fraction))
 
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     """Constructs the whole pipeline; Beam options pass through untouched."""
-    schema = config.dataset.schema()
+    schema = config.schema
     columns = columns_from_schema(schema)
     decoder = CsvDecoder(columns, config.dataset.csv_format)
     adapter_config = tensor_adapter_config(decoder.output_schema, schema)

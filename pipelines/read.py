@@ -7,6 +7,8 @@ are spread over workers and each is decoded block by block with pyarrow
 source, line and reason, and every row is counted.
 """
 
+import lzma
+import zlib
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -20,6 +22,8 @@ from pipelines.errors import InputNotFoundError
 __all__ = ["ReadRaw", "decode_files", "match_files"]
 
 _REJECTED = "rejected"
+# What reading a damaged compressed stream raises (gzip, zlib, bz2, lzma).
+_CORRUPT_STREAM = (EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 def match_files(pattern: str) -> list[str]:
@@ -51,7 +55,19 @@ def decode_files(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
         if remaining == 0:
             return
         with FileSystems.open(path) as stream:
-            for item in decoder.decode(stream, path, remaining):
+            items = decoder.decode(stream, path, remaining)
+            while True:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                except _CORRUPT_STREAM as error:
+                    # A truncated or damaged compressed file: what could be read is
+                    # kept; the unreadable rest is one rejected "row".
+                    yield RejectedRow(path, None, "corrupt_file",
+                                      f"the rest of the file is unreadable: "
+                                      f"{type(error).__name__}: {error}", "")
+                    break
                 if remaining is not None:
                     remaining -= 1 if isinstance(item, RejectedRow) else item.num_rows
                 yield item
@@ -68,7 +84,7 @@ class _DecodeFiles(beam.DoFn):
         for item in decode_files(self._decoder, paths, self._limit):
             if isinstance(item, RejectedRow):
                 metrics.count("read", 1)
-                metrics.count("rejected", 1)
+                metrics.count_rejected(item.kind)
                 yield beam.pvalue.TaggedOutput(_REJECTED, item.to_json())
             else:
                 metrics.count("read", item.num_rows)

@@ -6,6 +6,8 @@ import os
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
 from pipelines.errors import UserError
@@ -34,6 +36,16 @@ class RunDir:
     @functools.cached_property
     def tft_output(self) -> tft.TFTransformOutput:
         return tft.TFTransformOutput(self.path)
+
+    def schema(self) -> schema_pb2.Schema:
+        """The raw schema this run used (``metadata/schema.pbtxt``)."""
+        with tf.io.gfile.GFile(os.path.join(self.path, "metadata", "schema.pbtxt")) as f:
+            return text_format.Parse(f.read(), schema_pb2.Schema())
+
+    @property
+    def schema_file(self) -> str:
+        """Where the run's schema came from, as fixes should name it."""
+        return self.summary.get("schema_file") or f"schemas/{self.summary['dataset']}.pbtxt"
 
     def data_files(self, split: str) -> list[str]:
         """The transformed TFRecord shards of ``split``, sorted."""

@@ -21,7 +21,7 @@ from pipelines import metrics, validation
 
 __all__ = [
     "ROW_COUNTS", "add_timing", "build_summary", "format_report", "read_anomalies",
-    "row_counts", "stage_seconds", "write_json",
+    "rejected_by_kind", "row_counts", "stage_seconds", "write_json",
 ]
 
 ROW_COUNTS = ("read", "train", "eval", "serving", "rejected")
@@ -60,11 +60,24 @@ def read_anomalies(anomalies_dir: str, split: str) -> anomalies_pb2.Anomalies:
         return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
 
 
-def build_summary(*, dataset: str, inputs: dict, eval_fraction: float, limit: int | None,
-                  output_dir: str, rows: dict, stage_times: dict | None,
+def rejected_by_kind(result) -> dict[str, int]:
+    """Rejected rows per kind (``wrong_field_count``, ``unparsable``, ...)."""
+    counters = result.metrics().query(
+        MetricsFilter().with_namespace(metrics.NAMESPACE))["counters"]
+    kinds: dict[str, int] = {}
+    for counter in counters:
+        name = counter.key.metric.name
+        if name.startswith(metrics.REJECTED_PREFIX):
+            kind = name.removeprefix(metrics.REJECTED_PREFIX)
+            kinds[kind] = kinds.get(kind, 0) + (counter.committed or counter.attempted or 0)
+    return dict(sorted(kinds.items()))
+
+
+def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction: float,
+                  limit: int | None, output_dir: str, rows: dict,
+                  rejected_by_reason: dict[str, int], stage_times: dict | None,
                   splits: list[str]) -> dict:
     """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
-    schema_file = f"schemas/{dataset}.pbtxt"
     stage_rows = {
         "read": rows["read"],
         "analyze": rows["train"],
@@ -81,11 +94,13 @@ def build_summary(*, dataset: str, inputs: dict, eval_fraction: float, limit: in
     anomalies = {split: read_anomalies(anomalies_dir, split) for split in splits}
     return {
         "dataset": dataset,
+        "schema_file": schema_file,
         "inputs": inputs,
         "eval_fraction": eval_fraction,
         "limit": limit,
         "output_dir": output_dir,
         "rows": rows,
+        "rejected_by_reason": rejected_by_reason,
         "stages": stages,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "anomalies": {s: validation.anomaly_descriptions(a, schema_file)
@@ -127,7 +142,8 @@ def format_report(document: dict) -> str:
         found = anomalies[split]
         listed = f"{len(found)}: {', '.join(found)}" if found else "none"
         lines.append(f"{split:<10}{rows[split]:>12,}  {listed}")
-    lines.append(f"{'rejected':<10}{rows['rejected']:>12,}")
+    kinds = ", ".join(f"{k} {n:,}" for k, n in document["rejected_by_reason"].items())
+    lines.append(f"{'rejected':<10}{rows['rejected']:>12,}" + (f"  {kinds}" if kinds else ""))
     lines.append(f"{'read':<10}{rows['read']:>12,}")
     skew = document["skew"]
     if skew:

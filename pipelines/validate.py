@@ -47,11 +47,6 @@ def load_anomalies(path: str) -> anomalies_pb2.Anomalies:
         return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
 
 
-def load_schema(run_dir: str) -> schema_pb2.Schema:
-    with FileSystems.open(os.path.join(run_dir, "metadata", "schema.pbtxt")) as f:
-        return text_format.Parse(f.read().decode("utf-8"), schema_pb2.Schema())
-
-
 def entry(span: str, source: str | None, rows: int, rejected: int,
           anomalies: anomalies_pb2.Anomalies, schema_file: str, files: dict) -> dict:
     """One validation's record in validation_summary.json."""
@@ -82,9 +77,11 @@ def record(run_dir: str, dataset: str, new_entry: dict) -> None:
     summary.write_json(path, document)
 
 
-def write_report(run_dir: str, dataset: str, extra: list[report.Dataset] = ()) -> str:
+def write_report(run_dir: str, dataset: str, schema_file: str,
+                 extra: list[report.Dataset] = ()) -> str:
     """Renders DIR/report.html from the run's splits plus ``extra`` datasets."""
-    schema = load_schema(run_dir)
+    with FileSystems.open(os.path.join(run_dir, "metadata", "schema.pbtxt")) as f:
+        schema = text_format.Parse(f.read().decode("utf-8"), schema_pb2.Schema())
     datasets = []
     for split in ("train", "eval", "serving"):
         stats_path = os.path.join(run_dir, "stats", f"{split}.pb")
@@ -94,7 +91,7 @@ def write_report(run_dir: str, dataset: str, extra: list[report.Dataset] = ()) -
                 load_anomalies(os.path.join(run_dir, "anomalies", f"{split}.pbtxt"))))
     datasets += list(extra)
     page = report.render(f"{dataset}: data validation report", run_dir, datasets, schema,
-                         f"schemas/{dataset}.pbtxt")
+                         schema_file)
     path = os.path.join(run_dir, REPORT)
     with FileSystems.create(path) as f:
         f.write(page.encode("utf-8"))
@@ -107,8 +104,8 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     check_beam_flags(beam_args)
     run = RunDir(args.run_dir)
-    schema = load_schema(args.run_dir)
-    schema_file = f"schemas/{run.dataset.name}.pbtxt"
+    schema = run.schema()
+    schema_file = run.schema_file
     training = load_statistics(os.path.join(args.run_dir, "stats", "train.pb"))
     previous = load_statistics(args.previous_stats) if args.previous_stats else None
     span = args.span or datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -146,7 +143,7 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     extra = [report.Dataset(f"span {span}", load_statistics(result_entry["stats"]), anomalies)]
     if previous is not None:
         extra.append(report.Dataset("previous span", previous))
-    page = write_report(args.run_dir, run.dataset.name, extra)
+    page = write_report(args.run_dir, run.dataset.name, schema_file, extra)
     print(format_entry(result_entry, page))
     return 1 if args.fail_on_anomalies and not result_entry["ok"] else 0
 

@@ -132,7 +132,8 @@ def test_progress_and_the_final_table_are_printed(flights_run):
     flagged = ", ".join(flights_run.summary["anomalies"]["serving"])
     assert "origin" in flagged  # one origin only: other features move with it
     assert re.search(rf"^serving +{rows['serving']:,} +\d+: {flagged}$", table, re.M)
-    assert re.search(r"^rejected +3$", table, re.M)
+    assert re.search(r"^rejected +3  missing_required 1, unparsable 1, wrong_field_count 1$",
+                     table, re.M)
     assert re.search(r"^read +6,003$", table, re.M)
 
 

@@ -24,7 +24,7 @@ from pipelines.csv_arrow import (
 from pipelines.read import ReadRaw
 
 COLUMNS = [
-    Column("id", schema_pb2.INT, required=True),
+    Column("id", schema_pb2.INT, required=True, domain=(0, 100), hard_domain=True),
     Column("name", schema_pb2.BYTES, required=False),
     Column("score", schema_pb2.FLOAT, required=False),
 ]
@@ -39,25 +39,36 @@ CSV = (
     b'5,"e,f",7,8\n'               # line 7: too many fields
     b"\n"                          # line 8: empty
     b"6,gus,1e3\n"                 # line 9
-    b"7,\xff,NA\n"                 # line 10: key column not UTF-8
+    b"7,\xff,NA\n"                 # line 10: text not UTF-8
     b"x,hal,1\n"                   # line 11: id is not an integer
+    b'8,"ida,2\n'                  # line 12: an unterminated quote ...
+    b"9,jo,3\n"                    # line 13: ... must not swallow this line
+    b"id,name,score\n"             # line 14: the header again
+    b"101,kai,1\n"                 # line 15: id outside its hard domain
+    b'10,"l ""m"" n",4\n'          # line 16: quoted, with escaped quotes
 )
 EXPECTED_REJECTED = [
-    (4, "expected 3 fields, found 2", "3,bob"),
-    (5, "score: cannot parse b'abc' as FLOAT", "4,cy,abc"),
-    (6, "id: missing required value", ",dee,1"),
-    (7, "expected 3 fields, found 4", '5,"e,f",7,8'),
-    (8, "empty line", ""),
-    (10, "name: key column is not valid UTF-8", "7,\\xff,NA"),
-    (11, "id: cannot parse b'x' as INT", "x,hal,1"),
+    (4, "wrong_field_count", "expected 3 fields, found 2", "3,bob"),
+    (5, "unparsable", "score: cannot parse b'abc' as FLOAT", "4,cy,abc"),
+    (6, "missing_required", "id: missing required value", ",dee,1"),
+    (7, "wrong_field_count", "expected 3 fields, found 4", '5,"e,f",7,8'),
+    (8, "empty_line", "empty line", ""),
+    (10, "invalid_utf8", "name: not valid UTF-8", "7,\\xff,NA"),
+    (11, "unparsable", "id: cannot parse b'x' as INT", "x,hal,1"),
+    (12, "unbalanced_quotes", "unbalanced quotes (a quoted value cannot span lines)",
+     '8,"ida,2'),
+    (14, "repeated_header", "repeated header line", "id,name,score"),
+    (15, "out_of_domain", "id: 101 is outside the schema's domain [0, 100]", "101,kai,1"),
 ]
+GOOD_IDS = [[1], [2], [6], [9], [10]]
 
 
 def _decode(data: bytes, limit=None, block_bytes=1 << 20):
     decoder = CsvDecoder(COLUMNS, FORMAT, block_bytes=block_bytes)
     items = list(decoder.decode(io.BytesIO(data), "f.csv", limit))
     batches = [i for i in items if isinstance(i, pa.RecordBatch)]
-    rejected = sorted((r.line, r.reason, r.text) for r in items if isinstance(r, RejectedRow))
+    rejected = sorted((r.line, r.kind, r.reason, r.text) for r in items
+                      if isinstance(r, RejectedRow))
     table = pa.Table.from_batches(batches, decoder.output_schema)
     return table.to_pydict(), rejected
 
@@ -65,11 +76,13 @@ def _decode(data: bytes, limit=None, block_bytes=1 << 20):
 @pytest.mark.parametrize("block_bytes", [1 << 20, 16])  # one block, or one per line
 def test_values_are_typed_lists_and_missing_values_null(block_bytes):
     rows, rejected = _decode(CSV, block_bytes=block_bytes)
-    assert rows["id"] == [[1], [2], [6]]
-    assert rows["name"] == [[b"ann"], None, [b"gus"]]
-    assert rows["score"] == [[2.5], [3.0], [1000.0]]
-    assert rows[ROW_KEY] == [[k] for k in split.row_keys(["1|ann", "2|NA", "6|gus"]).tolist()]
+    assert rows["id"] == GOOD_IDS
+    assert rows["name"] == [[b"ann"], None, [b"gus"], [b"jo"], [b'l "m" n']]
+    assert rows["score"] == [[2.5], [3.0], [1000.0], [3.0], [4.0]]
+    keys = ["1|ann", "2|NA", "6|gus", "9|jo", '10|l "m" n']
+    assert rows[ROW_KEY] == [[k] for k in split.row_keys(keys).tolist()]
     assert rejected == EXPECTED_REJECTED
+    assert len(rows["id"]) + len(rejected) == CSV.count(b"\n") - 1, "every line accounted"
 
 
 def test_output_schema_is_the_tfxio_layout():
@@ -86,12 +99,12 @@ def test_output_schema_is_the_tfxio_layout():
     (1, [[1]], []),
     (3, [[1], [2]], [4]),
     (6, [[1], [2]], [4, 5, 6, 7]),
-    (100, [[1], [2], [6]], [4, 5, 6, 7, 8, 10, 11]),
+    (100, GOOD_IDS, [line for line, *_ in EXPECTED_REJECTED]),
 ])
 def test_limit_counts_data_lines_good_or_bad(limit, ids, rejected_lines):
     rows, rejected = _decode(CSV, limit=limit, block_bytes=32)
     assert rows["id"] == ids
-    assert [line for line, _, _ in rejected] == rejected_lines
+    assert [line for line, *_ in rejected] == rejected_lines
 
 
 def test_a_file_without_trailing_newline_keeps_its_last_row():
@@ -110,7 +123,7 @@ def test_header_must_name_the_schema_columns(header, message):
 
 def test_read_raw_reads_globs_gzip_and_dead_letters(tmp_path):
     (tmp_path / "a.csv").write_bytes(CSV)
-    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(b"id,name,score\n8,ivy,4\n9,jo,5\n"))
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(b"id,name,score\n18,ivy,4\n19,jo,5\n"))
     (tmp_path / "serving.csv").write_bytes(b"id,name,score\n10,kim,6\n")
     decoder = CsvDecoder(COLUMNS, FORMAT)
     rejected_prefix = str(tmp_path / "out" / "rejected")
@@ -120,15 +133,16 @@ def test_read_raw_reads_globs_gzip_and_dead_letters(tmp_path):
         decoder, rejected_prefix)
     ids = {name: outputs[name] | f"Ids{name}" >> beam.FlatMap(
         lambda b: b.column("id").flatten().to_pylist()) for name in ("train", "serving")}
-    assert_that(ids["train"], equal_to([1, 2, 6, 8, 9]), label="CheckTrain")
+    assert_that(ids["train"], equal_to([i for (i,) in GOOD_IDS] + [18, 19]), label="CheckTrain")
     assert_that(ids["serving"], equal_to([10]), label="CheckServing")
     result = pipeline.run()
     rows = summary.row_counts(result)
-    assert rows["read"] == 5 + 1 + len(EXPECTED_REJECTED)
+    assert rows["read"] == len(GOOD_IDS) + 2 + 1 + len(EXPECTED_REJECTED)
     assert rows["rejected"] == len(EXPECTED_REJECTED)
     out_dir = tmp_path / "out"
     written = [json.loads(line) for f in os.listdir(out_dir) for line in open(out_dir / f)]
-    assert sorted((r["line"], r["reason"], r["text"]) for r in written) == EXPECTED_REJECTED
+    assert sorted((r["line"], r["kind"], r["reason"], r["text"]) for r in written) == (
+        EXPECTED_REJECTED)
     assert {r["source"] for r in written} == {str(tmp_path / "a.csv")}
 
 
