@@ -11,12 +11,12 @@ physical line number, a ``kind`` and the reason, for:
 - ``wrong_field_count``: too few or too many fields;
 - ``unbalanced_quotes``: an odd number of quote characters (a quoted value
   cannot span lines; pyarrow would otherwise swallow the following lines);
+- ``invalid_utf8``: a line, or a text value, that is not UTF-8;
 - ``empty_line`` and ``repeated_header`` (the header line again, as happens when
   files are concatenated);
 - ``overlong_line``: longer than ``MAX_LINE_BYTES``, skipped without holding it;
 - ``missing_required``: a missing value in a column the schema requires;
 - ``unparsable``: a value that does not parse as its schema type;
-- ``invalid_utf8``: a text value that is not UTF-8;
 - ``out_of_domain``: a value outside its domain, for the features whose schema
   annotation carries the tag ``reject_out_of_domain`` (other domain violations
   are TFDV anomalies, reported but not rejected).
@@ -268,11 +268,9 @@ class CsvDecoder:
 
     def _decode_block(self, block: _Block, names: list[str], source: str
                       ) -> Iterator[pa.RecordBatch | RejectedRow]:
-        block, unbalanced = _without_unbalanced_quotes(block)
-        for number, line in unbalanced.items():
-            yield RejectedRow(source, number, "unbalanced_quotes",
-                              "unbalanced quotes (a quoted value cannot span lines)",
-                              _text(line))
+        block, screened = _screen_lines(block)
+        for number, (kind, reason, line) in screened.items():
+            yield RejectedRow(source, number, kind, reason, _text(line))
         if not len(block.numbers):
             return
         invalid: list[pa_csv.InvalidRow] = []
@@ -379,26 +377,43 @@ class CsvDecoder:
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
 
-def _without_unbalanced_quotes(block: _Block) -> tuple[_Block, dict[int, bytes]]:
-    """The block without its lines that hold an odd number of quote characters,
-    and those lines by number. Only such a line can open a quoted value that
-    runs into the next lines."""
-    data = np.frombuffer(block.data, dtype=np.uint8)
-    quotes = np.flatnonzero(data == _QUOTE)
-    if not len(quotes):
+def _screen_lines(block: _Block) -> tuple[_Block, dict[int, tuple[str, str, bytes]]]:
+    """The block without the lines pyarrow cannot be given, and those lines by
+    number with (kind, reason, text).
+
+    A line that is not UTF-8 makes pyarrow fail the whole block when it reports
+    the line as invalid; a line with an odd number of quote characters opens a
+    quoted value that pyarrow would run on into the following lines.
+    """
+    bad = np.zeros(len(block.numbers), dtype=bool)
+    reasons: dict[int, tuple[str, str]] = {}
+    try:
+        block.data.decode("utf-8")
+    except UnicodeDecodeError:
+        for i, (start, end) in enumerate(zip(block.starts, block.ends, strict=True)):
+            try:
+                block.data[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                bad[i] = True
+                reasons[i] = ("invalid_utf8", "line is not valid UTF-8")
+    quotes = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == _QUOTE)
+    if len(quotes):
+        per_line = np.bincount(np.searchsorted(block.ends, quotes),
+                               minlength=len(block.numbers))[:len(block.numbers)]
+        for i in np.flatnonzero((per_line % 2 == 1) & ~bad):
+            bad[i] = True
+            reasons[int(i)] = ("unbalanced_quotes",
+                               "unbalanced quotes (a quoted value cannot span lines)")
+    if not bad.any():
         return block, {}
-    per_line = np.bincount(np.searchsorted(block.ends, quotes), minlength=len(block.numbers))
-    odd = per_line[:len(block.numbers)] % 2 == 1
-    if not odd.any():
-        return block, {}
-    unbalanced = {int(n): block.data[s:e].rstrip(b"\r")
-                  for n, s, e in zip(block.numbers[odd], block.starts[odd], block.ends[odd],
-                                     strict=True)}
-    kept = ~odd
+    screened = {int(block.numbers[i]): (*reasons[i],
+                                        block.data[block.starts[i]:block.ends[i]].rstrip(b"\r"))
+                for i in sorted(reasons)}
+    kept = ~bad
     pieces = [block.data[s:e] + b"\n"
               for s, e in zip(block.starts[kept], block.ends[kept], strict=True)]
     rest = dataclasses.replace(_Block.of(b"".join(pieces), 0), numbers=block.numbers[kept])
-    return rest, unbalanced
+    return rest, screened
 
 
 def _line_blocks(stream: BinaryIO, block_bytes: int, max_line_bytes: int,

@@ -13,14 +13,13 @@ import dataclasses
 import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow_data_validation as tfdv
-from apache_beam.io.filesystems import FileSystems
 from google.protobuf import text_format
 from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
 from pipelines.csv_arrow import ROW_KEY, Column, CsvDecoder, RejectedRow, header_names
-from pipelines.read import decode_files, match_files
+from pipelines.read import decode_files, match_files, open_input
 
 __all__ = ["infer_schema_text"]
 
@@ -32,7 +31,7 @@ def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None)
     csv_format = dataclasses.replace(
         datasets.get_dataset(dataset_name).csv_format, key_columns=())
     files = match_files(pattern)
-    with FileSystems.open(files[0]) as stream:
+    with open_input(files[0]) as stream:
         names = header_names(stream, csv_format)
     decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
     batches, rejected = [], 0

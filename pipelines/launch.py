@@ -24,7 +24,7 @@ from pipelines.bigquery import BigQueryInput
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.errors import UserError
 from pipelines.pipeline import STAGE_LABELS, RunConfig, build_pipeline
-from pipelines.read import match_files
+from pipelines.read import match_files, open_input
 from pipelines.run_dir import SUMMARY_FILE
 
 __all__ = ["OUTPUTS", "check_beam_flags", "check_input", "run"]
@@ -237,10 +237,10 @@ def check_input(pattern: str, decoder: CsvDecoder) -> None:
         return
     files = match_files(pattern)
     for path in files:
-        with FileSystems.open(path) as stream:
+        with open_input(path) as stream:
             decoder.check_header(stream, path)
     for path in files:
-        with FileSystems.open(path) as stream:
+        with open_input(path) as stream:
             if next(decoder.decode(stream, path, limit=1), None) is not None:
                 return
     raise UserError(f"{pattern} holds no data rows: {len(files)} file(s) with a header only")

@@ -7,19 +7,24 @@ are spread over workers and each is decoded block by block with pyarrow
 source, line and reason, and every row is counted.
 """
 
+import bz2
+import contextlib
+import gzip
 import lzma
 import zlib
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import metrics, progress
 from pipelines.csv_arrow import CsvDecoder, RejectedRow
 from pipelines.errors import InputNotFoundError
 
-__all__ = ["ReadRaw", "decode_files", "match_files"]
+__all__ = ["ReadRaw", "decode_files", "match_files", "open_input"]
 
 _REJECTED = "rejected"
 # What reading a damaged compressed stream raises (gzip, zlib, bz2, lzma).
@@ -46,6 +51,55 @@ def _file_groups(pattern: str, limit: int | None) -> Iterator[tuple[str, ...]]:
         yield tuple(files)  # "the first N rows" spans files in order: one reader
 
 
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """The decompressed bytes of ``path`` (local or remote).
+
+    ``.gz``, ``.bz2`` and ``.xz`` go through Python's own decompressors, which
+    check the stream's end and checksum: Beam's reader returns a truncated gzip
+    file as if it had simply ended.
+    """
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if path.endswith(".gz"):
+            yield _Salvaging(gzip.GzipFile(fileobj=raw))
+        elif path.endswith(".bz2"):
+            yield _Salvaging(bz2.BZ2File(raw))
+        elif path.endswith(".xz"):
+            yield _Salvaging(lzma.LZMAFile(raw))
+        else:
+            yield raw
+
+
+class _Salvaging:
+    """Reads a decompressing stream in small steps, so that when it turns out to
+    be damaged everything before the damage is still returned; the error comes
+    with the next read."""
+
+    _STEP = 1 << 16
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self._error: Exception | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._error is not None:
+            raise self._error
+        pieces, wanted = [], size if size >= 0 else float("inf")
+        while wanted > 0:
+            try:
+                piece = self._stream.read(int(min(self._STEP, wanted)))
+            except _CORRUPT_STREAM as error:
+                self._error = error
+                break
+            if not piece:
+                break
+            pieces.append(piece)
+            wanted -= len(piece)
+        if self._error is not None and not pieces:
+            raise self._error
+        return b"".join(pieces)
+
+
 def decode_files(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
                  limit: int | None = None) -> Iterator[pa.RecordBatch | RejectedRow]:
     """Decodes files in order; ``limit`` counts data lines, decoded or rejected,
@@ -54,7 +108,7 @@ def decode_files(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
     for path in paths:
         if remaining == 0:
             return
-        with FileSystems.open(path) as stream:
+        with open_input(path) as stream:
             items = decoder.decode(stream, path, remaining)
             while True:
                 try:

@@ -29,9 +29,19 @@ ROW_KEY = "row_key"
 
 
 def row_keys(keys: Iterable[str]) -> np.ndarray:
-    """Signed 64-bit farmhash fingerprints of ``keys`` (BigQuery's FARM_FINGERPRINT)."""
-    fingerprints = np.fromiter(
-        (farmhash.fingerprint64(k) for k in keys), dtype=np.uint64)
+    """Signed 64-bit farmhash fingerprints of the UTF-8 ``keys`` (BigQuery's
+    FARM_FINGERPRINT)."""
+    keys = list(keys)
+    try:
+        fingerprints = np.fromiter((farmhash.fingerprint64(k) for k in keys), dtype=np.uint64)
+    except ValueError:
+        # pyfarmhash takes C strings, so a key holding "\0" fails there;
+        # TensorFlow's Fingerprint64 is the same function over the exact bytes.
+        import tensorflow as tf
+
+        fingerprints = tf.fingerprint(
+            tf.constant([k.encode("utf-8") for k in keys]), method="farmhash64"
+        ).numpy().view("<u8").ravel()
     return fingerprints.view(np.int64)
 
 

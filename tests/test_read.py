@@ -53,7 +53,7 @@ EXPECTED_REJECTED = [
     (6, "missing_required", "id: missing required value", ",dee,1"),
     (7, "wrong_field_count", "expected 3 fields, found 4", '5,"e,f",7,8'),
     (8, "empty_line", "empty line", ""),
-    (10, "invalid_utf8", "name: not valid UTF-8", "7,\\xff,NA"),
+    (10, "invalid_utf8", "line is not valid UTF-8", "7,\\xff,NA"),
     (11, "unparsable", "id: cannot parse b'x' as INT", "x,hal,1"),
     (12, "unbalanced_quotes", "unbalanced quotes (a quoted value cannot span lines)",
      '8,"ida,2'),
