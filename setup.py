@@ -31,5 +31,8 @@ setuptools.setup(
     packages=["pipelines", "transforms", "schemas"],
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=STACK,
-    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15"]},
+    extras_require={
+        "test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15"],
+        "bench": ["scikit-learn==1.6.1"],  # the reference in benchmarks/compare.py
+    },
 )

@@ -30,6 +30,7 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from pipelines import beam_speedups
 from pipelines.bigquery import BigQueryInput, ReadBigQuery, RowDecoder, build_query
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.datasets import Dataset
@@ -43,7 +44,9 @@ __all__ = ["RunConfig", "STAGE_LABELS", "build_pipeline"]
 # Top-level labels of the stages, and the names the run summary uses for them.
 STAGE_LABELS = {
     "ReadRaw": "read",
+    "ReadAgain": "read",
     "SplitExamples": "split",
+    "SplitAgain": "split",
     "GenerateStats": "statistics",
     "ValidateStats": "validate",
     "Analyze": "analyze",
@@ -91,6 +94,7 @@ class RunConfig:
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     """Constructs the whole pipeline; Beam options pass through untouched."""
+    beam_speedups.install()
     schema = config.schema
     columns = columns_from_schema(schema)
     decoder = CsvDecoder(columns, config.dataset.csv_format)
@@ -121,6 +125,13 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             schema, os.path.join(out, "anomalies"))
         transform_fn = splits["train"] | "Analyze" >> Analyze(
             config.dataset.load_preprocessing_fn(), adapter_config)
+        if bigquery is None:
+            # Transforming needs the finished transform_fn, so the DirectRunner
+            # would hold every row in memory until the analysis is done. Reading
+            # the CSV again streams them instead: memory stays flat as inputs grow.
+            again = pipeline | "ReadAgain" >> ReadRaw(
+                csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
+            splits = again | "SplitAgain" >> SplitExamples(config.eval_fraction, counted=False)
         transformed = splits | "Transform" >> Transform(adapter_config, transform_fn)
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline

@@ -128,21 +128,28 @@ def decode_files(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
 
 
 class _DecodeFiles(beam.DoFn):
-    """Decodes a group of files in order, stopping after ``limit`` rows in all."""
+    """Decodes a group of files in order, stopping after ``limit`` rows in all.
 
-    def __init__(self, decoder: CsvDecoder, limit: int | None):
+    An uncounted decoder (a second pass over the same files) neither counts
+    rows nor outputs the rejected ones again.
+    """
+
+    def __init__(self, decoder: CsvDecoder, limit: int | None, counted: bool = True):
         self._decoder = decoder
         self._limit = limit
+        self._counted = counted
 
     def process(self, paths: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
         for item in decode_files(self._decoder, paths, self._limit):
             if isinstance(item, RejectedRow):
-                metrics.count("read", 1)
-                metrics.count_rejected(item.kind)
-                yield beam.pvalue.TaggedOutput(_REJECTED, item.to_json())
+                if self._counted:
+                    metrics.count("read", 1)
+                    metrics.count_rejected(item.kind)
+                    yield beam.pvalue.TaggedOutput(_REJECTED, item.to_json())
             else:
-                metrics.count("read", item.num_rows)
-                progress.advance("read", item.num_rows)
+                if self._counted:
+                    metrics.count("read", item.num_rows)
+                    progress.advance("read", item.num_rows)
                 yield item
 
 
@@ -153,11 +160,12 @@ class ReadRaw(beam.PTransform):
     ``bigquery``, when given, is a transform that yields its own named outputs
     (``pipelines.bigquery.ReadBigQuery``). The dead-letter rows of all inputs are
     written as JSON lines under ``rejected_prefix`` and also returned under the
-    key ``"rejected"``.
+    key ``"rejected"``. Without ``rejected_prefix`` the read is a second,
+    uncounted pass over CSV inputs already read and counted once.
     """
 
     def __init__(self, inputs: dict[str, str], decoder: CsvDecoder,
-                 rejected_prefix: str, limit: int | None = None,
+                 rejected_prefix: str | None, limit: int | None = None,
                  bigquery: beam.PTransform | None = None):
         super().__init__()
         self._inputs = inputs
@@ -167,6 +175,7 @@ class ReadRaw(beam.PTransform):
         self._bigquery = bigquery
 
     def expand(self, pbegin):
+        counted = self._rejected_prefix is not None
         outputs, rejected = {}, []
         if self._bigquery is not None:
             outputs = dict(pbegin | "BigQuery" >> self._bigquery)
@@ -179,11 +188,12 @@ class ReadRaw(beam.PTransform):
                 | f"Match{label}" >> beam.FlatMap(_file_groups, self._limit)
                 | f"Distribute{label}" >> beam.Reshuffle()
                 | f"Decode{label}" >> beam.ParDo(
-                    _DecodeFiles(self._decoder, self._limit)
+                    _DecodeFiles(self._decoder, self._limit, counted)
                 ).with_outputs(_REJECTED, main="batches"))
             outputs[name] = decoded.batches
             rejected.append(decoded[_REJECTED])
-        outputs[_REJECTED] = rejected | "FlattenRejected" >> beam.Flatten()
-        _ = outputs[_REJECTED] | "WriteRejected" >> beam.io.WriteToText(
-            self._rejected_prefix, file_name_suffix=".jsonl")
+        if counted:
+            outputs[_REJECTED] = rejected | "FlattenRejected" >> beam.Flatten()
+            _ = outputs[_REJECTED] | "WriteRejected" >> beam.io.WriteToText(
+                self._rejected_prefix, file_name_suffix=".jsonl")
         return outputs

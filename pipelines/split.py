@@ -74,8 +74,9 @@ def eval_percent(eval_fraction: float) -> int:
 class _AssignSplit(beam.DoFn):
     """Routes each row of a batch to train (main output) or eval by its bucket."""
 
-    def __init__(self, percent: int):
+    def __init__(self, percent: int, counted: bool):
         self._percent = percent
+        self._counted = counted
 
     def process(self, batch: pa.RecordBatch):
         keys = batch.column(ROW_KEY).flatten().to_numpy()
@@ -83,8 +84,9 @@ class _AssignSplit(beam.DoFn):
         for name, mask in (("train", ~is_eval), ("eval", is_eval)):
             rows = int(mask.sum())
             if rows:
-                metrics.count(name, rows)
-                progress.advance("split", rows)
+                if self._counted:
+                    metrics.count(name, rows)
+                    progress.advance("split", rows)
                 part = batch if rows == batch.num_rows else batch.filter(pa.array(mask))
                 yield part if name == "train" else beam.pvalue.TaggedOutput(name, part)
 
@@ -97,18 +99,21 @@ def _count_serving(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 class SplitExamples(beam.PTransform):
     """``{"train"?, "serving"?}`` raw batches to ``{"train", "eval", "serving"?}``
-    (train and eval when train is given)."""
+    (train and eval when train is given). ``counted=False`` for a second pass
+    over rows already counted."""
 
-    def __init__(self, eval_fraction: float):
+    def __init__(self, eval_fraction: float, counted: bool = True):
         super().__init__()
         self._percent = eval_percent(eval_fraction)
+        self._counted = counted
 
     def expand(self, raw):
         splits = {}
         if "train" in raw:
             assigned = raw["train"] | "AssignSplit" >> beam.ParDo(
-                _AssignSplit(self._percent)).with_outputs("eval", main="train")
+                _AssignSplit(self._percent, self._counted)).with_outputs("eval", main="train")
             splits = {"train": assigned.train, "eval": assigned.eval}
         if "serving" in raw:
-            splits["serving"] = raw["serving"] | "CountServing" >> beam.Map(_count_serving)
+            splits["serving"] = (raw["serving"] | "CountServing" >> beam.Map(_count_serving)
+                                 if self._counted else raw["serving"])
         return splits

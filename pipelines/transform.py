@@ -11,11 +11,15 @@ include ``row_key``, which then rides along untouched into every example.
 """
 
 import os
+import uuid
 from collections.abc import Callable
 
 import apache_beam as beam
 import pyarrow as pa
+import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
@@ -77,16 +81,66 @@ def _advance(transformed):
     return transformed
 
 
-class _EncodeExamples(beam.DoFn):
-    """A transformed RecordBatch -> serialized ``tf.Example``s, one per row."""
+# zlib level 1: a third of level 6's time for files about 30% larger (measured
+# on the flights train split: 0.49 s and 17 MB against 1.54 s and 13 MB).
+GZIP_LEVEL = 1
+_SHARD = "part-{index:05d}-of-{count:05d}.tfrecord.gz"
+
+
+class _WriteShards(beam.DoFn):
+    """Transformed RecordBatches -> gzip'd TFRecord files of ``tf.Example``s.
+
+    Batches are encoded by tfx_bsl in C++ and written by TensorFlow's
+    TFRecordWriter, one temporary file per bundle: no Beam element per
+    example. Only the files of bundles that completed are output, so a retried
+    bundle leaves at most an orphan temporary file, which ``_name_shards``
+    deletes.
+    """
+
+    def __init__(self, directory: str):
+        self._directory = directory
 
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
+        self._options = tf.io.TFRecordOptions(compression_type="GZIP",
+                                              compression_level=GZIP_LEVEL)
+        tf.io.gfile.makedirs(self._directory)
+
+    def start_bundle(self):
+        self._writer, self._path = None, None
 
     def process(self, transformed):
         record_batch, _ = transformed  # unary passthroughs never occur: row_key is per row
         progress.advance("write", record_batch.num_rows)
-        yield from self._encoder.encode(record_batch)
+        if self._writer is None:
+            self._path = os.path.join(self._directory, f"tmp-{uuid.uuid4().hex}.tfrecord.gz")
+            self._writer = tf.io.TFRecordWriter(self._path, self._options)
+        for record in self._encoder.encode(record_batch):
+            self._writer.write(record)
+
+    def finish_bundle(self):
+        if self._writer is not None:
+            self._writer.close()
+            yield GlobalWindows.windowed_value(self._path)
+
+
+def _name_shards(paths: list[str], directory: str) -> list[str]:
+    """Renames the completed temporary files to ``part-NNNNN-of-NNNNN`` and
+    deletes any other temporary file; an empty split gets one empty shard."""
+    paths = sorted(paths)
+    if not paths:
+        with tf.io.TFRecordWriter(os.path.join(directory, _SHARD.format(index=0, count=1)),
+                                  tf.io.TFRecordOptions(compression_type="GZIP")):
+            pass
+        return [os.path.join(directory, _SHARD.format(index=0, count=1))]
+    names = [os.path.join(directory, _SHARD.format(index=i, count=len(paths)))
+             for i in range(len(paths))]
+    FileSystems.rename(paths, names)
+    orphans = [m.path for m in FileSystems.match([os.path.join(directory, "tmp-*")])[0]
+               .metadata_list]
+    if orphans:
+        FileSystems.delete(orphans)
+    return names
 
 
 class WriteOutputs(beam.PTransform):
@@ -105,13 +159,12 @@ class WriteOutputs(beam.PTransform):
         written = {}
         for name, batches in transformed.items():
             label = name.capitalize()
+            directory = os.path.join(self._output_dir, "data", name)
             written[name] = (
                 batches
-                | f"Encode{label}" >> beam.ParDo(_EncodeExamples())
-                | f"Write{label}" >> beam.io.WriteToTFRecord(
-                    os.path.join(self._output_dir, "data", name, "part"),
-                    file_name_suffix=".tfrecord.gz",
-                    compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+                | f"Write{label}" >> beam.ParDo(_WriteShards(directory))
+                | f"Collect{label}" >> beam.combiners.ToList()
+                | f"Name{label}" >> beam.Map(_name_shards, directory))
         _ = self._transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(
             self._output_dir)
         pipeline = next(iter(transformed.values())).pipeline

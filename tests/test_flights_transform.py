@@ -59,9 +59,9 @@ def _decoded_rows():
 
 
 def _expected_rows():
-    # dep_delay 0, 10, 20, missing, 30: the mean of the present values is 15, so
-    # the imputed values are 0, 10, 20, 15, 30, with mean 15 and std 10.
-    dep_delay_z = [-1.5, -0.5, 0.5, 0.0, 1.5]
+    # dep_delay 0, 10, 20, missing, 30: the present values have mean 15 and
+    # variance 125; the missing one is imputed with the mean, a z-score of 0.
+    dep_delay_z = [x / math.sqrt(125) for x in (-15, -5, 5, 0, 15)]
     log_distance = np.log1p(np.array(DISTANCES, dtype=np.float64))
     distance_log = (log_distance - log_distance.mean()) / log_distance.std()
     rows = []

@@ -48,10 +48,9 @@ def preprocessing_fn(inputs: dict) -> dict:
     """Raw flights features -> model-ready features and the ``delayed`` label."""
     outputs = {}
 
-    dep_delay, dep_delay_missing = _impute_mean(inputs["dep_delay"])
     # Analyzers are named so that their cache keys are stable across tracings.
-    outputs["dep_delay_z"] = tft.scale_to_z_score(dep_delay, name="dep_delay_z")
-    outputs["dep_delay_missing"] = dep_delay_missing
+    outputs["dep_delay_z"], outputs["dep_delay_missing"] = _z_score_imputing_mean(
+        inputs["dep_delay"], name="dep_delay_z")
 
     distance = tf.cast(_dense(inputs["distance"]), tf.float32)
     outputs["distance_log"] = tft.scale_to_z_score(tf.math.log1p(distance), name="distance_log")
@@ -105,17 +104,19 @@ def _indicator(x: tf.sparse.SparseTensor) -> tf.sparse.SparseTensor:
         x.indices, tf.ones_like(x.values, dtype=tf.int64), x.dense_shape)
 
 
-def _impute_mean(x: tf.sparse.SparseTensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Fills missing values with the training mean of the present ones.
+def _z_score_imputing_mean(x: tf.sparse.SparseTensor, name: str
+                           ) -> tuple[tf.Tensor, tf.Tensor]:
+    """z-scores of the present values (mean and variance of those in training);
+    a missing value is imputed with the mean, a z-score of 0. Also returns a
+    0/1 indicator of the missing values, so the model can tell them apart.
 
-    Returns the imputed values and a 0/1 indicator of which were missing, so the
-    model can still tell an imputed value from a real one.
+    Imputing after scaling keeps the analysis to one pass over the data:
+    scaling an imputed feature needs the mean before the variance.
     """
     values = tf.sparse.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+    scaled = tft.scale_to_z_score(values, name=name)
     present = _dense(_indicator(x), default_value=0)
-    mean = tft.mean(values.values, name="impute_mean")
-    filled = tf.where(present > 0, _dense(values, default_value=0.0), mean)
-    return filled, 1 - present
+    return _dense(scaled, default_value=0.0), 1 - present
 
 
 def _hash_buckets(strings: tf.Tensor, buckets: int) -> tf.Tensor:
