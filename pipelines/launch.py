@@ -13,13 +13,12 @@ import tempfile
 import time
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
-from pipelines import dataflow, datasets, metrics, progress, split, summary, validate
+from pipelines import dataflow, datasets, progress, split, summary, validate, validation
 from pipelines.bigquery import BigQueryInput
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.errors import UserError
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     if rows["read"] != accounted:
         raise RuntimeError(f"row accounting failed: read {rows['read']} != "
                            f"train + eval + serving + rejected = {accounted}")
-    disagreements = _counter(result, "rows_split_disagreements")
+    disagreements = summary.counter_totals(result).get("rows_split_disagreements", 0)
     if disagreements:
         raise RuntimeError(f"{disagreements} rows were split differently by BigQuery's "
                            f"FARM_FINGERPRINT and locally; the outputs are not to be used")
@@ -107,7 +106,7 @@ def _record_serving_validation(config: RunConfig, final: str, rows: dict) -> Non
     """The run's own serving split is the first entry of validation_summary.json."""
     if not config.has_serving:
         return
-    anomalies = validate.load_anomalies(os.path.join(final, "anomalies", "serving.pbtxt"))
+    anomalies = validation.load_anomalies(os.path.join(final, "anomalies", "serving.pbtxt"))
     validate.record(final, config.dataset.name, validate.entry(
         "run", config.serving_input or "BigQuery (--serving_where)", rows["serving"],
         rows["rejected"], anomalies, config.schema_file,
@@ -205,12 +204,6 @@ def _dry_run(config: RunConfig, beam_args: list[str], job_description: str) -> i
           f"stages {', '.join(stages)}.\njob description: {os.path.abspath(job_description)}",
           flush=True)
     return 0
-
-
-def _counter(result, name: str) -> int:
-    counters = result.metrics().query(
-        MetricsFilter().with_namespace(metrics.NAMESPACE).with_name(name))["counters"]
-    return sum(c.committed or c.attempted or 0 for c in counters)
 
 
 def check_beam_flags(beam_args: list[str]) -> None:

@@ -12,9 +12,16 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from pipelines import datasets
 from pipelines.errors import UserError
 
-__all__ = ["SUMMARY_FILE", "RunDir"]
+__all__ = ["SUMMARY_FILE", "RunDir", "raw_schema"]
 
 SUMMARY_FILE = "run_summary.json"
+
+
+def raw_schema(output_dir: str) -> schema_pb2.Schema:
+    """The raw schema a run used (``metadata/schema.pbtxt``); readable as soon as
+    the outputs are in place, before ``run_summary.json`` is."""
+    with tf.io.gfile.GFile(os.path.join(output_dir, "metadata", "schema.pbtxt")) as f:
+        return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
 class RunDir:
@@ -38,9 +45,7 @@ class RunDir:
         return tft.TFTransformOutput(self.path)
 
     def schema(self) -> schema_pb2.Schema:
-        """The raw schema this run used (``metadata/schema.pbtxt``)."""
-        with tf.io.gfile.GFile(os.path.join(self.path, "metadata", "schema.pbtxt")) as f:
-            return text_format.Parse(f.read(), schema_pb2.Schema())
+        return raw_schema(self.path)
 
     @property
     def schema_file(self) -> str:

@@ -14,13 +14,11 @@ import resource
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from pipelines import metrics, validation
 
 __all__ = [
-    "ROW_COUNTS", "add_timing", "build_summary", "format_report", "read_anomalies",
+    "ROW_COUNTS", "add_timing", "build_summary", "counter_totals", "format_report",
     "rejected_by_kind", "row_counts", "stage_seconds", "write_json",
 ]
 
@@ -28,16 +26,20 @@ ROW_COUNTS = ("read", "train", "eval", "serving", "rejected")
 _EXECUTION_TIME = "metric:ptransform_execution_time:total_msecs:v1"  # namespace "beam"
 
 
+def counter_totals(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """This package's counters by name, summed over the steps that incremented them."""
+    totals: dict[str, int] = {}
+    for counter in result.metrics().query(
+            MetricsFilter().with_namespace(metrics.NAMESPACE))["counters"]:
+        name = counter.key.metric.name
+        totals[name] = totals.get(name, 0) + (counter.committed or counter.attempted or 0)
+    return totals
+
+
 def row_counts(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
     """Committed values of the ``rows_*`` counters, zero when never incremented."""
-    counters = result.metrics().query(
-        MetricsFilter().with_namespace(metrics.NAMESPACE))["counters"]
-    totals = dict.fromkeys(ROW_COUNTS, 0)
-    for counter in counters:
-        name = counter.key.metric.name.removeprefix("rows_")
-        if name in totals:
-            totals[name] += counter.committed or counter.attempted or 0
-    return totals
+    totals = counter_totals(result)
+    return {name: totals.get(f"rows_{name}", 0) for name in ROW_COUNTS}
 
 
 def stage_seconds(result, stage_labels: dict[str, str]) -> dict[str, float] | None:
@@ -55,22 +57,11 @@ def stage_seconds(result, stage_labels: dict[str, str]) -> dict[str, float] | No
     return seconds
 
 
-def read_anomalies(anomalies_dir: str, split: str) -> anomalies_pb2.Anomalies:
-    with FileSystems.open(os.path.join(anomalies_dir, f"{split}.pbtxt")) as f:
-        return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
-
-
 def rejected_by_kind(result) -> dict[str, int]:
     """Rejected rows per kind (``wrong_field_count``, ``unparsable``, ...)."""
-    counters = result.metrics().query(
-        MetricsFilter().with_namespace(metrics.NAMESPACE))["counters"]
-    kinds: dict[str, int] = {}
-    for counter in counters:
-        name = counter.key.metric.name
-        if name.startswith(metrics.REJECTED_PREFIX):
-            kind = name.removeprefix(metrics.REJECTED_PREFIX)
-            kinds[kind] = kinds.get(kind, 0) + (counter.committed or counter.attempted or 0)
-    return dict(sorted(kinds.items()))
+    return {name.removeprefix(metrics.REJECTED_PREFIX): count
+            for name, count in sorted(counter_totals(result).items())
+            if name.startswith(metrics.REJECTED_PREFIX)}
 
 
 def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction: float,
@@ -91,7 +82,8 @@ def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction
             "rows_per_s": round(handled / seconds) if seconds > 0 else None,
         }
     anomalies_dir = os.path.join(output_dir, "anomalies")
-    anomalies = {split: read_anomalies(anomalies_dir, split) for split in splits}
+    anomalies = {split: validation.load_anomalies(
+        os.path.join(anomalies_dir, f"{split}.pbtxt")) for split in splits}
     return {
         "dataset": dataset,
         "schema_file": schema_file,

@@ -19,32 +19,19 @@ import os
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
-from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from pipelines import progress, report, summary, validation
 from pipelines.csv_arrow import CsvDecoder, columns_from_schema
 from pipelines.errors import UserError
 from pipelines.read import ReadRaw
-from pipelines.run_dir import RunDir
+from pipelines.run_dir import RunDir, raw_schema
 from pipelines.split import SplitExamples
 
 __all__ = ["VALIDATION_SUMMARY", "record", "validate", "write_report"]
 
 VALIDATION_SUMMARY = "validation_summary.json"
 REPORT = "report.html"
-
-
-def load_statistics(path: str) -> statistics_pb2.DatasetFeatureStatisticsList:
-    if not FileSystems.exists(path):
-        raise UserError(f"no statistics at {path}")
-    with FileSystems.open(path) as f:
-        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
-
-
-def load_anomalies(path: str) -> anomalies_pb2.Anomalies:
-    with FileSystems.open(path) as f:
-        return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
 
 
 def entry(span: str, source: str | None, rows: int, rejected: int,
@@ -80,15 +67,14 @@ def record(run_dir: str, dataset: str, new_entry: dict) -> None:
 def write_report(run_dir: str, dataset: str, schema_file: str,
                  extra: list[report.Dataset] = ()) -> str:
     """Renders DIR/report.html from the run's splits plus ``extra`` datasets."""
-    with FileSystems.open(os.path.join(run_dir, "metadata", "schema.pbtxt")) as f:
-        schema = text_format.Parse(f.read().decode("utf-8"), schema_pb2.Schema())
+    schema = raw_schema(run_dir)
     datasets = []
     for split in ("train", "eval", "serving"):
         stats_path = os.path.join(run_dir, "stats", f"{split}.pb")
         if FileSystems.exists(stats_path):
             datasets.append(report.Dataset(
-                split, load_statistics(stats_path),
-                load_anomalies(os.path.join(run_dir, "anomalies", f"{split}.pbtxt"))))
+                split, validation.load_statistics(stats_path), validation.load_anomalies(
+                    os.path.join(run_dir, "anomalies", f"{split}.pbtxt"))))
     datasets += list(extra)
     page = report.render(f"{dataset}: data validation report", run_dir, datasets, schema,
                          schema_file)
@@ -106,8 +92,8 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     run = RunDir(args.run_dir)
     schema = run.schema()
     schema_file = run.schema_file
-    training = load_statistics(os.path.join(args.run_dir, "stats", "train.pb"))
-    previous = load_statistics(args.previous_stats) if args.previous_stats else None
+    training = validation.load_statistics(os.path.join(args.run_dir, "stats", "train.pb"))
+    previous = validation.load_statistics(args.previous_stats) if args.previous_stats else None
     span = args.span or datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = os.path.join(args.run_dir, "validations", span)
     if FileSystems.exists(out):
@@ -134,13 +120,14 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     if rows["read"] != rows["serving"] + rows["rejected"]:
         raise RuntimeError(f"row accounting failed: read {rows['read']} != serving "
                            f"{rows['serving']} + rejected {rows['rejected']}")
-    anomalies = load_anomalies(os.path.join(out, "anomalies", "serving.pbtxt"))
+    anomalies = validation.load_anomalies(os.path.join(out, "anomalies", "serving.pbtxt"))
     result_entry = entry(span, args.serving_input, rows["serving"], rows["rejected"],
                          anomalies, schema_file,
                          {"stats": os.path.join(out, "stats", "serving.pb"),
                           "previous_stats": args.previous_stats})
     record(args.run_dir, run.dataset.name, result_entry)
-    extra = [report.Dataset(f"span {span}", load_statistics(result_entry["stats"]), anomalies)]
+    extra = [report.Dataset(f"span {span}", validation.load_statistics(result_entry["stats"]),
+                            anomalies)]
     if previous is not None:
         extra.append(report.Dataset("previous span", previous))
     page = write_report(args.run_dir, run.dataset.name, schema_file, extra)

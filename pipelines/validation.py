@@ -13,16 +13,20 @@ import os
 
 import apache_beam as beam
 import tensorflow_data_validation as tfdv
+from apache_beam.io.filesystems import FileSystems
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from pipelines import explain, progress
+from pipelines.errors import UserError
 
 __all__ = [
     "GenerateStats",
     "ValidateStats",
     "anomaly_descriptions",
     "comparisons",
+    "load_anomalies",
+    "load_statistics",
     "stats_options",
     "validate_split",
 ]
@@ -45,6 +49,20 @@ def stats_options(schema: schema_pb2.Schema) -> tfdv.StatsOptions:
     """Statistics of the schema's features only (not the ``row_key`` passthrough)."""
     return tfdv.StatsOptions(
         schema=schema, feature_allowlist=[f.name for f in schema.feature])
+
+
+def load_statistics(path: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """A binary ``DatasetFeatureStatisticsList`` file (local or remote)."""
+    if not FileSystems.exists(path):
+        raise UserError(f"no statistics at {path}")
+    with FileSystems.open(path) as f:
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+
+
+def load_anomalies(path: str) -> anomalies_pb2.Anomalies:
+    """An ``Anomalies`` text file, as ``ValidateStats`` writes it."""
+    with FileSystems.open(path) as f:
+        return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
 
 
 def validate_split(

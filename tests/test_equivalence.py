@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from benchmarks import baseline
-from pipelines import validate
+from pipelines import validation
 
 SPLITS = ("train", "eval", "serving")
 
@@ -61,7 +61,7 @@ def test_transformed_values_are_the_same(baseline_run, flights_run, split):
 @pytest.mark.parametrize("split", SPLITS)
 def test_statistics_are_the_same(baseline_run, flights_run, split):
     def moments(output_dir):
-        stats = validate.load_statistics(os.path.join(output_dir, "stats", f"{split}.pb"))
+        stats = validation.load_statistics(os.path.join(output_dir, "stats", f"{split}.pb"))
         dataset = stats.datasets[0]
         table = {"examples": dataset.num_examples}
         for feature in dataset.features:

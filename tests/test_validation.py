@@ -12,7 +12,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import datasets, explain, split, thresholds, validate, validation
+from pipelines import datasets, explain, split, thresholds, validation
 from pipelines.csv_arrow import ROW_KEY, CsvDecoder, as_list_array, columns_from_schema
 from pipelines.read import decode_files
 
@@ -72,7 +72,7 @@ def statistics(tmp_path_factory):
     _ = ({name: pipeline | f"Create{name}" >> beam.Create(b) for name, b in batches.items()}
          | validation.GenerateStats(SCHEMA, stats_dir))
     pipeline.run()
-    return {name: validate.load_statistics(os.path.join(stats_dir, f"{name}.pb"))
+    return {name: validation.load_statistics(os.path.join(stats_dir, f"{name}.pb"))
             for name in batches}
 
 
