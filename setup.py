@@ -28,7 +28,9 @@ setuptools.setup(
     description=("Raw tabular data to model-ready data with Apache Beam, "
                  "TensorFlow Transform and TensorFlow Data Validation."),
     python_requires="==3.11.*",
-    packages=["pipelines", "transforms", "schemas"],
+    # The package with every role folder (commands, decode, stages, reports, model).
+    packages=setuptools.find_packages(
+        include=["pipelines", "pipelines.*", "transforms", "schemas"]),
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=STACK,
     extras_require={

@@ -8,7 +8,7 @@ In one process tree, on the NYC flights 2013 data (the default job):
    seconds 1x); the fixed cost is what remains of the 1x wall clock, and is also
    measured directly as a run on 1,000 rows. Peak memory (max RSS) at both sizes.
 2. The same preprocessing written as TFT's examples write it
-   (``benchmarks/baseline.py``: CsvTFXIO, AnalyzeAndTransformDataset,
+   (``references/baselines.py``: CsvTFXIO, AnalyzeAndTransformDataset,
    WriteToTFRecord), at 1x, over the same rows, pre-split.
 3. pandas + scikit-learn fitting the comparable scaling, buckets and
    vocabularies on train and applying them to every split, at 1x.
@@ -29,16 +29,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from benchmarks import baseline  # noqa: E402
 from benchmarks.run_flights import write_section  # noqa: E402
 from pipelines import nycflights  # noqa: E402
+from references import baselines  # noqa: E402
 
 SECTION = "## Throughput: this package vs. TFT's own way vs. pandas + scikit-learn"
 _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 started = time.monotonic()
-from benchmarks import baseline
+from references import baselines
 rows = {call}
 print(json.dumps({{"seconds": time.monotonic() - started, "rows": rows,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
@@ -88,10 +88,10 @@ def main() -> None:
                             _times_four(serving, os.path.join(work, "serving4.csv")),
                             os.path.join(work, "x4"))
         # The baseline's pre-split files are made here, outside its timing.
-        files = baseline.split_for_baseline(train, serving, work)
-        tft_way = _child(f"baseline.tft_examples_way({files!r}, {work + '/tft'!r}, "
+        files = baselines.split_for_baseline(train, serving, work)
+        tft_way = _child(f"baselines.tft_examples_way({files!r}, {work + '/tft'!r}, "
                          f"{work + '/tft_tmp'!r}) or {one['rows']}")
-        pandas_way = _child(f"baseline.pandas_sklearn_way({train!r}, {serving!r})")
+        pandas_way = _child(f"baselines.pandas_sklearn_way({train!r}, {serving!r})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_section(SECTION, _report(tiny, one, four, tft_way, pandas_way))

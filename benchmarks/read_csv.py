@@ -20,15 +20,15 @@ from tfx_bsl.public import tfxio
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.run_flights import write_section  # noqa: E402
-from pipelines import datasets, metrics, nycflights  # noqa: E402
-from pipelines.csv_arrow import CsvDecoder, columns_from_schema  # noqa: E402
-from pipelines.read import ReadRaw  # noqa: E402
+from pipelines import datasets, nycflights  # noqa: E402
+from pipelines.stages import counters  # noqa: E402
+from pipelines.stages.read import ReadRaw  # noqa: E402
 
 SECTION = "## Reading CSV into Arrow: ReadRaw vs. tfx_bsl CSV TFXIO"
 
 
 def _count(batch) -> None:
-    metrics.count("benchmarked", batch.num_rows)
+    counters.count("benchmarked", batch.num_rows)
 
 
 def _seconds(read) -> tuple[float, int]:
@@ -39,15 +39,15 @@ def _seconds(read) -> tuple[float, int]:
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started
-    counters = result.metrics().query(MetricsFilter().with_name("rows_benchmarked"))
-    return seconds, sum(c.committed for c in counters["counters"])
+    read = result.metrics().query(MetricsFilter().with_name("rows_benchmarked"))
+    return seconds, sum(c.committed for c in read["counters"])
 
 
 def main() -> None:
     dataset = datasets.get_dataset("flights")
     schema = dataset.schema()
     train, _ = nycflights.default_inputs()
-    decoder = CsvDecoder(columns_from_schema(schema), dataset.csv_format)
+    decoder = dataset.csv_decoder(schema)
     with tempfile.TemporaryDirectory() as tmp:
         arrow_seconds, arrow_rows = _seconds(
             lambda p: (p | ReadRaw({"train": train}, decoder, os.path.join(tmp, "rej")))["train"])

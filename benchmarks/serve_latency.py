@@ -25,7 +25,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.run_flights import write_section  # noqa: E402
-from tests.conftest import raw_rows  # noqa: E402
+from pipelines.model.check_parity import raw_examples  # noqa: E402
+from pipelines.reports.run_dir import RunDir  # noqa: E402
 from transforms import flights  # noqa: E402
 
 SECTION = "## Serving over REST: `python -m pipelines serve`"
@@ -45,7 +46,7 @@ def main() -> None:
     if not os.path.exists(os.path.join(args.model_dir, "serving", "saved_model.pb")):
         _python("-m", "pipelines", "train", "--run_dir", args.run_dir,
                 "--model_dir", args.model_dir)
-    raw, _ = raw_rows(args.run_dir, "serving", 100)
+    raw, _ = raw_examples(RunDir(args.run_dir), "serving", 100)
     instances = [
         {name: _json_value(raw.column(name)[i].as_py()) for name in flights.SERVING_INPUTS
          if raw.column(name)[i].as_py() is not None}

@@ -1,9 +1,11 @@
 """Beam pipelines that turn raw CSV into validated, TFT-transformed examples.
 
-Entry point: ``python -m pipelines`` (``pipelines.cli``). The pipeline itself is
-built by ``pipelines.pipeline.build_pipeline`` from one composite transform per
-stage: ``ReadRaw``, ``SplitExamples``, ``GenerateStats``, ``ValidateStats``,
-``Analyze``, ``Transform`` and ``WriteOutputs``.
+Entry point: ``python -m pipelines`` (``pipelines.cli``), one module per command
+in ``pipelines.commands`` and ``pipelines.model``. The pipelines are built by
+``pipelines.pipeline`` from one composite transform per stage
+(``pipelines.stages``), which decode rows with ``pipelines.decode``;
+``pipelines.reports`` reads finished runs. Every output's name is in
+``pipelines.layout``.
 """
 
 import os

@@ -1,7 +1,7 @@
 """The launcher: ``python -m pipelines <command>``.
 
 Commands:
-  run             the whole pipeline for a dataset (see ``pipelines.pipeline``)
+  run             the whole pipeline for a dataset (``pipelines.commands.run``)
   infer-schema    print a schema inferred from CSV files, to start a curated one
   train           train a model on a run's output and export the serving model
   export-serving  export a transform-only serving model from a run
@@ -19,6 +19,7 @@ with exit status 2, not as a traceback.
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -26,6 +27,7 @@ import sys
 import time
 import warnings
 
+from pipelines.decode import DEFAULT_EVAL_FRACTION
 from pipelines.errors import UserError
 
 _STARTED = time.monotonic()  # start-up time in run_summary.json is counted from here
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         # --dry_run there would be an argparse error deep inside a GCS client.
         sys.argv[1:] = ["--dry_run=True" if a == "--dry_run" else a for a in sys.argv[1:]]
         argv = sys.argv[1:]
+    _quiet_libraries()
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     try:
@@ -61,11 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output_dir", required=True, help="local path or gs:// URI")
     run.add_argument("--train_input", help="CSV glob; default: the dataset's own")
     run.add_argument("--serving_input", help="CSV glob; default: the dataset's own")
-    run.add_argument("--eval_fraction", type=float, default=0.2,
-                     help="share of training rows held out for eval (default 0.2)")
+    run.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION,
+                     help=f"share of training rows held out for eval "
+                          f"(default {DEFAULT_EVAL_FRACTION})")
     run.add_argument("--limit", type=_positive_int,
                      help="read only the first N rows of each input")
-    run.add_argument("--temp_dir", help="TFT's temp dir; default OUTPUT_DIR/tmp")
+    run.add_argument("--temp_dir", help="TFT's temp dir; default: inside the run's staging "
+                                        "directory, removed with it (on Dataflow, a gs:// path)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace a completed run in --output_dir")
     run.add_argument("--max_rejected_fraction", type=float, default=0.001,
@@ -100,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                      "measure skew metrics between random halves; suggest thresholds")
     noise.add_argument("--dataset", default="flights", help="a registered dataset")
     noise.add_argument("--input", help="CSV glob; default: the dataset's training input")
-    noise.add_argument("--sizes", default="5000,50000,0",
+    noise.add_argument("--sizes", default="5000,50000,0", type=_int_list,
                        help="sample sizes, comma-separated; 0 is all rows")
     noise.add_argument("--repeats", type=_positive_int, default=20,
                        help="random 80/20 splits per size")
@@ -109,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     sql = _command(commands, "bigquery-sql", _bigquery_sql,
                    "print the BigQuery SQL that `run` would send")
     sql.add_argument("--dataset", default="flights", help="a registered dataset")
-    sql.add_argument("--eval_fraction", type=float, default=0.2)
+    sql.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION)
     _add_bigquery_flags(sql)
 
     train = _command(commands, "train", _train,
@@ -164,6 +169,14 @@ def _true_or_false(text: str) -> bool:
     return text.lower() == "true"
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(size) for size in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes comma-separated integers, got {text}") from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -172,20 +185,21 @@ def _positive_int(text: str) -> int:
 
 
 # The heavy imports (TensorFlow, TFT, TFDV) happen only once a command runs, so
-# that --help and flag errors are instant.
+# that --help and flag errors are instant. Each handler calls the one function
+# that does the command's work, in the module named after the command.
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     _import_tfdv_quietly()
-    from pipelines import launch
+    from pipelines.commands import run
 
-    return launch.run(args, beam_args, started=_STARTED)
+    return run.run(args, beam_args, started=_STARTED)
 
 
 def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
     _import_tfdv_quietly()
-    from pipelines import infer_schema
+    from pipelines.commands import infer_schema
 
     print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit), end="")
     return 0
@@ -193,7 +207,7 @@ def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     _import_tfdv_quietly()
-    from pipelines import validate
+    from pipelines.commands import validate
 
     return validate.validate(args, beam_args)
 
@@ -201,71 +215,53 @@ def _validate(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _suggest_thresholds(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
     _import_tfdv_quietly()
-    from pipelines import thresholds
+    from pipelines.commands import suggest_thresholds
 
-    try:
-        sizes = [int(size) for size in args.sizes.split(",")]
-    except ValueError:
-        raise UserError(f"--sizes takes comma-separated integers, got {args.sizes}") from None
-    noise = thresholds.measure_noise(args.dataset, args.input, sizes, args.repeats)
-    print(thresholds.suggest(noise, args.margin))
+    print(suggest_thresholds.suggest_thresholds(args.dataset, args.input, args.sizes,
+                                                args.repeats, args.margin))
     return 0
 
 
 def _bigquery_sql(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    from pipelines import bigquery, datasets, split
-    from pipelines.csv_arrow import columns_from_schema
+    from pipelines.commands import bigquery_sql
 
-    dataset = datasets.get_dataset(args.dataset)
-    source = bigquery.BigQueryInput(
-        table=args.bigquery_table, query=args.bigquery_query, where=args.where,
-        serving_where=args.serving_where, sample_percent=args.sample_percent)
-    print(bigquery.build_query(source, columns_from_schema(dataset.schema()),
-                               dataset.csv_format.key_columns,
-                               split.eval_percent(args.eval_fraction)), end="")
+    print(bigquery_sql.bigquery_sql(args), end="")
     return 0
 
 
 def _train(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    from pipelines import train
+    from pipelines.model import train
 
-    metrics = train.train(args.run_dir, args.model_dir, epochs=args.epochs)
-    model, baseline = metrics["eval"], metrics["baseline"]
-    print(f"eval ({metrics['eval_rows']:,} rows): accuracy {model['accuracy']:.4f}, "
-          f"AUC {model['auc']:.4f}; majority-class baseline: accuracy "
-          f"{baseline['accuracy']:.4f}, AUC {baseline['auc']:.1f}")
-    print(f"serving model: {args.model_dir}/serving (metrics: {args.model_dir}/metrics.json)")
+    print(train.format_metrics(train.train(args.run_dir, args.model_dir, epochs=args.epochs),
+                               args.model_dir))
     return 0
 
 
 def _export_serving(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    from pipelines import serving
-    from pipelines.run_dir import RunDir
+    from pipelines.model import export_serving
 
-    run = RunDir(args.run_dir)
-    serving.export_serving_model(args.out, run.tft_output, run.dataset)
-    print(f"transform-only serving model: {args.out} (signature transform_features)")
+    print(export_serving.export_from_run(args.run_dir, args.out))
     return 0
 
 
 def _check_parity(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
     _import_tfdv_quietly()
-    from pipelines import parity
+    from pipelines.model import check_parity
 
-    report = parity.check_parity(args.run_dir, args.split, args.n, args.model)
+    report = check_parity.check_parity(args.run_dir, args.split, args.n, args.model)
     print(report)
     return 1 if report.mismatches else 0
 
 
 def _serve(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    from pipelines import rest
+    from pipelines.model import serve
 
-    rest.serve(args.model, args.port, model_name=args.model_name)
+    serve.serve(args.model, args.port, model_name=args.model_name)
     return 0
 
 
@@ -281,7 +277,7 @@ _NOISE = {
     # Beam falls back to crcmod's C extension, which is fine.
     "apache_beam.io.tfrecordio": "Couldn't find python-snappy",
     # Beam's GCS client parses sys.argv, which holds this launcher's flags too;
-    # _check_beam_flags has already rejected any flag nobody knows.
+    # preflight.check_beam_flags has already rejected any flag nobody knows.
     "apache_beam.options.pipeline_options": "Discarding unparseable args",
 }
 
@@ -294,13 +290,20 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=FutureWarning, module="google")
     for logger, text in _NOISE.items():
-        logging.getLogger(logger).addFilter(
-            lambda record, text=text: text not in record.getMessage())
+        logging.getLogger(logger).addFilter(_Drop(text))  # once: equal filters are not re-added
+
+
+@dataclasses.dataclass(frozen=True)
+class _Drop(logging.Filter):
+    """Drops the log records whose message contains ``text``."""
+
+    text: str
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def _import_tfdv_quietly() -> None:
     with contextlib.redirect_stderr(io.StringIO()):
         import tensorflow_data_validation  # noqa: F401  (writes to stderr on import)
 
-
-_quiet_libraries()

@@ -17,7 +17,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
 from pipelines import nycflights
-from pipelines.csv_arrow import CsvFormat
+from pipelines.decode.columns import CsvFormat, columns_from_schema
+from pipelines.decode.csv_decoder import CsvDecoder
 from pipelines.errors import UserError
 
 __all__ = ["Dataset", "UnknownDatasetError", "get_dataset", "dataset_names"]
@@ -48,6 +49,17 @@ class Dataset:
 
     def schema(self) -> schema_pb2.Schema:
         return schemas.load_schema(self.name)
+
+    @property
+    def schema_file(self) -> str:
+        """The curated schema's path, as messages and fixes name it."""
+        return schemas.schema_file(self.name)
+
+    def csv_decoder(self, schema: schema_pb2.Schema | None = None) -> CsvDecoder:
+        """The decoder of this dataset's CSV files, for ``schema`` (default: the
+        curated one): the one way every stage and command decodes its rows."""
+        return CsvDecoder(columns_from_schema(self.schema() if schema is None else schema),
+                          self.csv_format)
 
     @property
     def transforms(self) -> types.ModuleType:

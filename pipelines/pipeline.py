@@ -1,45 +1,50 @@
-"""Builds the preprocessing pipeline: read, split, statistics, validation, TFT.
+"""Builds and executes the two pipelines: ``run`` (read, split, statistics,
+validation, TFT) and ``validate`` (the same stages for new serving data).
 
-``build_pipeline`` returns the constructed, not yet run, ``beam.Pipeline``; the
-launcher (``pipelines.cli``) runs it. Locally::
+The builders return the constructed, not yet run, ``beam.Pipeline``;
+``execute`` runs one and accounts for its rows. The commands
+(``pipelines.commands.run`` and ``pipelines.commands.validate``) check their
+flags and inputs first and write the summaries after. Locally::
 
     python -m pipelines run --dataset flights --output_dir /tmp/flights
 
 and on Dataflow the same entry point with Beam's flags, as ``run_dataflow.sh``
 passes them::
 
-    python -m pipelines run --dataset flights --output_dir gs://BUCKET/output/flights \
-        --train_input 'gs://BUCKET/raw/*.csv' --temp_dir gs://BUCKET/tft-tmp \
-        --runner DataflowRunner --project PROJECT --region REGION \
-        --temp_location gs://BUCKET/tmp --staging_location gs://BUCKET/staging \
+    python -m pipelines run --dataset flights --output_dir gs://BUCKET/output/flights \\
+        --train_input 'gs://BUCKET/raw/*.csv' --temp_dir gs://BUCKET/tft-tmp \\
+        --runner DataflowRunner --project PROJECT --region REGION \\
+        --temp_location gs://BUCKET/tmp --staging_location gs://BUCKET/staging \\
         --setup_file ./setup.py
 
-Output layout under ``output_dir``: ``stats/<split>.pb``,
-``anomalies/<split>.pbtxt``, ``data/<split>/part-*.tfrecord.gz``,
-``transform_fn/``, ``transformed_metadata/``, ``rejected/*.jsonl``, the raw
-schema as ``metadata/schema.pbtxt`` and, written last by the launcher,
-``run_summary.json``. With ``--bigquery_table`` or ``--bigquery_query`` the
-training rows come from BigQuery instead (``pipelines.bigquery``).
+Every output's name under ``output_dir`` is in ``pipelines.layout``. With
+``--bigquery_table`` or ``--bigquery_query`` the training rows come from
+BigQuery instead (``pipelines.stages.bigquery``).
 """
 
 import dataclasses
-import os
 
 import apache_beam as beam
 import tensorflow_transform.beam as tft_beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from pipelines import beam_speedups
-from pipelines.bigquery import BigQueryInput, ReadBigQuery, RowDecoder, build_query
-from pipelines.csv_arrow import CsvDecoder, columns_from_schema
+from pipelines import beam_speedups, layout
 from pipelines.datasets import Dataset
-from pipelines.read import ReadRaw
-from pipelines.split import ROW_KEY, SplitExamples, eval_percent
-from pipelines.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
-from pipelines.validation import GenerateStats, ValidateStats
+from pipelines.decode.bigquery import BigQueryInput, RowDecoder, build_query
+from pipelines.decode.columns import columns_from_schema
+from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION, ROW_KEY, eval_percent
+from pipelines.stages import counters, progress
+from pipelines.stages.bigquery import ReadBigQuery
+from pipelines.stages.read import ReadRaw
+from pipelines.stages.split import SplitExamples
+from pipelines.stages.statistics import GenerateStats, ValidateStats
+from pipelines.stages.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
 
-__all__ = ["RunConfig", "STAGE_LABELS", "build_pipeline"]
+__all__ = [
+    "STAGE_LABELS", "Executed", "RunConfig", "ValidateConfig", "build_pipeline",
+    "build_validate_pipeline", "execute",
+]
 
 # Top-level labels of the stages, and the names the run summary uses for them.
 STAGE_LABELS = {
@@ -69,16 +74,11 @@ class RunConfig:
     train_input: str | None
     serving_input: str | None
     temp_dir: str
-    eval_fraction: float = 0.2
+    schema: schema_pb2.Schema
+    schema_file: str  # where the schema came from, as messages name it
+    eval_fraction: float = DEFAULT_EVAL_FRACTION
     limit: int | None = None
     bigquery: BigQueryInput | None = None
-    schema: schema_pb2.Schema | None = None  # default: the dataset's curated schema
-    schema_file: str = ""
-
-    def __post_init__(self):
-        if self.schema is None:
-            object.__setattr__(self, "schema", self.dataset.schema())
-            object.__setattr__(self, "schema_file", f"schemas/{self.dataset.name}.pbtxt")
 
     @property
     def has_serving(self) -> bool:
@@ -93,11 +93,10 @@ class RunConfig:
 
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
-    """Constructs the whole pipeline; Beam options pass through untouched."""
+    """Constructs the whole ``run`` pipeline; Beam options pass through untouched."""
     beam_speedups.install()
     schema = config.schema
-    columns = columns_from_schema(schema)
-    decoder = CsvDecoder(columns, config.dataset.csv_format)
+    decoder = config.dataset.csv_decoder(schema)
     adapter_config = tensor_adapter_config(decoder.output_schema, schema)
     csv_inputs = {name: pattern for name, pattern in (("train", config.train_input),
                                                       ("serving", config.serving_input))
@@ -105,7 +104,8 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     bigquery = None
     if config.bigquery:
         bigquery = ReadBigQuery(
-            config.bigquery_sql(), RowDecoder(columns, config.dataset.csv_format.key_columns),
+            config.bigquery_sql(),
+            RowDecoder(columns_from_schema(schema), config.dataset.csv_format.key_columns),
             eval_percent(config.eval_fraction),
             with_serving=bool(config.bigquery.serving_where))
     out = config.output_dir
@@ -115,14 +115,11 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     # would also count every training row twice.
     with tft_beam.Context(temp_dir=config.temp_dir, passthrough_keys={ROW_KEY}):
         raw = pipeline | "ReadRaw" >> ReadRaw(
-            csv_inputs, decoder, os.path.join(out, "rejected", "rejected"), config.limit,
-            bigquery)
+            csv_inputs, decoder, layout.rejected_prefix(out), config.limit, bigquery)
         splits = {name: raw[name] for name in ("train", "serving") if name in raw
                   } | "SplitExamples" >> SplitExamples(config.eval_fraction)
-        statistics = splits | "GenerateStats" >> GenerateStats(
-            schema, os.path.join(out, "stats"))
-        _ = statistics | "ValidateStats" >> ValidateStats(
-            schema, os.path.join(out, "anomalies"))
+        statistics = splits | "GenerateStats" >> GenerateStats(schema, out)
+        _ = statistics | "ValidateStats" >> ValidateStats(schema, out)
         transform_fn = splits["train"] | "Analyze" >> Analyze(
             config.dataset.load_preprocessing_fn(), adapter_config)
         if bigquery is None:
@@ -135,3 +132,75 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
         transformed = splits | "Transform" >> Transform(adapter_config, transform_fn)
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateConfig:
+    """What one ``validate`` reads and writes: new serving rows of a finished
+    run, validated against its schema, its training statistics and, for drift,
+    a former span's statistics; the outputs go to ``output_dir``, a span's
+    directory laid out as a run's (``stats/``, ``anomalies/``, ``rejected/``)."""
+
+    dataset: Dataset
+    schema: schema_pb2.Schema
+    serving_input: str
+    output_dir: str
+    eval_fraction: float
+    training_statistics: statistics_pb2.DatasetFeatureStatisticsList
+    previous_statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None
+    limit: int | None = None
+
+
+def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> beam.Pipeline:
+    """Constructs the ``validate`` pipeline: the stages ``run`` applies to its
+    serving split, up to validation."""
+    beam_speedups.install()
+    out = config.output_dir
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    raw = pipeline | "ReadRaw" >> ReadRaw(
+        {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),
+        layout.rejected_prefix(out), config.limit)
+    splits = {"serving": raw["serving"]} | "SplitExamples" >> SplitExamples(
+        config.eval_fraction)
+    statistics = splits | "GenerateStats" >> GenerateStats(config.schema, out)
+    previous = config.previous_statistics
+    _ = statistics | "ValidateStats" >> ValidateStats(
+        config.schema, out,
+        training=pipeline | "TrainingStats" >> beam.Create([config.training_statistics]),
+        previous=(pipeline | "PreviousStats" >> beam.Create([previous])) if previous else None)
+    return pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class Executed:
+    """A finished pipeline: its result and its rows, accounted for."""
+
+    result: beam.runners.runner.PipelineResult
+    rows: dict[str, int]  # read, train, eval, serving, rejected
+
+    def counter(self, name: str) -> int:
+        return counters.counter_totals(self.result).get(name, 0)
+
+    def rejected_by_kind(self) -> dict[str, int]:
+        return counters.rejected_by_kind(self.result)
+
+    def stage_seconds(self) -> dict[str, float] | None:
+        return counters.stage_seconds(self.result, STAGE_LABELS)
+
+
+def execute(pipeline: beam.Pipeline) -> Executed:
+    """Runs ``pipeline`` to the end and checks that every row read is accounted
+    for: read == train + eval + serving + rejected.
+
+    Raises:
+      RuntimeError: the row accounting does not add up.
+    """
+    result = pipeline.run()
+    result.wait_until_finish()
+    progress.finish()
+    rows = counters.row_counts(result)
+    accounted = rows["train"] + rows["eval"] + rows["serving"] + rows["rejected"]
+    if rows["read"] != accounted:
+        raise RuntimeError(f"row accounting failed: read {rows['read']} != "
+                           f"train + eval + serving + rejected = {accounted}")
+    return Executed(result, rows)

@@ -10,7 +10,7 @@ import importlib.resources
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-__all__ = ["load_schema", "parse_schema"]
+__all__ = ["load_schema", "parse_schema", "schema_file"]
 
 
 def parse_schema(text: str) -> schema_pb2.Schema:
@@ -22,3 +22,8 @@ def load_schema(dataset: str) -> schema_pb2.Schema:
     """Loads the curated schema shipped for ``dataset`` as package data."""
     resource = importlib.resources.files(__name__) / f"{dataset}.pbtxt"
     return parse_schema(resource.read_text(encoding="utf-8"))
+
+
+def schema_file(dataset: str) -> str:
+    """The curated schema's path in this repository, as messages and fixes name it."""
+    return f"schemas/{dataset}.pbtxt"

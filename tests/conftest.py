@@ -119,14 +119,7 @@ def trained_model(tmp_path_factory, flights_run) -> TrainedModel:
 
 def raw_rows(output_dir: str, split_name: str, count: int):
     """(raw RecordBatch, serialized raw tf.Examples without row_key) of a split."""
-    import pyarrow as pa
-    from tfx_bsl.coders import example_coder
+    from pipelines.model.check_parity import raw_examples
+    from pipelines.reports.run_dir import RunDir
 
-    from pipelines.csv_arrow import ROW_KEY
-    from pipelines.parity import read_raw_rows
-    from pipelines.run_dir import RunDir
-
-    raw = read_raw_rows(RunDir(output_dir), split_name, count)
-    names = [n for n in raw.schema.names if n != ROW_KEY]
-    features = pa.RecordBatch.from_arrays([raw.column(n) for n in names], names=names)
-    return raw, example_coder.RecordBatchToExamplesEncoder().encode(features)
+    return raw_examples(RunDir(output_dir), split_name, count)

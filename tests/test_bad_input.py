@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import cli, nycflights, split
-from pipelines.csv_arrow import Column, CsvDecoder, CsvFormat, HeaderMismatchError, RejectedRow
+from pipelines import cli, nycflights
+from pipelines.decode import row_keys
+from pipelines.decode.columns import Column, CsvFormat, RejectedRow
+from pipelines.decode.csv_decoder import CsvDecoder, HeaderMismatchError
 from tests.conftest import PROJECT_ROOT
 
 COLUMNS = [Column("id", schema_pb2.INT, True), Column("name", schema_pb2.BYTES, False),
@@ -65,22 +67,26 @@ def test_every_line_is_decoded_exactly_or_rejected(lines, block_bytes):
         assert row["id"] == [identifier]
         assert row["name"] == ([name.encode("utf-8")] if name != "" else [b""])
         assert row["score"] == (None if score is None else [pytest.approx(score, rel=1e-6)])
-        assert row["row_key"] == [split.row_keys([str(identifier)])[0]]
+        assert row["row_key"] == [row_keys.row_keys([str(identifier)])[0]]
 
 
 @settings(max_examples=300, deadline=None)
 @given(key=st.text(max_size=40), fraction=st.integers(1, 98))
 def test_split_is_bigquery_mod_abs_fingerprint(key, fraction):
-    (row_key,) = split.row_keys([key])
+    (row_key,) = row_keys.row_keys([key])
     # TensorFlow's Fingerprint64, an implementation independent of pyfarmhash.
     fingerprint = tf.fingerprint(tf.constant([key.encode("utf-8")]), method="farmhash64")
     signed = int(fingerprint.numpy().view("<i8")[0, 0])
     assert row_key == signed
-    (bucket,) = split.split_buckets(np.array([row_key]))
+    (bucket,) = row_keys.split_buckets(np.array([row_key]))
     assert bucket == abs(signed) % 100
-    # A row in eval at some fraction stays in eval at every larger one.
-    if bucket < fraction:
-        assert bucket < fraction + 1
+    # The pipeline's own routing: eval exactly when BigQuery's bucket is below the
+    # percentage, and a row in eval at some fraction stays in eval at every larger one.
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([[row_key]], pa.large_list(pa.int64()))], names=[row_keys.ROW_KEY])
+    in_eval = bool(row_keys.is_eval(batch, fraction)[0])
+    assert in_eval == (abs(signed) % 100 < fraction)
+    assert not in_eval or bool(row_keys.is_eval(batch, fraction + 1)[0])
 
 
 def _flights_header_and_rows(count: int) -> tuple[bytes, bytes]:
@@ -95,11 +101,9 @@ def _run_decode(path: str) -> dict:
     script = (
         "import json, resource, sys\n"
         "from pipelines import datasets\n"
-        "from pipelines.csv_arrow import CsvDecoder, columns_from_schema\n"
+        "from pipelines.decode.files import decode_files\n"
         "from pipelines.errors import UserError\n"
-        "from pipelines.read import decode_files\n"
-        "d = datasets.get_dataset('flights')\n"
-        "decoder = CsvDecoder(columns_from_schema(d.schema()), d.csv_format)\n"
+        "decoder = datasets.get_dataset('flights').csv_decoder()\n"
         "rows, kinds, error = 0, {}, None\n"
         "try:\n"
         "    for item in decode_files(decoder, [sys.argv[1]]):\n"

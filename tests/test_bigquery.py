@@ -8,8 +8,12 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing import test_pipeline
 
-from pipelines import bigquery, cli, datasets, split, summary
-from pipelines.csv_arrow import ROW_KEY, CsvDecoder, RejectedRow, columns_from_schema
+from pipelines import cli, datasets
+from pipelines.decode import bigquery, row_keys
+from pipelines.decode.columns import RejectedRow, columns_from_schema
+from pipelines.decode.row_keys import ROW_KEY
+from pipelines.stages import bigquery as stages_bigquery
+from pipelines.stages.counters import row_counts
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 FLIGHTS = datasets.get_dataset("flights")
@@ -44,7 +48,7 @@ def _golden(name: str) -> str:
         query="SELECT * FROM `my-project.flights.flights_2013` WHERE year = 2013;")),
 ])
 def test_generated_sql_is_pinned(golden, source):
-    assert bigquery.build_query(source, COLUMNS, KEYS, split.eval_percent(0.2)) == _golden(
+    assert bigquery.build_query(source, COLUMNS, KEYS, row_keys.eval_percent(0.2)) == _golden(
         golden)
 
 
@@ -60,12 +64,12 @@ def test_sql_split_is_farm_fingerprint_of_the_local_key():
 
 
 def test_a_row_gets_the_same_key_from_csv_and_from_bigquery():
-    csv_decoder = CsvDecoder(COLUMNS, FLIGHTS.csv_format)
+    csv_decoder = FLIGHTS.csv_decoder()
     (from_csv,) = list(csv_decoder.decode(io.BytesIO(CSV_HEADER + CSV_ROW), "f.csv"))
     (from_bigquery,) = list(bigquery.RowDecoder(COLUMNS, KEYS).decode([BIGQUERY_ROW], "bq"))
     assert from_bigquery.schema == from_csv.schema
     assert from_bigquery.to_pydict() == from_csv.to_pydict()
-    expected_key = split.row_keys(["2013|1|1|UA|1545|EWR"])[0]
+    expected_key = row_keys.row_keys(["2013|1|1|UA|1545|EWR"])[0]
     assert from_bigquery.column(ROW_KEY).flatten().to_pylist() == [expected_key]
 
 
@@ -87,15 +91,15 @@ def test_bigquery_nulls_are_missing_and_bad_rows_rejected():
 def test_rows_labelled_against_the_local_split_are_counted():
     decoder = bigquery.RowDecoder(COLUMNS, KEYS)
     rows = [{**BIGQUERY_ROW, "flight": n} for n in range(100)]
-    buckets = split.split_buckets(split.row_keys(decoder.keys(rows)))
+    buckets = row_keys.split_buckets(row_keys.row_keys(decoder.keys(rows)))
     for row, bucket in zip(rows, buckets, strict=True):
         row["split"] = "eval" if bucket < 20 else "train"
     rows[0]["split"] = "train" if rows[0]["split"] == "eval" else "eval"  # one disagrees
     pipeline = test_pipeline.TestPipeline()
     _ = (pipeline | beam.Create([rows])
-         | beam.ParDo(bigquery._DecodeRows(decoder, 20)).with_outputs("rejected", main="b"))
+         | beam.ParDo(stages_bigquery._DecodeRows(decoder, 20)).with_outputs("rejected", main="b"))
     result = pipeline.run()
-    assert summary.row_counts(result)["read"] == 100
+    assert row_counts(result)["read"] == 100
     counters = result.metrics().query()["counters"]
     assert sum(c.committed for c in counters
                if c.key.metric.name == "rows_split_disagreements") == 1

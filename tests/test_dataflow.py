@@ -5,6 +5,7 @@ service would receive, and the sdist of setup.py that workers install) without
 network access. These tests read what it built.
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -101,9 +102,12 @@ def test_workers_install_the_package_with_its_schemas_and_pins(csv_job):
         names = {re.sub(r"^[^/]+/", "", n) for n in sdist.getnames()}
         requires = next(m for m in sdist.getmembers() if m.name.endswith("requires.txt"))
         pins = sdist.extractfile(requires).read().decode()
-    for module in ("pipelines/__init__.py", "pipelines/pipeline.py", "pipelines/read.py",
-                   "transforms/flights.py", "schemas/__init__.py", "schemas/flights.pbtxt",
-                   "setup.py"):
+    # Every module of the package, in every role folder, reaches the workers.
+    package = sorted(os.path.relpath(path, PROJECT_ROOT) for path in glob.glob(
+        os.path.join(PROJECT_ROOT, "pipelines", "**", "*.py"), recursive=True))
+    assert "pipelines/stages/read.py" in package
+    for module in (*package, "transforms/flights.py", "schemas/__init__.py",
+                   "schemas/flights.pbtxt", "setup.py"):
         assert module in names, module
     for pin in ("tensorflow-transform==1.16.0", "apache-beam[gcp]==2.59.0", "pyarrow==10.0.1",
                 "tensorflow-data-validation==1.16.1", "tfx-bsl==1.16.1"):

@@ -16,9 +16,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipelines import parity, split
-from pipelines.csv_arrow import ROW_KEY
-from pipelines.run_dir import RunDir
+from pipelines.decode import row_keys
+from pipelines.decode.row_keys import ROW_KEY
+from pipelines.model import check_parity
+from pipelines.reports.run_dir import RunDir
 from tests.conftest import BAD_ROWS, SKEWED_ROWS, TRAIN_ROWS, raw_rows, run_cli
 from transforms import flights
 
@@ -27,7 +28,7 @@ SPLITS = ("train", "eval", "serving")
 
 def _read_examples(output_dir: str, split_name: str) -> dict[int, dict[str, np.ndarray]]:
     """The transformed TFRecords of a split, parsed, by row_key."""
-    return parity.written_rows(RunDir(output_dir), split_name)
+    return check_parity.written_rows(RunDir(output_dir), split_name)
 
 
 def test_output_layout(flights_run):
@@ -73,7 +74,7 @@ def test_rejected_rows_are_written_with_their_reason_and_line(flights_run):
 def test_split_matches_the_fingerprint_of_each_rows_key(flights_run):
     for split_name in ("train", "eval"):
         keys = np.array(list(_read_examples(flights_run.output_dir, split_name)), np.int64)
-        is_eval = split.split_buckets(keys) < split.eval_percent(0.2)
+        is_eval = row_keys.split_buckets(keys) < row_keys.eval_percent(0.2)
         assert is_eval.all() if split_name == "eval" else not is_eval.any()
 
 

@@ -1,6 +1,6 @@
 """The optimised pipeline writes what TFT's own way of writing it writes.
 
-The session's run is compared with ``benchmarks.baseline.tft_examples_way``
+The session's run is compared with ``references.baselines.tft_examples_way``
 (CsvTFXIO source, AnalyzeAndTransformDataset, WriteToTFRecord) on the same
 rows: same statistics, same vocabularies byte for byte, same transformed
 values row by row (the baseline passes row_key through, as TFT allows)."""
@@ -12,8 +12,9 @@ import os
 import pytest
 import tensorflow as tf
 
-from benchmarks import baseline
-from pipelines import validation
+from pipelines import layout
+from pipelines.reports.anomalies import load_statistics
+from references import baselines
 
 SPLITS = ("train", "eval", "serving")
 
@@ -21,10 +22,10 @@ SPLITS = ("train", "eval", "serving")
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory, flights_run):
     directory = tmp_path_factory.mktemp("baseline")
-    paths = baseline.split_for_baseline(flights_run.train_input, flights_run.serving_input,
+    paths = baselines.split_for_baseline(flights_run.train_input, flights_run.serving_input,
                                         str(directory))
     output_dir = str(directory / "out")
-    baseline.tft_examples_way(paths, output_dir, str(directory / "tmp"))
+    baselines.tft_examples_way(paths, output_dir, str(directory / "tmp"))
     return output_dir
 
 
@@ -61,7 +62,7 @@ def test_transformed_values_are_the_same(baseline_run, flights_run, split):
 @pytest.mark.parametrize("split", SPLITS)
 def test_statistics_are_the_same(baseline_run, flights_run, split):
     def moments(output_dir):
-        stats = validation.load_statistics(os.path.join(output_dir, "stats", f"{split}.pb"))
+        stats = load_statistics(layout.stats_file(output_dir, split))
         dataset = stats.datasets[0]
         table = {"examples": dataset.num_examples}
         for feature in dataset.features:

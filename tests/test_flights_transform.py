@@ -15,8 +15,8 @@ import numpy as np
 from tensorflow_transform.beam import tft_unit
 
 from pipelines import datasets
-from pipelines.csv_arrow import CsvDecoder, RejectedRow, columns_from_schema
-from pipelines.transform import tensor_adapter_config
+from pipelines.decode.columns import RejectedRow
+from pipelines.stages.transform import tensor_adapter_config
 from transforms import flights
 
 HEADER = (b"year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,"
@@ -52,7 +52,7 @@ VOCABULARIES = {
 def _decoded_rows():
     dataset = datasets.get_dataset("flights")
     schema = dataset.schema()
-    decoder = CsvDecoder(columns_from_schema(schema), dataset.csv_format)
+    decoder = dataset.csv_decoder(schema)
     batches = list(decoder.decode(io.BytesIO(HEADER + b"".join(ROWS)), "rows.csv"))
     assert not any(isinstance(b, RejectedRow) for b in batches)
     return batches, tensor_adapter_config(decoder.output_schema, schema)

@@ -12,16 +12,12 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import split, summary
-from pipelines.csv_arrow import (
-    ROW_KEY,
-    Column,
-    CsvDecoder,
-    CsvFormat,
-    HeaderMismatchError,
-    RejectedRow,
-)
-from pipelines.read import ReadRaw
+from pipelines.decode import row_keys
+from pipelines.decode.columns import Column, CsvFormat, RejectedRow
+from pipelines.decode.csv_decoder import CsvDecoder, HeaderMismatchError
+from pipelines.decode.row_keys import ROW_KEY
+from pipelines.stages import counters
+from pipelines.stages.read import ReadRaw
 
 COLUMNS = [
     Column("id", schema_pb2.INT, required=True, domain=(0, 100), hard_domain=True),
@@ -80,7 +76,7 @@ def test_values_are_typed_lists_and_missing_values_null(block_bytes):
     assert rows["name"] == [[b"ann"], None, [b"gus"], [b"jo"], [b'l "m" n']]
     assert rows["score"] == [[2.5], [3.0], [1000.0], [3.0], [4.0]]
     keys = ["1|ann", "2|NA", "6|gus", "9|jo", '10|l "m" n']
-    assert rows[ROW_KEY] == [[k] for k in split.row_keys(keys).tolist()]
+    assert rows[ROW_KEY] == [[k] for k in row_keys.row_keys(keys).tolist()]
     assert rejected == EXPECTED_REJECTED
     assert len(rows["id"]) + len(rejected) == CSV.count(b"\n") - 1, "every line accounted"
 
@@ -136,7 +132,7 @@ def test_read_raw_reads_globs_gzip_and_dead_letters(tmp_path):
     assert_that(ids["train"], equal_to([i for (i,) in GOOD_IDS] + [18, 19]), label="CheckTrain")
     assert_that(ids["serving"], equal_to([10]), label="CheckServing")
     result = pipeline.run()
-    rows = summary.row_counts(result)
+    rows = counters.row_counts(result)
     assert rows["read"] == len(GOOD_IDS) + 2 + 1 + len(EXPECTED_REJECTED)
     assert rows["rejected"] == len(EXPECTED_REJECTED)
     out_dir = tmp_path / "out"

@@ -5,8 +5,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
 from pipelines import datasets
-from pipelines.csv_arrow import columns_from_schema
-from pipelines.infer_schema import infer_schema_text
+from pipelines.commands.infer_schema import infer_schema_text
+from pipelines.decode.columns import columns_from_schema
 from tests.conftest import run_cli
 
 

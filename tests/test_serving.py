@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipelines import datasets
-from pipelines.csv_arrow import ROW_KEY
+from pipelines.decode.row_keys import ROW_KEY
 from tests.conftest import raw_rows, run_cli
 from transforms import flights
 

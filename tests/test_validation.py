@@ -2,7 +2,6 @@
 shift and stays quiet on a random split of the same data. Statistics go
 through the pipeline's own ``GenerateStats`` stage."""
 
-import os
 
 import apache_beam as beam
 import numpy as np
@@ -12,9 +11,15 @@ import pytest
 from apache_beam.testing import test_pipeline
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import datasets, explain, split, thresholds, validation
-from pipelines.csv_arrow import ROW_KEY, CsvDecoder, as_list_array, columns_from_schema
-from pipelines.read import decode_files
+from pipelines import datasets, layout
+from pipelines.commands import suggest_thresholds as thresholds
+from pipelines.decode import row_keys
+from pipelines.decode.columns import as_list_array
+from pipelines.decode.files import decoded_table
+from pipelines.decode.row_keys import ROW_KEY
+from pipelines.reports import explanations
+from pipelines.reports.anomalies import comparisons, load_statistics
+from pipelines.stages import statistics as stages_statistics
 
 FLIGHTS = datasets.get_dataset("flights")
 SCHEMA = FLIGHTS.schema()
@@ -24,9 +29,8 @@ CATEGORICAL = {f.name for f in SCHEMA.feature if f.type == schema_pb2.BYTES}
 
 
 def _rows(path: str) -> pa.RecordBatch:
-    decoder = CsvDecoder(columns_from_schema(SCHEMA), FLIGHTS.csv_format)
-    batches = [b for b in decode_files(decoder, [path], ROWS) if isinstance(b, pa.RecordBatch)]
-    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+    table = decoded_table(FLIGHTS.csv_decoder(SCHEMA), [path], ROWS).table
+    return table.combine_chunks().to_batches()[0]
 
 
 def _replace(batch: pa.RecordBatch, name: str, column: pa.Array) -> pa.RecordBatch:
@@ -58,7 +62,7 @@ def statistics(tmp_path_factory):
     """Statistics of: the train and eval sides of a random split of real rows,
     and one copy of the eval side per comparator, shifted in that feature."""
     rows = _rows(FLIGHTS.default_inputs()[0])
-    is_eval = split.split_buckets(rows.column(ROW_KEY).flatten().to_numpy()) < 20
+    is_eval = row_keys.split_buckets(rows.column(ROW_KEY).flatten().to_numpy()) < 20
     train, held_out = rows.filter(pa.array(~is_eval)), rows.filter(pa.array(is_eval))
     batches = {"train": [train], "random": [held_out]}
     batches |= {f"shift_{name}": [_shifted(held_out, name)] for name in COMPARED}
@@ -70,15 +74,15 @@ def statistics(tmp_path_factory):
     stats_dir = str(tmp_path_factory.mktemp("stats"))
     pipeline = test_pipeline.TestPipeline()
     _ = ({name: pipeline | f"Create{name}" >> beam.Create(b) for name, b in batches.items()}
-         | validation.GenerateStats(SCHEMA, stats_dir))
+         | stages_statistics.GenerateStats(SCHEMA, stats_dir))
     pipeline.run()
-    return {name: validation.load_statistics(os.path.join(stats_dir, f"{name}.pb"))
+    return {name: load_statistics(layout.stats_file(stats_dir, name))
             for name in batches}
 
 
 def test_a_random_split_of_the_same_data_is_quiet(statistics):
-    anomalies = validation.validate_split(statistics["random"], SCHEMA, statistics["train"])
-    measured = validation.comparisons(anomalies, "skew")
+    anomalies = stages_statistics.validate_split(statistics["random"], SCHEMA, statistics["train"])
+    measured = comparisons(anomalies, "skew")
     assert sorted(measured) == COMPARED
     assert all(m["ok"] for m in measured.values()), measured
     assert not anomalies.anomaly_info
@@ -87,22 +91,22 @@ def test_a_random_split_of_the_same_data_is_quiet(statistics):
 @pytest.mark.parametrize("feature", COMPARED)
 def test_each_comparator_fires_on_a_shift_of_its_feature(statistics, feature):
     shifted = statistics[f"shift_{feature}"]
-    skew = validation.comparisons(
-        validation.validate_split(shifted, SCHEMA, statistics["train"]), "skew")
+    skew = comparisons(
+        stages_statistics.validate_split(shifted, SCHEMA, statistics["train"]), "skew")
     assert not skew[feature]["ok"], skew[feature]
     expected = "L_infinity" if feature in CATEGORICAL else "Jensen-Shannon divergence"
     assert skew[feature]["metric"] == expected
     # Drift uses the same comparators against a former span.
-    drift = validation.comparisons(
-        validation.validate_split(shifted, SCHEMA, previous_statistics=statistics["random"]),
+    drift = comparisons(
+        stages_statistics.validate_split(shifted, SCHEMA, previous_statistics=statistics["random"]),
         "drift")
     assert not drift[feature]["ok"], drift[feature]
 
 
 def test_anomalies_are_explained_with_the_likely_fix(statistics):
-    anomalies = validation.validate_split(statistics["unknown_carrier"], SCHEMA,
+    anomalies = stages_statistics.validate_split(statistics["unknown_carrier"], SCHEMA,
                                           statistics["train"])
-    findings = explain.explain(anomalies, "schemas/flights.pbtxt")
+    findings = explanations.explain(anomalies, "schemas/flights.pbtxt")
     domain = [f for f in findings if f.kind == "schema"]
     assert [f.feature for f in domain] == ["carrier"]
     assert "XX" in domain[0].text

@@ -24,8 +24,11 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipelines.datasets import Dataset
+from pipelines.reports.run_dir import RunDir
 
-__all__ = ["INFO_FILE", "export_serving_model", "read_info", "serving_feature_spec"]
+__all__ = [
+    "INFO_FILE", "export_from_run", "export_serving_model", "read_info", "serving_feature_spec",
+]
 
 # Describes the export for the REST server; TF Serving's place for extra files.
 INFO_FILE = os.path.join("assets.extra", "serving_info.json")
@@ -85,6 +88,14 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
     tf.saved_model.save(module, out_dir, signatures=signatures)
     _write_info(out_dir, dataset, serving_spec, with_model=model is not None)
     return out_dir
+
+
+def export_from_run(run_dir: str, out_dir: str) -> str:
+    """``export-serving``: a transform-only serving model of a finished run;
+    returns the line the command prints."""
+    run = RunDir(run_dir)
+    export_serving_model(out_dir, run.tft_output, run.dataset)
+    return f"transform-only serving model: {out_dir} (signature transform_features)"
 
 
 def read_info(model_dir: str) -> dict:

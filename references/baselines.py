@@ -19,20 +19,20 @@ import os
 
 import numpy as np
 
-from pipelines import datasets, split
-from pipelines.csv_arrow import CsvDecoder, columns_from_schema
-from pipelines.read import decode_files
+from pipelines import datasets, layout
+from pipelines.decode import row_keys
+from pipelines.decode.columns import RejectedRow
+from pipelines.decode.files import decode_files
 
 __all__ = ["pandas_sklearn_way", "split_for_baseline", "tft_examples_way"]
 
 
 def split_for_baseline(train_csv: str, serving_csv: str, out_dir: str,
-                       eval_fraction: float = 0.2) -> dict[str, str]:
+                       eval_fraction: float = row_keys.DEFAULT_EVAL_FRACTION) -> dict[str, str]:
     """Writes train.csv, eval.csv and serving.csv as CsvTFXIO can read them:
     rows split by this package's function, NA blanked, rejected rows left out."""
-    dataset = datasets.get_dataset("flights")
-    decoder = CsvDecoder(columns_from_schema(dataset.schema()), dataset.csv_format)
-    percent = split.eval_percent(eval_fraction)
+    decoder = datasets.get_dataset("flights").csv_decoder()
+    percent = row_keys.eval_percent(eval_fraction)
     paths = {name: os.path.join(out_dir, f"{name}.csv") for name in ("train", "eval", "serving")}
     names = [c.name for c in decoder.output_schema]  # the schema's columns, then row_key
     writers, files = {}, {}
@@ -42,10 +42,9 @@ def split_for_baseline(train_csv: str, serving_csv: str, out_dir: str,
     try:
         for source, is_serving in ((train_csv, False), (serving_csv, True)):
             for batch in decode_files(decoder, [source]):
-                if not hasattr(batch, "num_rows"):
-                    continue  # rejected: the baseline could not read it at all
-                keys = batch.column(split.ROW_KEY).flatten().to_numpy()
-                is_eval = split.split_buckets(keys) < percent
+                if isinstance(batch, RejectedRow):
+                    continue  # the baseline could not read it at all
+                is_eval = row_keys.is_eval(batch, percent)
                 columns = [batch.column(n).to_pylist() for n in names]
                 for i in range(batch.num_rows):
                     target = "serving" if is_serving else ("eval" if is_eval[i] else "train")
@@ -66,29 +65,29 @@ def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str) -> N
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx_bsl.public import tfxio
 
-    from pipelines import validation
+    from pipelines.stages.statistics import stats_options
 
     dataset = datasets.get_dataset("flights")
     schema = dataset.schema()
     with_key = schema_pb2.Schema()
     with_key.CopyFrom(schema)
-    key = with_key.feature.add(name=split.ROW_KEY, type=schema_pb2.INT)
+    key = with_key.feature.add(name=row_keys.ROW_KEY, type=schema_pb2.INT)
     key.presence.min_fraction = 1.0
     key.shape.dim.add(size=1)
     names = [f.name for f in with_key.feature]
-    options = validation.stats_options(schema)  # the schema's features, not row_key
+    options = stats_options(schema)  # the schema's features, not row_key
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=temp_dir,
-                                                       passthrough_keys={split.ROW_KEY}):
+                                                       passthrough_keys={row_keys.ROW_KEY}):
         data = {}
         for name, path in paths.items():
             source = tfxio.CsvTFXIO(path, column_names=names, schema=with_key,
                                     telemetry_descriptors=["baseline"])
             config = source.TensorAdapterConfig()
-            del config.tensor_representations[split.ROW_KEY]  # passed through, not fed
+            del config.tensor_representations[row_keys.ROW_KEY]  # passed through, not fed
             data[name] = (pipeline | f"Read{name}" >> source.BeamSource(), config)
             stats = data[name][0] | f"Stats{name}" >> tfdv.GenerateStatistics(options)
             _ = stats | f"WriteStats{name}" >> tfdv.WriteStatisticsToBinaryFile(
-                os.path.join(output_dir, "stats", f"{name}.pb"))
+                layout.stats_file(output_dir, name))
         (transformed, _), transform_fn = (
             data["train"] | tft_beam.AnalyzeAndTransformDataset(
                 dataset.load_preprocessing_fn(), output_record_batches=True))
@@ -104,12 +103,13 @@ def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str) -> N
                  | f"Encode{name}" >> beam.FlatMapTuple(
                      lambda batch, _: example_coder.RecordBatchToExamples(batch))
                  | f"Write{name}" >> beam.io.WriteToTFRecord(
-                     os.path.join(output_dir, "data", name, "part"),
+                     os.path.join(layout.data_dir(output_dir, name), "part"),
                      file_name_suffix=".tfrecord.gz"))
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
 
 
-def pandas_sklearn_way(train_csv: str, serving_csv: str, eval_fraction: float = 0.2) -> int:
+def pandas_sklearn_way(train_csv: str, serving_csv: str,
+                       eval_fraction: float = row_keys.DEFAULT_EVAL_FRACTION) -> int:
     """Reads, splits, fits on train and transforms every split; returns rows read."""
     import pandas as pd
     from sklearn.preprocessing import KBinsDiscretizer, MinMaxScaler, StandardScaler
@@ -119,7 +119,7 @@ def pandas_sklearn_way(train_csv: str, serving_csv: str, eval_fraction: float = 
     train_all, serving = frames
     keys = (train_all[["year", "month", "day", "carrier", "flight", "origin"]]
             .astype(str).agg("|".join, axis=1))
-    is_eval = split.split_buckets(split.row_keys(keys)) < split.eval_percent(eval_fraction)
+    is_eval = row_keys.eval_mask(row_keys.row_keys(keys), row_keys.eval_percent(eval_fraction))
     splits = {"train": train_all[~is_eval], "eval": train_all[is_eval], "serving": serving}
     train = splits["train"]
     delay = StandardScaler().fit(train[["dep_delay"]].dropna())

@@ -1,9 +1,8 @@
-"""Decodes CSV into typed Arrow RecordBatches in the layout TFDV and TFT read.
+"""Decodes CSV files into typed Arrow RecordBatches (the layout of ``columns``).
 
-pyarrow's vectorised reader parses large blocks of a file at once; every value
-then becomes a ``large_list`` of length one (a null list when the value is
-missing), the canonical TFXIO layout that TFDV's statistics and TFT's
-TensorAdapter consume without any per-row Python.
+pyarrow's vectorised reader parses large blocks of a file at once, every value
+is read as raw bytes and each column is then cast to its schema type, so one
+bad value rejects its row, not its block.
 
 Nothing is dropped silently. A ``RejectedRow`` carries the raw line, its
 physical line number, a ``kind`` and the reason, for:
@@ -25,7 +24,6 @@ physical line number, a ``kind`` and the reason, for:
 import csv
 import dataclasses
 import functools
-import json
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -35,109 +33,21 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import split
+from pipelines.decode import row_keys
+from pipelines.decode.columns import Column, CsvFormat, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
-__all__ = [
-    "HARD_DOMAIN_TAG",
-    "MAX_LINE_BYTES",
-    "ROW_KEY",
-    "Column",
-    "CsvDecoder",
-    "CsvFormat",
-    "HeaderMismatchError",
-    "RejectedRow",
-    "arrow_schema",
-    "as_list_array",
-    "columns_from_schema",
-    "header_names",
-]
+__all__ = ["MAX_LINE_BYTES", "CsvDecoder", "HeaderMismatchError", "header_names"]
 
-ROW_KEY = split.ROW_KEY
-HARD_DOMAIN_TAG = "reject_out_of_domain"
 MAX_LINE_BYTES = 8 << 20
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
 
-_ARROW_TYPES = {
-    schema_pb2.INT: pa.int64(),
-    schema_pb2.FLOAT: pa.float32(),
-    schema_pb2.BYTES: pa.large_binary(),
-}
 # Chunk size for locating the offending values once a vectorised cast has failed.
 _PROBE_CHUNK = 1024
 
 
 class HeaderMismatchError(UserError):
     """The CSV header does not name exactly the schema's columns."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CsvFormat:
-    """How a dataset's CSV files are written."""
-
-    delimiter: str = ","
-    null_values: tuple[str, ...] = ("",)
-    key_columns: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Column:
-    """A raw column as the schema declares it.
-
-    ``domain`` is (min, max) for numbers or the allowed values for text, when
-    the schema declares one; ``hard_domain`` makes a value outside it a
-    rejection instead of an anomaly.
-    """
-
-    name: str
-    type: int  # schema_pb2.FeatureType
-    required: bool
-    domain: tuple | frozenset | None = None
-    hard_domain: bool = False
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return _ARROW_TYPES[self.type]
-
-
-@dataclasses.dataclass(frozen=True)
-class RejectedRow:
-    """A row that could not be decoded, kept for the dead-letter output."""
-
-    source: str
-    line: int | None
-    kind: str
-    reason: str
-    text: str
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
-
-
-def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
-    """The schema's features as columns; required means present in every row."""
-    string_domains = {d.name: frozenset(v.encode() for v in d.value)
-                      for d in schema.string_domain}
-    columns = []
-    for feature in schema.feature:
-        domain = None
-        if feature.HasField("int_domain"):
-            bounds = feature.int_domain
-            domain = (bounds.min if bounds.HasField("min") else None,
-                      bounds.max if bounds.HasField("max") else None)
-        elif feature.HasField("domain"):
-            domain = string_domains.get(feature.domain)
-        elif feature.HasField("string_domain"):
-            domain = frozenset(v.encode() for v in feature.string_domain.value)
-        columns.append(Column(feature.name, feature.type, feature.presence.min_fraction >= 1.0,
-                              domain, HARD_DOMAIN_TAG in feature.annotation.tag))
-    return columns
-
-
-def arrow_schema(columns: list[Column]) -> pa.Schema:
-    """The Arrow schema of decoded batches: the columns, then ``row_key``."""
-    fields = [pa.field(c.name, pa.large_list(c.arrow_type)) for c in columns]
-    return pa.schema(fields + [pa.field(ROW_KEY, pa.large_list(pa.int64()))])
 
 
 def header_names(stream: BinaryIO, csv_format: CsvFormat) -> list[str]:
@@ -369,8 +279,8 @@ class CsvDecoder:
         key_columns = self._format.key_columns
         if key_columns:
             keys = pc.binary_join_element_wise(
-                *(raw[k] for k in key_columns), split.KEY_SEPARATOR.encode())
-            row_key = split.row_keys(pc.cast(keys, pa.string()).to_pylist())
+                *(raw[k] for k in key_columns), row_keys.KEY_SEPARATOR.encode())
+            row_key = row_keys.row_keys(pc.cast(keys, pa.string()).to_pylist())
         else:
             row_key = np.zeros(len(arrays[0]), dtype=np.int64)
         arrays.append(as_list_array(pa.array(row_key)))
@@ -520,15 +430,3 @@ def _uncastable(values: pa.Array, arrow_type: pa.DataType) -> list[int]:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 bad.append(start + offset)
     return bad
-
-
-def as_list_array(values: pa.Array) -> pa.LargeListArray:
-    """Wraps each value in a list of one; a null value becomes a null list."""
-    if values.null_count == 0:
-        offsets = pa.array(np.arange(len(values) + 1, dtype=np.int64))
-        return pa.LargeListArray.from_arrays(offsets, values)
-    present = _to_numpy(pc.is_valid(values))
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(present, out=offsets[1:])
-    return pa.LargeListArray.from_arrays(
-        pa.array(offsets), values.drop_null(), mask=pa.array(~present))

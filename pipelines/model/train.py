@@ -3,7 +3,7 @@ the majority-class baseline on eval, and export the serving model.
 
     python -m pipelines train --run_dir DIR --model_dir M
 
-writes ``M/serving/`` (the SavedModel, see ``pipelines.serving``) and
+writes ``M/serving/`` (the SavedModel, see ``pipelines.model.export_serving``) and
 ``M/metrics.json``.
 """
 
@@ -13,10 +13,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pipelines import inputs, model, serving
-from pipelines.run_dir import RunDir
+from pipelines.model import export_serving, inputs, wide_and_deep
+from pipelines.reports.run_dir import RunDir
 
-__all__ = ["train"]
+__all__ = ["format_metrics", "train"]
 
 BATCH_SIZE = 1024
 
@@ -26,7 +26,7 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
     run = RunDir(run_dir)
     label = run.dataset.transforms.LABEL_KEY
     schema = run.tft_output.transformed_metadata.schema
-    classifier = model.build_wide_and_deep(schema, label, seed=seed)
+    classifier = wide_and_deep.build_wide_and_deep(schema, label, seed=seed)
 
     def split(name: str, shuffle: bool = False) -> tf.data.Dataset:
         return inputs.make_dataset(run, name, BATCH_SIZE, shuffle=shuffle,
@@ -48,7 +48,7 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
         "baseline": {"majority_class": majority,
                      "accuracy": float(np.mean(eval_labels == majority)), "auc": 0.5},
     }
-    serving.export_serving_model(os.path.join(model_dir, "serving"), run.tft_output,
+    export_serving.export_serving_model(os.path.join(model_dir, "serving"), run.tft_output,
                                  run.dataset, classifier)
     with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
@@ -58,3 +58,11 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
 def _labels(dataset: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([labels.numpy() for _, labels in dataset])
 
+
+def format_metrics(metrics: dict, model_dir: str) -> str:
+    """What ``train`` prints: the model against the baseline, and where it went."""
+    model, baseline = metrics["eval"], metrics["baseline"]
+    return (f"eval ({metrics['eval_rows']:,} rows): accuracy {model['accuracy']:.4f}, "
+            f"AUC {model['auc']:.4f}; majority-class baseline: accuracy "
+            f"{baseline['accuracy']:.4f}, AUC {baseline['auc']:.1f}\n"
+            f"serving model: {model_dir}/serving (metrics: {model_dir}/metrics.json)")

@@ -1,4 +1,4 @@
-"""A finished run's output directory, as the consumers (train, serve, parity) see it."""
+"""A finished run's output directory, as its readers (validate, train, parity) see it."""
 
 import functools
 import json
@@ -9,18 +9,17 @@ import tensorflow_transform as tft
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import datasets
+import schemas
+from pipelines import datasets, layout
 from pipelines.errors import UserError
 
-__all__ = ["SUMMARY_FILE", "RunDir", "raw_schema"]
-
-SUMMARY_FILE = "run_summary.json"
+__all__ = ["RunDir", "raw_schema"]
 
 
 def raw_schema(output_dir: str) -> schema_pb2.Schema:
     """The raw schema a run used (``metadata/schema.pbtxt``); readable as soon as
     the outputs are in place, before ``run_summary.json`` is."""
-    with tf.io.gfile.GFile(os.path.join(output_dir, "metadata", "schema.pbtxt")) as f:
+    with tf.io.gfile.GFile(layout.raw_schema_file(output_dir)) as f:
         return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
@@ -28,9 +27,9 @@ class RunDir:
     """The outputs of ``python -m pipelines run`` under one directory."""
 
     def __init__(self, path: str):
-        summary_path = os.path.join(path, SUMMARY_FILE)
+        summary_path = os.path.join(path, layout.SUMMARY_FILE)
         if not tf.io.gfile.exists(summary_path):
-            raise UserError(f"{path} holds no completed run ({SUMMARY_FILE} is missing); "
+            raise UserError(f"{path} holds no completed run ({layout.SUMMARY_FILE} is missing); "
                             f"run `python -m pipelines run --output_dir {path}` first")
         with tf.io.gfile.GFile(summary_path) as f:
             self.summary = json.load(f)
@@ -50,11 +49,11 @@ class RunDir:
     @property
     def schema_file(self) -> str:
         """Where the run's schema came from, as fixes should name it."""
-        return self.summary.get("schema_file") or f"schemas/{self.summary['dataset']}.pbtxt"
+        return self.summary.get("schema_file") or schemas.schema_file(self.summary["dataset"])
 
     def data_files(self, split: str) -> list[str]:
         """The transformed TFRecord shards of ``split``, sorted."""
-        files = sorted(tf.io.gfile.glob(os.path.join(self.path, "data", split, "*.tfrecord.gz")))
+        files = sorted(tf.io.gfile.glob(layout.data_files_pattern(self.path, split)))
         if not files:
             raise UserError(f"{self.path} has no transformed {split!r} data")
         return files

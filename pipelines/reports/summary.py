@@ -1,73 +1,25 @@
-"""The run summary: rows per split, time per stage, anomalies and skew.
+"""The run summary (``run_summary.json``): rows per split, time per stage,
+anomalies and skew, and the table printed at the end of a run.
 
-Row counts come from the pipeline's counters. Per-stage seconds come from Beam's
-execution-time sampling (``ptransform_execution_time``), summed over every
-transform under a stage's top-level label; runners that do not report it (a
-remote runner, say) leave them out. Time the runner spends between stages
+Row counts and per-stage seconds are read from the finished pipeline by
+``pipelines.stages.counters``; time the runner spends between stages
 (shuffles, encoding) is reported as ``unattributed``.
 """
 
 import json
-import os
 import resource
 
-import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
+import tensorflow as tf
 
-from pipelines import metrics, validation
+from pipelines.reports.anomalies import Validated
 
-__all__ = [
-    "ROW_COUNTS", "add_timing", "build_summary", "counter_totals", "format_report",
-    "rejected_by_kind", "row_counts", "stage_seconds", "write_json",
-]
-
-ROW_COUNTS = ("read", "train", "eval", "serving", "rejected")
-_EXECUTION_TIME = "metric:ptransform_execution_time:total_msecs:v1"  # namespace "beam"
-
-
-def counter_totals(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
-    """This package's counters by name, summed over the steps that incremented them."""
-    totals: dict[str, int] = {}
-    for counter in result.metrics().query(
-            MetricsFilter().with_namespace(metrics.NAMESPACE))["counters"]:
-        name = counter.key.metric.name
-        totals[name] = totals.get(name, 0) + (counter.committed or counter.attempted or 0)
-    return totals
-
-
-def row_counts(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
-    """Committed values of the ``rows_*`` counters, zero when never incremented."""
-    totals = counter_totals(result)
-    return {name: totals.get(f"rows_{name}", 0) for name in ROW_COUNTS}
-
-
-def stage_seconds(result, stage_labels: dict[str, str]) -> dict[str, float] | None:
-    """Seconds of execution time per stage, or None if the runner has no such metric."""
-    monitoring = getattr(result, "monitoring_metrics", None)
-    if monitoring is None:
-        return None
-    seconds = dict.fromkeys(stage_labels.values(), 0.0)
-    for counter in monitoring().query()["counters"]:
-        if counter.key.metric.name != _EXECUTION_TIME or not counter.key.step:
-            continue
-        stage = stage_labels.get(counter.key.step.split("/", 1)[0])
-        if stage:
-            seconds[stage] += (counter.committed or 0) / 1000.0
-    return seconds
-
-
-def rejected_by_kind(result) -> dict[str, int]:
-    """Rejected rows per kind (``wrong_field_count``, ``unparsable``, ...)."""
-    return {name.removeprefix(metrics.REJECTED_PREFIX): count
-            for name, count in sorted(counter_totals(result).items())
-            if name.startswith(metrics.REJECTED_PREFIX)}
+__all__ = ["add_timing", "build_summary", "format_report", "write_json"]
 
 
 def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction: float,
                   limit: int | None, output_dir: str, rows: dict,
                   rejected_by_reason: dict[str, int], stage_times: dict | None,
-                  splits: list[str]) -> dict:
+                  validated: dict[str, Validated]) -> dict:
     """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
     stage_rows = {
         "read": rows["read"],
@@ -81,9 +33,6 @@ def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction
             "seconds": round(seconds, 3),
             "rows_per_s": round(handled / seconds) if seconds > 0 else None,
         }
-    anomalies_dir = os.path.join(output_dir, "anomalies")
-    anomalies = {split: validation.load_anomalies(
-        os.path.join(anomalies_dir, f"{split}.pbtxt")) for split in splits}
     return {
         "dataset": dataset,
         "schema_file": schema_file,
@@ -95,10 +44,8 @@ def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction
         "rejected_by_reason": rejected_by_reason,
         "stages": stages,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "anomalies": {s: validation.anomaly_descriptions(a, schema_file)
-                      for s, a in anomalies.items()},
-        "skew": validation.comparisons(anomalies["serving"], "skew")
-        if "serving" in anomalies else {},
+        "anomalies": {split: v.descriptions() for split, v in validated.items()},
+        "skew": validated["serving"].comparisons("skew") if "serving" in validated else {},
     }
 
 
@@ -150,8 +97,8 @@ def format_report(document: dict) -> str:
 
 
 def write_json(path: str, document: dict) -> None:
-    with FileSystems.create(path) as f:
-        f.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(document, indent=2) + "\n")
 
 
 def _peak_rss_mb() -> float:

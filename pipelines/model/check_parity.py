@@ -21,13 +21,13 @@ import pyarrow as pa
 import tensorflow as tf
 from tfx_bsl.coders import example_coder
 
-from pipelines import inputs, serving, split
-from pipelines.csv_arrow import ROW_KEY, CsvDecoder, columns_from_schema
+from pipelines.decode.files import decoded_table, match_files
+from pipelines.decode.row_keys import ROW_KEY, eval_percent, is_eval
 from pipelines.errors import UserError
-from pipelines.read import decode_files, match_files
-from pipelines.run_dir import RunDir
+from pipelines.model import export_serving, inputs
+from pipelines.reports.run_dir import RunDir
 
-__all__ = ["ParityReport", "check_parity", "read_raw_rows", "written_rows"]
+__all__ = ["ParityReport", "check_parity", "raw_examples", "read_raw_rows", "written_rows"]
 
 FLOAT_TOLERANCE = 1e-6
 
@@ -56,35 +56,34 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
         source = "BigQuery" if run.summary["inputs"].get("bigquery") else "no input"
         raise UserError(f"the {split_name!r} split of the run at {run.path} came from "
                         f"{source}; check-parity re-reads CSV inputs only")
-    decoder = CsvDecoder(columns_from_schema(run.schema()), run.dataset.csv_format)
-    eval_percent = split.eval_percent(run.summary["eval_fraction"])
-    batches, rows = [], 0
-    for batch in decode_files(decoder, match_files(pattern), run.summary["limit"]):
-        if not isinstance(batch, pa.RecordBatch):
-            continue  # a rejected row has no transformed record
-        if split_name != "serving":
-            keys = batch.column(ROW_KEY).flatten().to_numpy()
-            is_eval = split.split_buckets(keys) < eval_percent
-            batch = batch.filter(pa.array(is_eval == (split_name == "eval")))
-        batches.append(batch.slice(0, count - rows))
-        rows += batches[-1].num_rows
-        if rows == count:
-            break
-    if not rows:
+    keep = None
+    if split_name != "serving":
+        percent = eval_percent(run.summary["eval_fraction"])
+        keep = lambda batch: is_eval(batch, percent) == (split_name == "eval")  # noqa: E731
+    # Rejected rows have no transformed record: only decoded rows are compared.
+    table = decoded_table(run.dataset.csv_decoder(run.schema()), match_files(pattern),
+                          run.summary["limit"], keep=keep, max_rows=count).table
+    if not table.num_rows:
         raise UserError(f"the {split_name!r} split of {run.path} has no rows")
-    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+    return table.combine_chunks().to_batches()[0]
+
+
+def raw_examples(run: RunDir, split_name: str, count: int) -> tuple[pa.RecordBatch, list]:
+    """The first ``count`` raw rows of a split, and the same rows as serialized raw
+    ``tf.Example``s without their ``row_key``, as a serving client sends them."""
+    raw = read_raw_rows(run, split_name, count)
+    names = [n for n in raw.schema.names if n != ROW_KEY]
+    features = pa.RecordBatch.from_arrays([raw.column(n) for n in names], names=names)
+    return raw, example_coder.RecordBatchToExamplesEncoder().encode(features)
 
 
 def check_parity(run_dir: str, split_name: str = "eval", count: int = 1000,
                  model_dir: str | None = None) -> ParityReport:
     run = RunDir(run_dir)
-    raw = read_raw_rows(run, split_name, count)
-    names = [n for n in raw.schema.names if n != ROW_KEY]
-    features = pa.RecordBatch.from_arrays([raw.column(n) for n in names], names=names)
-    serialized = example_coder.RecordBatchToExamplesEncoder().encode(features)
+    raw, serialized = raw_examples(run, split_name, count)
     with tempfile.TemporaryDirectory() as exported:
         if model_dir is None:
-            model_dir = serving.export_serving_model(
+            model_dir = export_serving.export_serving_model(
                 exported, run.tft_output, run.dataset)
         transform = tf.saved_model.load(model_dir).signatures["transform_features"]
         served = {k: v.numpy() for k, v in transform(examples=tf.constant(serialized)).items()}

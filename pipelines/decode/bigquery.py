@@ -1,5 +1,6 @@
-"""BigQuery as an input: the SQL that prepares rows in the warehouse, and the
-conversion of the rows it returns into the same Arrow batches as CSV input.
+"""BigQuery as an input, without Beam: the SQL that prepares rows in the
+warehouse, and the conversion of the rows it returns into the same Arrow
+batches as CSV input (``pipelines.stages.bigquery`` reads them in a pipeline).
 
 The generated query selects the schema's columns, filters (``--where``),
 samples deterministically (``--sample_percent``) and labels every row with its
@@ -8,7 +9,7 @@ split, in the warehouse::
     MOD(ABS(FARM_FINGERPRINT(key)), 100) < eval_percent  -> 'eval'
 
 where ``key`` is the dataset's key columns cast to STRING and joined with
-``|``: the same fingerprint and bucket as ``pipelines.split``, so a row lands in
+``|``: the same fingerprint and bucket as ``pipelines.decode.row_keys``, so a row lands in
 the same split locally and in BigQuery. Rows matching ``--serving_where`` are
 the serving split. The pipeline recomputes each row's split locally and counts
 any disagreement (``rows_split_disagreements``), which fails the run.
@@ -20,16 +21,14 @@ query as given: they run in your own project, with your permissions.
 import re
 from collections.abc import Iterator
 
-import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import metrics, progress, split
-from pipelines.csv_arrow import Column, RejectedRow, arrow_schema, as_list_array
+from pipelines.decode import row_keys
+from pipelines.decode.columns import Column, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
-__all__ = ["SPLIT_COLUMN", "BigQueryInput", "ReadBigQuery", "RowDecoder", "build_query"]
+__all__ = ["SPLIT_COLUMN", "BigQueryInput", "RowDecoder", "build_query"]
 
 SPLIT_COLUMN = "split"
 _TABLE = re.compile(r"^[A-Za-z0-9_.:-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$")
@@ -57,7 +56,7 @@ def _key_expression(key_columns: tuple[str, ...]) -> str:
     parts = []
     for column in key_columns:
         if parts:
-            parts.append(f"'{split.KEY_SEPARATOR}'")
+            parts.append(f"'{row_keys.KEY_SEPARATOR}'")
         parts.append(f"CAST({column} AS STRING)")
     return f"CONCAT({', '.join(parts)})"
 
@@ -75,7 +74,7 @@ def build_query(source: BigQueryInput, columns: list[Column], key_columns: tuple
     if source.sample_percent is not None:
         # Hundredths of a percent: 0.05 keeps 5 rows in 10,000.
         conditions.append(
-            f"MOD(ABS(FARM_FINGERPRINT(CONCAT('{_SAMPLE_SALT}{split.KEY_SEPARATOR}', {key}))), "
+            f"MOD(ABS(FARM_FINGERPRINT(CONCAT('{_SAMPLE_SALT}{row_keys.KEY_SEPARATOR}', {key}))), "
             f"10000) < {round(source.sample_percent * 100)}")
     where = ("\n  WHERE " + "\n    AND ".join(conditions)) if conditions else ""
     serving = (f"    WHEN ({source.serving_where}) THEN 'serving'\n"
@@ -128,12 +127,12 @@ class RowDecoder:
         if not kept:
             return
         arrays = [as_list_array(pa.array(values[c.name], c.arrow_type)) for c in self._columns]
-        arrays.append(as_list_array(pa.array(split.row_keys(self.keys(kept)))))
+        arrays.append(as_list_array(pa.array(row_keys.row_keys(self.keys(kept)))))
         yield pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
     def keys(self, rows: list[dict]) -> list[str]:
         """Each row's split key, as BigQuery's ``CAST(... AS STRING)`` spells it."""
-        return [split.KEY_SEPARATOR.join(str(row[k]) for k in self.key_columns)
+        return [row_keys.KEY_SEPARATOR.join(str(row[k]) for k in self.key_columns)
                 for row in rows]
 
     def _problem(self, row: dict) -> tuple[str, str] | None:
@@ -166,68 +165,3 @@ def _fits(value, feature_type: int) -> bool:
     if feature_type == schema_pb2.FLOAT:
         return isinstance(value, int | float) and not isinstance(value, bool)
     return isinstance(value, str | bytes)
-
-
-class _DecodeRows(beam.DoFn):
-    """A batch of rows -> RecordBatches (main output) and rejected rows, counting
-    rows whose BigQuery split label disagrees with the local fingerprint."""
-
-    def __init__(self, decoder: RowDecoder, eval_percent: int):
-        self._decoder = decoder
-        self._eval_percent = eval_percent
-
-    def process(self, rows: list[dict]):
-        metrics.count("read", len(rows))
-        progress.advance("read", len(rows))
-        labelled = [r for r in rows if r.get(SPLIT_COLUMN) in ("train", "eval")
-                    and all(r.get(k) is not None for k in self._decoder.key_columns)]
-        if labelled:
-            buckets = split.split_buckets(split.row_keys(self._decoder.keys(labelled)))
-            local_eval = buckets < self._eval_percent
-            bigquery_eval = np.array([r[SPLIT_COLUMN] == "eval" for r in labelled])
-            metrics.count("split_disagreements", int((local_eval != bigquery_eval).sum()))
-        for item in self._decoder.decode(rows, "bigquery"):
-            if isinstance(item, RejectedRow):
-                metrics.count_rejected(item.kind)
-                yield beam.pvalue.TaggedOutput("rejected", item.to_json())
-            else:
-                yield item
-
-
-def _by_split(row: dict, partitions: int) -> int:
-    return 1 if row[SPLIT_COLUMN] == "serving" else 0
-
-
-class ReadBigQuery(beam.PTransform):
-    """Rows of the generated query -> ``{"train", "serving"?, "rejected"}``.
-
-    Train holds the rows BigQuery labelled train or eval: ``SplitExamples``
-    splits them again with the same function, locally.
-    """
-
-    def __init__(self, query: str, decoder: RowDecoder, eval_percent: int,
-                 with_serving: bool):
-        super().__init__()
-        self._query = query
-        self._decoder = decoder
-        self._eval_percent = eval_percent
-        self._with_serving = with_serving
-
-    def expand(self, pbegin):
-        rows = pbegin | "Query" >> beam.io.ReadFromBigQuery(
-            query=self._query, use_standard_sql=True)
-        train, serving = rows | "BySplit" >> beam.Partition(_by_split, 2)
-        parts = {"train": train, "serving": serving} if self._with_serving else {"train": train}
-        outputs, rejected = {}, []
-        for name, part in parts.items():
-            label = name.capitalize()
-            decoded = (part
-                       | f"Batch{label}" >> beam.BatchElements(
-                           min_batch_size=1024, max_batch_size=65536)
-                       | f"Decode{label}" >> beam.ParDo(
-                           _DecodeRows(self._decoder, self._eval_percent)
-                       ).with_outputs("rejected", main="batches"))
-            outputs[name] = decoded.batches
-            rejected.append(decoded.rejected)
-        outputs["rejected"] = rejected | "FlattenRejected" >> beam.Flatten()
-        return outputs

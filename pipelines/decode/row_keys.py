@@ -1,4 +1,5 @@
-"""Deterministic train/eval assignment by a row key's 64-bit farmhash fingerprint.
+"""Row keys and split buckets: the contract a row's split is decided by, locally
+and in BigQuery.
 
 A row's key (the dataset's key columns joined with ``|``) is fingerprinted with
 farmhash ``Fingerprint64``, the function behind BigQuery's ``FARM_FINGERPRINT``.
@@ -10,18 +11,18 @@ Buckets below ``eval_percent`` are eval, the rest train.
 
 from collections.abc import Iterable
 
-import apache_beam as beam
 import farmhash
 import numpy as np
 import pyarrow as pa
 
-from pipelines import metrics, progress
+from pipelines.decode import DEFAULT_EVAL_FRACTION
 from pipelines.errors import UserError
 
 __all__ = [
-    "KEY_SEPARATOR", "ROW_KEY", "SplitExamples", "eval_percent", "row_keys",
-    "split_buckets",
+    "DEFAULT_EVAL_FRACTION", "KEY_SEPARATOR", "ROW_KEY", "eval_mask", "eval_percent", "is_eval",
+    "row_keys", "split_buckets",
 ]
+
 
 KEY_SEPARATOR = "|"
 # The column every decoded row carries: the signed fingerprint of its key.
@@ -71,49 +72,13 @@ def eval_percent(eval_fraction: float) -> int:
     return percent
 
 
-class _AssignSplit(beam.DoFn):
-    """Routes each row of a batch to train (main output) or eval by its bucket."""
-
-    def __init__(self, percent: int, counted: bool):
-        self._percent = percent
-        self._counted = counted
-
-    def process(self, batch: pa.RecordBatch):
-        keys = batch.column(ROW_KEY).flatten().to_numpy()
-        is_eval = split_buckets(keys) < self._percent
-        for name, mask in (("train", ~is_eval), ("eval", is_eval)):
-            rows = int(mask.sum())
-            if rows:
-                if self._counted:
-                    metrics.count(name, rows)
-                    progress.advance("split", rows)
-                part = batch if rows == batch.num_rows else batch.filter(pa.array(mask))
-                yield part if name == "train" else beam.pvalue.TaggedOutput(name, part)
+def eval_mask(keys: np.ndarray, percent: int) -> np.ndarray:
+    """Which signed row keys belong to eval (the others are train), with
+    ``percent`` buckets of 100 held out (``eval_percent``): the one place the
+    split is decided, for CSV and BigQuery rows alike."""
+    return split_buckets(keys) < percent
 
 
-def _count_serving(batch: pa.RecordBatch) -> pa.RecordBatch:
-    metrics.count("serving", batch.num_rows)
-    progress.advance("split", batch.num_rows)
-    return batch
-
-
-class SplitExamples(beam.PTransform):
-    """``{"train"?, "serving"?}`` raw batches to ``{"train", "eval", "serving"?}``
-    (train and eval when train is given). ``counted=False`` for a second pass
-    over rows already counted."""
-
-    def __init__(self, eval_fraction: float, counted: bool = True):
-        super().__init__()
-        self._percent = eval_percent(eval_fraction)
-        self._counted = counted
-
-    def expand(self, raw):
-        splits = {}
-        if "train" in raw:
-            assigned = raw["train"] | "AssignSplit" >> beam.ParDo(
-                _AssignSplit(self._percent, self._counted)).with_outputs("eval", main="train")
-            splits = {"train": assigned.train, "eval": assigned.eval}
-        if "serving" in raw:
-            splits["serving"] = (raw["serving"] | "CountServing" >> beam.Map(_count_serving)
-                                 if self._counted else raw["serving"])
-        return splits
+def is_eval(batch: pa.RecordBatch, percent: int) -> np.ndarray:
+    """``eval_mask`` of the rows of a decoded batch."""
+    return eval_mask(batch.column(ROW_KEY).flatten().to_numpy(), percent)

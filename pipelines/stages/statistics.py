@@ -9,60 +9,22 @@ side of a call, so a split's anomalies merge two calls: schema anomalies of the
 split itself, and the comparator anomalies of training vs. the split.
 """
 
-import os
-
 import apache_beam as beam
 import tensorflow_data_validation as tfdv
-from apache_beam.io.filesystems import FileSystems
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from pipelines import explain, progress
-from pipelines.errors import UserError
+from pipelines import layout
+from pipelines.reports.explanations import COMPARATOR_REASONS
+from pipelines.stages import progress
 
-__all__ = [
-    "GenerateStats",
-    "ValidateStats",
-    "anomaly_descriptions",
-    "comparisons",
-    "load_anomalies",
-    "load_statistics",
-    "stats_options",
-    "validate_split",
-]
-
-_COMPARATOR_REASONS = frozenset({
-    anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
-    anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
-    anomalies_pb2.AnomalyInfo.COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH,
-})
-_METRIC_NAMES = {
-    anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L_infinity",
-    anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE:
-        "Jensen-Shannon divergence",
-    anomalies_pb2.DriftSkewInfo.Measurement.NORMALIZED_ABSOLUTE_DIFFERENCE:
-        "normalized absolute difference",
-}
+__all__ = ["GenerateStats", "ValidateStats", "stats_options", "validate_split"]
 
 
 def stats_options(schema: schema_pb2.Schema) -> tfdv.StatsOptions:
     """Statistics of the schema's features only (not the ``row_key`` passthrough)."""
     return tfdv.StatsOptions(
         schema=schema, feature_allowlist=[f.name for f in schema.feature])
-
-
-def load_statistics(path: str) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """A binary ``DatasetFeatureStatisticsList`` file (local or remote)."""
-    if not FileSystems.exists(path):
-        raise UserError(f"no statistics at {path}")
-    with FileSystems.open(path) as f:
-        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
-
-
-def load_anomalies(path: str) -> anomalies_pb2.Anomalies:
-    """An ``Anomalies`` text file, as ``ValidateStats`` writes it."""
-    with FileSystems.open(path) as f:
-        return text_format.Parse(f.read().decode("utf-8"), anomalies_pb2.Anomalies())
 
 
 def validate_split(
@@ -89,7 +51,7 @@ def validate_split(
 def _merge_comparator_anomalies(anomalies: anomalies_pb2.Anomalies,
                                 compared: anomalies_pb2.Anomalies) -> None:
     for feature, info in compared.anomaly_info.items():
-        reasons = [r for r in info.reason if r.type in _COMPARATOR_REASONS]
+        reasons = [r for r in info.reason if r.type in COMPARATOR_REASONS]
         if not reasons:
             continue  # the schema anomalies of a split are reported with that split
         merged = anomalies.anomaly_info[feature]
@@ -102,34 +64,6 @@ def _merge_comparator_anomalies(anomalies: anomalies_pb2.Anomalies,
     anomalies.drift_skew_info.extend(compared.drift_skew_info)
 
 
-def anomaly_descriptions(anomalies: anomalies_pb2.Anomalies, schema_file: str
-                         ) -> dict[str, str]:
-    """Feature name -> one line: what is wrong with it and the likely fix."""
-    texts: dict[str, list[str]] = {}
-    fixes: dict[str, list[str]] = {}
-    for finding in explain.explain(anomalies, schema_file):
-        texts.setdefault(finding.feature, []).append(finding.text)
-        if finding.fix not in fixes.setdefault(finding.feature, []):
-            fixes[finding.feature].append(finding.fix)
-    return {feature: " ".join(texts[feature] + fixes[feature]) for feature in texts}
-
-
-def comparisons(anomalies: anomalies_pb2.Anomalies, kind: str = "skew") -> dict[str, dict]:
-    """Feature name -> ``kind`` ("skew" or "drift") metric, value, threshold, ok."""
-    table = {}
-    for info in anomalies.drift_skew_info:
-        feature = ".".join(info.path.step)
-        measured = info.skew_measurements if kind == "skew" else info.drift_measurements
-        for measurement in measured:
-            table[feature] = {
-                "metric": _METRIC_NAMES.get(measurement.type, "unknown"),
-                "value": round(measurement.value, 6),
-                "threshold": measurement.threshold,
-                "ok": measurement.value <= measurement.threshold,
-            }
-    return dict(sorted(table.items()))
-
-
 def _advance(batch, stage: str):
     progress.advance(stage, batch.num_rows)
     return batch
@@ -137,12 +71,12 @@ def _advance(batch, stage: str):
 
 class GenerateStats(beam.PTransform):
     """Dict of RecordBatch PCollections -> dict of statistics, written as
-    ``<stats_dir>/<split>.pb`` (a binary ``DatasetFeatureStatisticsList``)."""
+    ``<output_dir>/stats/<split>.pb`` (a binary ``DatasetFeatureStatisticsList``)."""
 
-    def __init__(self, schema: schema_pb2.Schema, stats_dir: str):
+    def __init__(self, schema: schema_pb2.Schema, output_dir: str):
         super().__init__()
         self._options = stats_options(schema)
-        self._stats_dir = stats_dir
+        self._output_dir = output_dir
 
     def expand(self, splits):
         statistics = {}
@@ -153,7 +87,7 @@ class GenerateStats(beam.PTransform):
                 | f"Progress{label}" >> beam.Map(_advance, "statistics")
                 | f"Compute{label}" >> tfdv.GenerateStatistics(self._options))
             _ = statistics[name] | f"Write{label}" >> tfdv.WriteStatisticsToBinaryFile(
-                os.path.join(self._stats_dir, f"{name}.pb"))
+                layout.stats_file(self._output_dir, name))
         return statistics
 
 
@@ -170,7 +104,7 @@ class _Validate(beam.DoFn):
 
 class ValidateStats(beam.PTransform):
     """Dict of statistics -> dict of anomalies, written as
-    ``<anomalies_dir>/<split>.pbtxt``.
+    ``<output_dir>/anomalies/<split>.pbtxt``.
 
     Every split is checked against the schema; the others than ``train`` also
     for skew against the training statistics (``training``, a one-element
@@ -178,11 +112,11 @@ class ValidateStats(beam.PTransform):
     against a former span's statistics.
     """
 
-    def __init__(self, schema: schema_pb2.Schema, anomalies_dir: str,
+    def __init__(self, schema: schema_pb2.Schema, output_dir: str,
                  training=None, previous=None):
         super().__init__()
         self._schema = schema
-        self._anomalies_dir = anomalies_dir
+        self._output_dir = output_dir
         self._training = training
         self._previous = previous
 
@@ -202,6 +136,6 @@ class ValidateStats(beam.PTransform):
             _ = (anomalies[name]
                  | f"Format{label}" >> beam.Map(text_format.MessageToString)
                  | f"Write{label}" >> beam.io.WriteToText(
-                     os.path.join(self._anomalies_dir, f"{name}.pbtxt"),
+                     layout.anomalies_file(self._output_dir, name),
                      shard_name_template="", num_shards=1))
         return anomalies

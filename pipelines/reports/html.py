@@ -7,40 +7,36 @@ threshold. Charts are inline SVG and styles inline CSS: the file opens offline,
 with no script and nothing fetched from the web.
 """
 
-import dataclasses
 import datetime
 import html
+import os
 
-from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from pipelines import explain, validation
+from pipelines import layout
+from pipelines.reports.anomalies import Validated
 
-__all__ = ["Dataset", "render"]
+__all__ = ["render", "write_report"]
 
 _COLORS = ("#1f6feb", "#d97706", "#16a34a", "#9333ea", "#dc2626", "#0891b2")
 _CHART_WIDTH, _CHART_HEIGHT = 500, 150
 _TOP_VALUES = 8
 
 
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """One set of rows in the report: a split or a validated span."""
-
-    name: str
-    statistics: statistics_pb2.DatasetFeatureStatisticsList
-    anomalies: anomalies_pb2.Anomalies | None = None
-
-    @property
-    def rows(self) -> int:
-        return self.statistics.datasets[0].num_examples
-
-    def features(self) -> dict[str, statistics_pb2.FeatureNameStatistics]:
-        return {(f.path.step[0] if f.path.step else f.name): f
-                for f in self.statistics.datasets[0].features}
+def write_report(run_dir: str, dataset: str, validated: list[Validated],
+                 schema: schema_pb2.Schema) -> str:
+    """Renders ``DIR/report.html`` from ``validated`` (the run's splits, then any
+    validated spans); returns its path."""
+    page = render(f"{dataset}: data validation report", run_dir, validated, schema)
+    path = os.path.join(run_dir, layout.REPORT)
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(page)
+    return path
 
 
-def render(title: str, subtitle: str, datasets: list[Dataset], schema: schema_pb2.Schema,
-           schema_file: str) -> str:
+def render(title: str, subtitle: str, datasets: list[Validated], schema: schema_pb2.Schema
+           ) -> str:
     """The whole page."""
     colors = {d.name: _COLORS[i % len(_COLORS)] for i, d in enumerate(datasets)}
     generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -48,8 +44,8 @@ def render(title: str, subtitle: str, datasets: list[Dataset], schema: schema_pb
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         f"<title>{_e(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
         f"<header><h1>{_e(title)}</h1><p>{_e(subtitle)} · generated {generated}</p></header>",
-        _summary(datasets, schema_file),
-        _anomalies(datasets, schema_file),
+        _summary(datasets),
+        _anomalies(datasets),
         _comparisons(datasets),
         _features(datasets, schema, colors),
         "</body>", "</html>",
@@ -61,10 +57,10 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _summary(datasets: list[Dataset], schema_file: str) -> str:
+def _summary(datasets: list[Validated]) -> str:
     rows = []
     for d in datasets:
-        findings = explain.explain(d.anomalies, schema_file) if d.anomalies else []
+        findings = d.findings
         features = len({f.feature for f in findings})
         status = ("<span class='ok'>ok</span>" if not findings
                   else f"<span class='bad'>anomalies in {features} features</span>")
@@ -77,12 +73,12 @@ def _summary(datasets: list[Dataset], schema_file: str) -> str:
             + "".join(rows) + "</tbody></table></section>")
 
 
-def _anomalies(datasets: list[Dataset], schema_file: str) -> str:
+def _anomalies(datasets: list[Validated]) -> str:
     blocks = []
     for d in datasets:
         if d.anomalies is None:
             continue
-        findings = explain.explain(d.anomalies, schema_file)
+        findings = d.findings
         if not findings:
             blocks.append(f"<h3>{_e(d.name)}</h3><p class='ok'>No anomalies.</p>")
             continue
@@ -94,13 +90,13 @@ def _anomalies(datasets: list[Dataset], schema_file: str) -> str:
     return "<section id='anomalies'><h2>Anomalies</h2>" + "".join(blocks) + "</section>"
 
 
-def _comparisons(datasets: list[Dataset]) -> str:
+def _comparisons(datasets: list[Validated]) -> str:
     rows = []
     for d in datasets:
         if d.anomalies is None:
             continue
         for kind, against in (("skew", "training"), ("drift", "previous span")):
-            for feature, m in validation.comparisons(d.anomalies, kind).items():
+            for feature, m in d.comparisons(kind).items():
                 fill = min(m["value"] / m["threshold"], 2.0) * 50 if m["threshold"] else 0
                 status = "<span class='ok'>ok</span>" if m["ok"] else (
                     "<span class='bad'>over</span>")
@@ -122,7 +118,7 @@ def _comparisons(datasets: list[Dataset]) -> str:
     return "<section id='skew-drift'><h2>Skew and drift</h2>" + body + "</section>"
 
 
-def _features(datasets: list[Dataset], schema: schema_pb2.Schema, colors: dict) -> str:
+def _features(datasets: list[Validated], schema: schema_pb2.Schema, colors: dict) -> str:
     per_dataset = [d.features() for d in datasets]
     legend = "".join(f"<span class='key'><i style='background:{colors[d.name]}'></i>"
                      f"{_e(d.name)}</span>" for d in datasets)
@@ -150,7 +146,7 @@ def _features(datasets: list[Dataset], schema: schema_pb2.Schema, colors: dict) 
             + "".join(cards) + "</section>")
 
 
-def _missing_rate(d: Dataset, s: statistics_pb2.FeatureNameStatistics) -> float:
+def _missing_rate(d: Validated, s: statistics_pb2.FeatureNameStatistics) -> float:
     common = s.string_stats.common_stats if s.HasField("string_stats") else s.num_stats.common_stats
     total = d.rows or 1
     return common.num_missing / total

@@ -22,13 +22,15 @@ import numpy as np
 import pyarrow as pa
 from tensorflow_data_validation.statistics import stats_impl
 
-from pipelines import datasets, validation
-from pipelines.csv_arrow import CsvDecoder, columns_from_schema
-from pipelines.read import decode_files, match_files
+from pipelines import datasets
+from pipelines.decode.files import decoded_table, match_files
+from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION
+from pipelines.reports.anomalies import comparisons
+from pipelines.stages.statistics import stats_options, validate_split
 
-__all__ = ["HELD_OUT", "Noise", "measure_noise", "suggest"]
+__all__ = ["HELD_OUT", "Noise", "measure_noise", "suggest", "suggest_thresholds"]
 
-HELD_OUT = 0.2  # the eval share of the default split
+HELD_OUT = DEFAULT_EVAL_FRACTION  # random parts the size of the default split's
 
 
 @dataclasses.dataclass
@@ -45,15 +47,19 @@ class Noise:
         return _round_up(max(self.largest.values()) * margin)
 
 
+def suggest_thresholds(dataset_name: str, pattern: str | None, sizes: list[int], repeats: int,
+                       margin: float) -> str:
+    """The ``suggest-thresholds`` command: measures the noise, returns the table."""
+    return suggest(measure_noise(dataset_name, pattern, sizes, repeats), margin)
+
+
 def measure_noise(dataset_name: str, pattern: str | None, sizes: list[int], repeats: int,
                   seed: int = 0) -> list[Noise]:
     dataset = datasets.get_dataset(dataset_name)
     schema = dataset.schema()
-    decoder = CsvDecoder(columns_from_schema(schema), dataset.csv_format)
     files = match_files(pattern or dataset.default_inputs()[0])
-    table = pa.Table.from_batches(
-        [b for b in decode_files(decoder, files) if isinstance(b, pa.RecordBatch)])
-    options = validation.stats_options(schema)
+    table = decoded_table(dataset.csv_decoder(schema), files).table
+    options = stats_options(schema)
     rng = np.random.default_rng(seed)
     noise: dict[str, Noise] = {}
     for size in sizes:
@@ -66,8 +72,8 @@ def measure_noise(dataset_name: str, pattern: str | None, sizes: list[int], repe
                 batch.filter(pa.array(~held_out)), options)
             held = stats_impl.generate_statistics_in_memory(
                 batch.filter(pa.array(held_out)), options)
-            anomalies = validation.validate_split(held, schema, train)
-            for feature, m in validation.comparisons(anomalies, "skew").items():
+            anomalies = validate_split(held, schema, train)
+            for feature, m in comparisons(anomalies, "skew").items():
                 entry = noise.setdefault(feature, Noise(feature, m["metric"], m["threshold"], {}))
                 entry.largest[len(rows)] = max(entry.largest.get(len(rows), 0.0), m["value"])
     return sorted(noise.values(), key=lambda n: n.feature)

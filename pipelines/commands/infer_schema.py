@@ -18,8 +18,10 @@ from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
-from pipelines.csv_arrow import ROW_KEY, Column, CsvDecoder, RejectedRow, header_names
-from pipelines.read import decode_files, match_files, open_input
+from pipelines.decode.columns import Column
+from pipelines.decode.csv_decoder import CsvDecoder, header_names
+from pipelines.decode.files import decoded_table, match_files, open_input
+from pipelines.decode.row_keys import ROW_KEY
 
 __all__ = ["infer_schema_text"]
 
@@ -34,19 +36,14 @@ def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None)
     with open_input(files[0]) as stream:
         names = header_names(stream, csv_format)
     decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
-    batches, rejected = [], 0
-    for item in decode_files(decoder, files, limit):
-        if isinstance(item, RejectedRow):
-            rejected += 1
-        else:
-            batches.append(item)
-    table = pa.Table.from_batches(batches, decoder.output_schema).drop([ROW_KEY])
+    decoded = decoded_table(decoder, files, limit)
+    table = decoded.table.drop([ROW_KEY])
     typed = pa.RecordBatch.from_arrays(
         [_typed(table.column(n).combine_chunks()) for n in names], names=names)
     statistics = stats_impl.generate_statistics_in_memory(typed, tfdv.StatsOptions())
     schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
     header = (f"# Inferred by `python -m pipelines infer-schema` from {pattern}\n"
-              f"# ({table.num_rows:,} rows decoded, {rejected:,} rejected). Curate it:\n"
+              f"# ({table.num_rows:,} rows decoded, {decoded.rejected:,} rejected). Curate it:\n"
               f"# keep or drop string domains, check presence of optional columns,\n"
               f"# add skew_comparator and drift_comparator thresholds.\n")
     return header + text_format.MessageToString(schema)

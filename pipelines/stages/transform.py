@@ -25,7 +25,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
-from pipelines import progress
+from pipelines import layout
+from pipelines.stages import progress
 
 __all__ = ["Analyze", "Transform", "WriteOutputs", "tensor_adapter_config"]
 
@@ -159,7 +160,7 @@ class WriteOutputs(beam.PTransform):
         written = {}
         for name, batches in transformed.items():
             label = name.capitalize()
-            directory = os.path.join(self._output_dir, "data", name)
+            directory = layout.data_dir(self._output_dir, name)
             written[name] = (
                 batches
                 | f"Write{label}" >> beam.ParDo(_WriteShards(directory))
@@ -171,6 +172,6 @@ class WriteOutputs(beam.PTransform):
         _ = (pipeline
              | "RawSchema" >> beam.Create([text_format.MessageToString(self._raw_schema)])
              | "WriteRawSchema" >> beam.io.WriteToText(
-                 os.path.join(self._output_dir, "metadata", "schema.pbtxt"),
+                 layout.raw_schema_file(self._output_dir),
                  shard_name_template="", num_shards=1))
         return written

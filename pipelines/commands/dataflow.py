@@ -15,7 +15,9 @@ Beam 2.59 would otherwise reach for the network while the job is built, and
 import contextlib
 import os
 import unittest.mock
+from collections.abc import Callable
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import (
     GoogleCloudOptions,
     PipelineOptions,
@@ -28,7 +30,10 @@ from google.protobuf import json_format
 
 from pipelines.errors import UserError
 
-__all__ = ["DataflowSettings", "offline", "settings", "write_job_description"]
+__all__ = [
+    "DataflowSettings", "default_job_description", "dry_run", "offline", "settings",
+    "write_job_description",
+]
 
 
 class DataflowSettings:
@@ -104,3 +109,20 @@ def write_job_description(result, path: str) -> tuple[int, list[str]]:
     stages = sorted({t.unique_name.split("/")[0] for t in transforms
                      if "/" in t.unique_name})
     return len(transforms), stages
+
+
+def default_job_description(dataset: str) -> str:
+    """Where ``--dry_run`` writes the job unless ``--job_description`` says."""
+    return os.path.join("output", "dataflow", f"{dataset}_job.json")
+
+
+def dry_run(build: Callable[[], beam.Pipeline], job_description: str) -> int:
+    """Builds the Dataflow job offline with ``build`` (a pipeline whose options
+    carry ``--dry_run=True``) and writes it to ``job_description``; returns 0."""
+    with offline():
+        result = build().run()
+    transforms, stages = write_job_description(result, job_description)
+    print(f"Dataflow job built, not submitted (dry run): {transforms:,} transforms in "
+          f"stages {', '.join(stages)}.\njob description: {os.path.abspath(job_description)}",
+          flush=True)
+    return 0

@@ -26,8 +26,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from pipelines import serving
 from pipelines.errors import UserError
+from pipelines.model import export_serving
 
 __all__ = ["PredictionService", "RequestError", "serve"]
 
@@ -46,7 +46,7 @@ class PredictionService:
     """The loaded model and the conversion of JSON instances into its tensors."""
 
     def __init__(self, model_dir: str, name: str | None = None):
-        info = serving.read_info(model_dir)
+        info = export_serving.read_info(model_dir)
         if "predict_raw" not in info["signatures"]:
             raise UserError(f"{model_dir} is a transform-only export; serve a model "
                             f"exported by `python -m pipelines train` (M/serving)")
@@ -92,7 +92,7 @@ class PredictionService:
         else:
             raise RequestError(400, f"unknown signature_name {signature!r}; this model "
                                     f"has predict_raw and serving_default")
-        return {"predictions": outputs[serving.PROBABILITY].numpy().tolist()}
+        return {"predictions": outputs[export_serving.PROBABILITY].numpy().tolist()}
 
     def _tensors(self, rows: list) -> dict[str, tf.Tensor]:
         columns = {name: [] for name in self._specs}

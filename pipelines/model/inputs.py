@@ -9,8 +9,8 @@ works on the current one.
 
 import tensorflow as tf
 
-from pipelines.run_dir import RunDir
-from pipelines.split import ROW_KEY
+from pipelines.decode.row_keys import ROW_KEY
+from pipelines.reports.run_dir import RunDir
 
 __all__ = ["make_dataset"]
 

@@ -1,0 +1,155 @@
+"""``run``: check the inputs, build and run the pipeline, write the summary last.
+
+    python -m pipelines run --dataset flights --output_dir DIR [flags] [Beam flags]
+
+Everything a user can get wrong is checked before the (slow) pipeline is built
+(``preflight``): the dataset, the flag values, Beam flags, that local inputs
+exist and have the schema's header, that Dataflow gets inputs and outputs it
+can reach, and that the output directory does not hold a completed run. The
+outputs are staged and published only when the run succeeded (``staging``).
+"""
+
+import argparse
+import functools
+import os
+import tempfile
+import time
+
+from pipelines import datasets, layout
+from pipelines.commands import dataflow, preflight, staging
+from pipelines.decode.bigquery import BigQueryInput
+from pipelines.decode.row_keys import eval_percent
+from pipelines.errors import UserError
+from pipelines.pipeline import RunConfig, build_pipeline, execute
+from pipelines.reports import anomalies, history, html, summary
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
+    """Runs the pipeline as ``python -m pipelines run`` describes; returns 0.
+
+    Everything is written under ``OUTPUT_DIR/.staging/RUN`` and moved into
+    ``OUTPUT_DIR`` only when the run has succeeded, ``run_summary.json`` last:
+    an interrupted or failed run leaves no output that looks complete, and an
+    earlier completed run stays intact until the new one replaces it.
+    """
+    preflight.check_beam_flags(beam_args)
+    remote = dataflow.settings(beam_args, args.dry_run)
+    final = args.output_dir.rstrip("/")
+    staged = staging.staging_dir(final)
+    config = _config(args, remote, staged)
+    if config.bigquery:
+        print(f"BigQuery query:\n{config.bigquery_sql()}", flush=True)
+    if remote and remote.dry_run:
+        return dataflow.dry_run(
+            functools.partial(build_pipeline, config, beam_args + ["--dry_run=True"]),
+            args.job_description or dataflow.default_job_description(config.dataset.name))
+    decoder = config.dataset.csv_decoder(config.schema)
+    for pattern in filter(None, (config.train_input, config.serving_input)):
+        preflight.check_input(pattern, decoder)
+    staging.prepare(final, args.overwrite)
+
+    build_started = time.monotonic()
+    pipeline = build_pipeline(config, beam_args)
+    run_started = time.monotonic()
+    train = config.train_input or "BigQuery"
+    print(f"Running {config.dataset.name}: train={train} "
+          f"serving={config.serving_input or ('BigQuery' if config.has_serving else '-')}"
+          f" -> {final}", flush=True)
+    executed = execute(pipeline)
+    run_finished = time.monotonic()
+
+    rows = executed.rows
+    disagreements = executed.counter("rows_split_disagreements")
+    if disagreements:
+        raise RuntimeError(f"{disagreements} rows were split differently by BigQuery's "
+                           f"FARM_FINGERPRINT and locally; the outputs are not to be used")
+    rejected = executed.rejected_by_kind()
+    _check_rejected_share(rows, rejected, args.max_rejected_fraction, staged)
+    stage_times = executed.stage_seconds()
+    staging.promote(staged, final)
+
+    # Read back once; the summary, the validation history and the report share it.
+    validated = anomalies.load_run(final, config.schema_file)
+    document = summary.build_summary(
+        dataset=config.dataset.name, schema_file=config.schema_file,
+        inputs={"train": config.train_input, "serving": config.serving_input,
+                "bigquery": config.bigquery_sql()},
+        eval_fraction=config.eval_fraction, limit=config.limit, output_dir=final,
+        rows=rows, rejected_by_reason=rejected, stage_times=stage_times, validated=validated)
+    summary.add_timing(
+        document, startup=build_started - started, build=run_started - build_started,
+        run=run_finished - run_started, summary=time.monotonic() - run_finished)
+    if "serving" in validated:
+        # The run's own serving split is the first entry of validation_summary.json.
+        history.record(final, config.dataset.name, history.entry(
+            "run", config.serving_input or "BigQuery (--serving_where)", validated["serving"],
+            rows["serving"], rows["rejected"],
+            {"stats": layout.stats_file(final, "serving"), "previous_stats": None}))
+    html.write_report(final, config.dataset.name, list(validated.values()), config.schema)
+    # Written last: its presence marks a completed run.
+    summary.write_json(os.path.join(final, layout.SUMMARY_FILE), document)
+    print(summary.format_report(document), flush=True)
+    return 0
+
+
+def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
+            output_dir: str) -> RunConfig:
+    """The run's configuration from its flags, with every flag value checked."""
+    dataset = datasets.get_dataset(args.dataset)
+    eval_percent(args.eval_fraction)
+    if not 0 <= args.max_rejected_fraction <= 1:
+        raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
+                        f"{args.max_rejected_fraction}")
+    schema, schema_file = preflight.load_schema(dataset, args.schema)
+    bigquery = None
+    if args.bigquery_table or args.bigquery_query:
+        if args.train_input:
+            raise UserError("--train_input and --bigquery_table/--bigquery_query exclude "
+                            "each other: training rows come from one source")
+        if args.limit:
+            raise UserError("--limit applies to CSV inputs; with BigQuery use --sample_percent")
+        if args.serving_where and args.serving_input:
+            raise UserError("pass --serving_where or --serving_input, not both")
+        bigquery = BigQueryInput(table=args.bigquery_table, query=args.bigquery_query,
+                                 where=args.where, serving_where=args.serving_where,
+                                 sample_percent=args.sample_percent)
+    elif args.where or args.serving_where or args.sample_percent is not None:
+        raise UserError("--where, --serving_where and --sample_percent shape the BigQuery "
+                        "query: they need --bigquery_table or --bigquery_query")
+    train_input, serving_input = args.train_input, args.serving_input
+    # The dataset's own files are local: Dataflow runs take only what is named.
+    if (bigquery is None and remote is None and dataset.default_inputs
+            and not (train_input and serving_input)):
+        default_train, default_serving = dataset.default_inputs()
+        train_input = train_input or default_train
+        serving_input = serving_input or default_serving
+    if not train_input and bigquery is None:
+        raise UserError("pass --train_input (a CSV glob on GCS for Dataflow) or "
+                        "--bigquery_table" if remote else
+                        f"dataset {dataset.name!r} has no default input: pass --train_input")
+    temp_dir = args.temp_dir or os.path.join(output_dir, layout.TEMP)
+    if remote:
+        preflight.check_reachable_by_workers(args.output_dir, train_input, serving_input)
+        if remote.dry_run:
+            # TFT creates its temp dir while the pipeline is built, which a dry
+            # run cannot do on GCS; nothing is ever written to it.
+            temp_dir = tempfile.mkdtemp(prefix="tft-dry-run-")
+            print(f"dry run: TFT's temp dir is local ({temp_dir}); a real run uses "
+                  f"{args.temp_dir or os.path.join(output_dir, layout.TEMP)}", flush=True)
+    return RunConfig(dataset=dataset, output_dir=output_dir, train_input=train_input,
+                     serving_input=serving_input, temp_dir=temp_dir, schema=schema,
+                     schema_file=schema_file, eval_fraction=args.eval_fraction,
+                     limit=args.limit, bigquery=bigquery)
+
+
+def _check_rejected_share(rows: dict, rejected: dict[str, int], fraction: float,
+                          staged: str) -> None:
+    if rows["rejected"] > fraction * rows["read"]:
+        kinds = ", ".join(f"{kind} {count:,}" for kind, count in rejected.items())
+        raise UserError(
+            f"{rows['rejected']:,} of {rows['read']:,} rows were rejected "
+            f"({rows['rejected'] / rows['read']:.2%}), more than --max_rejected_fraction "
+            f"{fraction} allows ({kinds}); nothing was published: the rejected rows are "
+            f"in {layout.rejected_dir(staged)}/")

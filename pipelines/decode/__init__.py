@@ -1,0 +1,12 @@
+"""Raw rows into Arrow, without Beam pipelines: the columns a schema declares
+(``columns``), CSV files (``csv_decoder``, ``files``), BigQuery rows and SQL
+(``bigquery``), and each row's key and split bucket (``row_keys``).
+
+Kept free of heavy imports itself: ``python -m pipelines --help`` reads
+``DEFAULT_EVAL_FRACTION`` from here.
+"""
+
+__all__ = ["DEFAULT_EVAL_FRACTION"]
+
+# The share of training rows held out as eval unless --eval_fraction says otherwise.
+DEFAULT_EVAL_FRACTION = 0.2

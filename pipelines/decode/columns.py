@@ -1,0 +1,117 @@
+"""The raw columns a schema declares, and the Arrow layout rows are decoded into.
+
+Every decoded row becomes one element of a RecordBatch whose columns are
+``large_list``s of length one (a null list when the value is missing), followed
+by the ``row_key`` column: the canonical TFXIO layout that TFDV's statistics
+and TFT's TensorAdapter consume without any per-row Python. CSV files
+(``csv_decoder``) and BigQuery rows (``bigquery``) both decode into it, and
+rows that cannot be decoded become ``RejectedRow``s.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines.decode.row_keys import ROW_KEY
+
+__all__ = [
+    "HARD_DOMAIN_TAG",
+    "Column",
+    "CsvFormat",
+    "RejectedRow",
+    "arrow_schema",
+    "as_list_array",
+    "columns_from_schema",
+]
+
+HARD_DOMAIN_TAG = "reject_out_of_domain"
+
+_ARROW_TYPES = {
+    schema_pb2.INT: pa.int64(),
+    schema_pb2.FLOAT: pa.float32(),
+    schema_pb2.BYTES: pa.large_binary(),
+}
+
+@dataclasses.dataclass(frozen=True)
+class CsvFormat:
+    """How a dataset's CSV files are written."""
+
+    delimiter: str = ","
+    null_values: tuple[str, ...] = ("",)
+    key_columns: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A raw column as the schema declares it.
+
+    ``domain`` is (min, max) for numbers or the allowed values for text, when
+    the schema declares one; ``hard_domain`` makes a value outside it a
+    rejection instead of an anomaly.
+    """
+
+    name: str
+    type: int  # schema_pb2.FeatureType
+    required: bool
+    domain: tuple | frozenset | None = None
+    hard_domain: bool = False
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self.type]
+
+
+@dataclasses.dataclass(frozen=True)
+class RejectedRow:
+    """A row that could not be decoded, kept for the dead-letter output."""
+
+    source: str
+    line: int | None
+    kind: str
+    reason: str
+    text: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+
+def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
+    """The schema's features as columns; required means present in every row."""
+    string_domains = {d.name: frozenset(v.encode() for v in d.value)
+                      for d in schema.string_domain}
+    columns = []
+    for feature in schema.feature:
+        domain = None
+        if feature.HasField("int_domain"):
+            bounds = feature.int_domain
+            domain = (bounds.min if bounds.HasField("min") else None,
+                      bounds.max if bounds.HasField("max") else None)
+        elif feature.HasField("domain"):
+            domain = string_domains.get(feature.domain)
+        elif feature.HasField("string_domain"):
+            domain = frozenset(v.encode() for v in feature.string_domain.value)
+        columns.append(Column(feature.name, feature.type, feature.presence.min_fraction >= 1.0,
+                              domain, HARD_DOMAIN_TAG in feature.annotation.tag))
+    return columns
+
+
+def arrow_schema(columns: list[Column]) -> pa.Schema:
+    """The Arrow schema of decoded batches: the columns, then ``row_key``."""
+    fields = [pa.field(c.name, pa.large_list(c.arrow_type)) for c in columns]
+    return pa.schema(fields + [pa.field(ROW_KEY, pa.large_list(pa.int64()))])
+
+
+def as_list_array(values: pa.Array) -> pa.LargeListArray:
+    """Wraps each value in a list of one; a null value becomes a null list."""
+    if values.null_count == 0:
+        offsets = pa.array(np.arange(len(values) + 1, dtype=np.int64))
+        return pa.LargeListArray.from_arrays(offsets, values)
+    present = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(present, out=offsets[1:])
+    return pa.LargeListArray.from_arrays(
+        pa.array(offsets), values.drop_null(), mask=pa.array(~present))

@@ -1,0 +1,77 @@
+"""Every name a run writes under ``OUTPUT_DIR``, in one place.
+
+``run`` writes all of them into a staging directory and publishes them together
+(``pipelines.commands.staging``); ``validate`` adds to a finished run; the
+model side and the reports read them. Paths may be local or ``gs://``::
+
+    OUTPUT_DIR/
+      metadata/schema.pbtxt          the raw (curated) schema
+      stats/{train,eval,serving}.pb  DatasetFeatureStatisticsList, binary
+      anomalies/{train,eval,serving}.pbtxt
+      data/{train,eval,serving}/part-*.tfrecord.gz
+      transform_fn/  transformed_metadata/   (TFT's own names)
+      rejected/rejected-*.jsonl      the dead-letter rows
+      report.html                    the data validation report
+      validation_summary.json        the serving split's validation, then each span's
+      validations/SPAN/              what ``validate`` wrote for each span
+      run_summary.json               written last: its presence marks a completed run
+"""
+
+import os
+
+__all__ = [
+    "OUTPUTS", "REPORT", "SPLITS", "STAGING", "SUMMARY_FILE", "TEMP", "VALIDATION_SUMMARY",
+    "anomalies_file", "data_dir", "data_files_pattern", "raw_schema_file", "rejected_dir",
+    "rejected_prefix", "stats_file", "validation_dir",
+]
+
+SPLITS = ("train", "eval", "serving")
+
+SUMMARY_FILE = "run_summary.json"
+VALIDATION_SUMMARY = "validation_summary.json"
+REPORT = "report.html"
+STAGING = ".staging"  # runs in progress, each in a directory of its own
+TEMP = "tmp"  # TFT's temporary files when --temp_dir is not given
+_STATS, _ANOMALIES, _DATA, _REJECTED = "stats", "anomalies", "data", "rejected"
+_METADATA, _VALIDATIONS = "metadata", "validations"
+# Written by tft_beam.WriteTransformFn, read by tft.TFTransformOutput.
+_TRANSFORM_FN, _TRANSFORMED_METADATA = "transform_fn", "transformed_metadata"
+
+# Everything a run writes under OUTPUT_DIR, and the only names it ever deletes.
+OUTPUTS = (_STATS, _ANOMALIES, _DATA, _TRANSFORM_FN, _TRANSFORMED_METADATA, _REJECTED, TEMP,
+           _METADATA, _VALIDATIONS, VALIDATION_SUMMARY, REPORT, STAGING, SUMMARY_FILE)
+
+
+def stats_file(root: str, split: str) -> str:
+    return os.path.join(root, _STATS, f"{split}.pb")
+
+
+def anomalies_file(root: str, split: str) -> str:
+    return os.path.join(root, _ANOMALIES, f"{split}.pbtxt")
+
+
+def data_dir(root: str, split: str) -> str:
+    return os.path.join(root, _DATA, split)
+
+
+def data_files_pattern(root: str, split: str) -> str:
+    return os.path.join(data_dir(root, split), "*.tfrecord.gz")
+
+
+def rejected_dir(root: str) -> str:
+    return os.path.join(root, _REJECTED)
+
+
+def rejected_prefix(root: str) -> str:
+    """The dead-letter files' prefix: ``rejected/rejected-*.jsonl``."""
+    return os.path.join(rejected_dir(root), "rejected")
+
+
+def raw_schema_file(root: str) -> str:
+    """Where ``tft.TFTransformOutput`` finds the raw schema."""
+    return os.path.join(root, _METADATA, "schema.pbtxt")
+
+
+def validation_dir(root: str, span: str) -> str:
+    """What ``validate`` writes for one span: the same names as a run, below it."""
+    return os.path.join(root, _VALIDATIONS, span)
