@@ -34,7 +34,9 @@ setuptools.setup(
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=STACK,
     extras_require={
-        "test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15"],
+        # import-linter checks the layering and that no import cycle exists (.importlinter).
+        "test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15",
+                 "import-linter==2.16"],
         "bench": ["scikit-learn==1.6.1"],  # the reference in benchmarks/compare.py
     },
 )
