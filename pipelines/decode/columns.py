@@ -38,11 +38,27 @@ _ARROW_TYPES = {
 
 @dataclasses.dataclass(frozen=True)
 class CsvFormat:
-    """How a dataset's CSV files are written."""
+    """How a dataset's CSV files are written (the dialect).
+
+    Attributes:
+      delimiter: the one character between fields.
+      null_values: the texts that mark a missing value.
+      key_columns: the columns that identify a row (its split key).
+      skip_initial_space: ignore spaces after a delimiter (``a, b``, as the UCI
+        census files are written).
+      has_header: whether the first line names the columns.
+      column_names: the columns in file order when there is no header (default:
+        the schema's order).
+      encoding: the files' text encoding; they are decoded as UTF-8 after it.
+    """
 
     delimiter: str = ","
     null_values: tuple[str, ...] = ("",)
     key_columns: tuple[str, ...] = ()
+    skip_initial_space: bool = False
+    has_header: bool = True
+    column_names: tuple[str, ...] = ()
+    encoding: str = "utf-8"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,9 +21,11 @@ physical line number, a ``kind`` and the reason, for:
   are TFDV anomalies, reported but not rejected).
 """
 
+import codecs
 import csv
 import dataclasses
 import functools
+import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -41,6 +43,10 @@ __all__ = ["MAX_LINE_BYTES", "CsvDecoder", "HeaderMismatchError", "header_names"
 
 MAX_LINE_BYTES = 8 << 20
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
+_UTF8_BOM = codecs.BOM_UTF8
+# A line feed with any carriage returns before it ends one line, and so does a lone
+# carriage return.
+_LINE_END = re.compile(rb"\r*\n|\r")
 
 # Chunk size for locating the offending values once a vectorised cast has failed.
 _PROBE_CHUNK = 1024
@@ -50,12 +56,56 @@ class HeaderMismatchError(UserError):
     """The CSV header does not name exactly the schema's columns."""
 
 
+class _Utf8Lines:
+    """A file's bytes as UTF-8 with ``\\n`` line ends, whatever the file wrote.
+
+    A UTF-8 byte-order mark at the start is dropped; text in another encoding
+    is re-encoded as UTF-8 (bytes the encoding cannot map stay as they are, so
+    their line is rejected as ``invalid_utf8`` rather than silently changed);
+    ``\\r\\n``, a lone ``\\r`` (old Mac exports) and ``\\r\\r\\n`` (a file
+    converted twice) each end one line. Only ``read(size)`` is offered, as the
+    decoder needs; it returns ``b""`` at the end of the file only.
+    """
+
+    def __init__(self, stream: BinaryIO, encoding: str):
+        self._stream = stream
+        self._started = False
+        self._carry = b""  # trailing \r, which may belong to a \r\n across reads
+        self._decoder = None
+        if codecs.lookup(encoding).name != "utf-8":
+            self._decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            data = self._stream.read(size)
+            final = not data
+            if self._decoder is not None:
+                data = self._decoder.decode(data, final=final).encode(
+                    "utf-8", errors="surrogateescape")
+            if not self._started and (data or final):
+                self._started = True
+                data = data.removeprefix(_UTF8_BOM)
+            data = self._carry + data
+            self._carry = b""
+            if not final:
+                kept = data.rstrip(b"\r")
+                data, self._carry = kept, data[len(kept):]
+            if b"\r" in data:
+                data = _LINE_END.sub(b"\n", data)
+            if data or final:
+                return data
+
+
+def _text_stream(stream: BinaryIO, csv_format: CsvFormat) -> _Utf8Lines:
+    return stream if isinstance(stream, _Utf8Lines) else _Utf8Lines(stream, csv_format.encoding)
+
+
 def header_names(stream: BinaryIO, csv_format: CsvFormat) -> list[str]:
     """The column names on the first line of a CSV stream."""
-    return _read_header_line(stream, csv_format)[0]
+    return _read_header_line(_text_stream(stream, csv_format), csv_format)[0]
 
 
-def _read_header_line(stream: BinaryIO, csv_format: CsvFormat,
+def _read_header_line(stream: _Utf8Lines, csv_format: CsvFormat,
                       chunk_bytes: int = 1 << 16) -> tuple[list[str], bytes]:
     """The header's column names, and the bytes read past the header line."""
     data = b""
@@ -65,8 +115,9 @@ def _read_header_line(stream: BinaryIO, csv_format: CsvFormat,
             break
         data += chunk
     line, _, rest = data.partition(b"\n")
-    text = line.rstrip(b"\r").decode("utf-8", "replace")
-    return next(csv.reader([text], delimiter=csv_format.delimiter), []), rest
+    text = line.decode("utf-8", "replace")
+    return next(csv.reader([text], delimiter=csv_format.delimiter,
+                           skipinitialspace=csv_format.skip_initial_space), []), rest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,8 +182,9 @@ class CsvDecoder:
         Raises:
           HeaderMismatchError: the header's columns differ from the schema's.
         """
+        stream = _text_stream(stream, self._format)
         names, rest = self._read_header(stream, source)
-        next_line = 2  # line 1 is the header
+        next_line = 2 if self._format.has_header else 1  # line 1 is the header, if any
         remaining = limit
         for chunk in _line_blocks(stream, self._block_bytes, self._max_line_bytes, rest):
             if isinstance(chunk, _OverlongLine):
@@ -156,9 +208,12 @@ class CsvDecoder:
 
     def check_header(self, stream: BinaryIO, source: str) -> None:
         """Reads only the header of ``stream``; raises HeaderMismatchError if off."""
-        self._read_header(stream, source)
+        self._read_header(_text_stream(stream, self._format), source)
 
-    def _read_header(self, stream: BinaryIO, source: str) -> tuple[list[str], bytes]:
+    def _read_header(self, stream: _Utf8Lines, source: str) -> tuple[list[str], bytes]:
+        """The file's column names, and what was read past the header line."""
+        if not self._format.has_header:
+            return list(self._format.column_names) or [c.name for c in self._columns], b""
         names, rest = _read_header_line(stream, self._format)
         if not names:
             raise HeaderMismatchError(f"{source} is empty: it has no header line")
@@ -212,8 +267,10 @@ class CsvDecoder:
                               f"found {row.actual_columns}", _text(block.line(number)))
         if table.num_rows:
             lines = np.array([n for n in block.numbers if n not in skipped], dtype=np.int64)
-            yield from self._type_batch(table.combine_chunks().to_batches()[0], lines,
-                                        names, source, block.line)
+            batch = table.combine_chunks().to_batches()[0]
+            if self._format.skip_initial_space:
+                batch = _strip_leading_spaces(batch)
+            yield from self._type_batch(batch, lines, names, source, block.line)
 
     def _type_batch(self, batch: pa.RecordBatch, lines: np.ndarray, names: list[str],
                     source: str, raw_line: Callable[[int], bytes]
@@ -228,8 +285,9 @@ class CsvDecoder:
 
         empty = functools.reduce(pc.and_, (pc.equal(a, b"") for a in raw.values()))
         reject(np.flatnonzero(_to_numpy(empty)), "empty_line", "empty line")
-        header = functools.reduce(pc.and_, (pc.equal(raw[n], n.encode()) for n in names))
-        reject(np.flatnonzero(_to_numpy(header)), "repeated_header", "repeated header line")
+        if self._format.has_header:
+            header = functools.reduce(pc.and_, (pc.equal(raw[n], n.encode()) for n in names))
+            reject(np.flatnonzero(_to_numpy(header)), "repeated_header", "repeated header line")
         values = {}
         for column in self._columns:
             missing = pc.is_in(raw[column.name], value_set=self._null_values)
@@ -357,6 +415,14 @@ def _skip_line(stream: BinaryIO, block_bytes: int) -> bytes:
         end = data.find(b"\n")
         if end != -1:
             return data[end + 1:]
+
+
+def _strip_leading_spaces(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Every value without the spaces after its delimiter. The lines are valid
+    UTF-8 by now (``_screen_lines``), so the values cast to text safely."""
+    arrays = [pc.cast(pc.utf8_ltrim(pc.cast(a, pa.string()), characters=" "), pa.binary())
+              for a in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
 def _text(line: bytes) -> str:
