@@ -34,9 +34,10 @@ setuptools.setup(
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=STACK,
     extras_require={
-        # import-linter checks the layering and that no import cycle exists (.importlinter).
+        # import-linter checks the layering and that no import cycle exists (.importlinter);
+        # sqlglot and DuckDB run the generated BigQuery SQL (tests/test_bigquery_sql_runs.py).
         "test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15",
-                 "import-linter==2.16"],
+                 "import-linter==2.16", "sqlglot==30.30.0", "duckdb==1.4.4"],
         "bench": ["scikit-learn==1.6.1"],  # the reference in benchmarks/compare.py
     },
 )

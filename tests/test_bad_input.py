@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import cli, nycflights
+from pipelines import cli, datasets, nycflights
 from pipelines.decode import row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow
 from pipelines.decode.csv_decoder import CsvDecoder, HeaderMismatchError
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_cli
 
 COLUMNS = [Column("id", schema_pb2.INT, True), Column("name", schema_pb2.BYTES, False),
            Column("score", schema_pb2.FLOAT, False)]
@@ -259,3 +259,25 @@ def test_a_dataset_can_be_named_as_module_attribute(tmp_path, capsys):
     error = _one_line_error(capsys, "run", "--output_dir", str(tmp_path / "out"),
                             "--dataset", "pipelines.datasets:_REGISTRY")
     assert "is a dict, not a pipelines.datasets.Dataset" in error
+
+
+def test_an_empty_training_split_is_a_one_line_error_and_publishes_nothing(tmp_path):
+    header, rows = _flights_header_and_rows(200)
+    decoder = datasets.get_dataset("flights").csv_decoder()
+    (batch,) = [b for b in decoder.decode(io.BytesIO(header + rows), "rows.csv")]
+    in_eval = row_keys.is_eval(batch, 20)
+    eval_lines = [line for line, e in zip(rows.splitlines(keepends=True), in_eval, strict=True)
+                  if e]
+    (tmp_path / "train.csv").write_bytes(header + b"".join(eval_lines[:3]))
+    (tmp_path / "serving.csv").write_bytes(header + b"".join(eval_lines[3:6]))
+    out = tmp_path / "out"
+    result = run_cli("run", "--output_dir", str(out), "--train_input", str(tmp_path / "train.csv"),
+                     "--serving_input", str(tmp_path / "serving.csv"))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the training split is empty: 3 training rows went to eval (--eval_fraction 0.2) "
+        "and 0 rows were rejected; nothing was published. Pass more training rows or a smaller "
+        "--eval_fraction")
+    assert sorted(os.listdir(out)) == [".staging"]
+    assert not os.path.exists(out / "run_summary.json")

@@ -7,10 +7,11 @@ import os
 import apache_beam as beam
 import pytest
 from apache_beam.testing import test_pipeline
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import cli, datasets
 from pipelines.decode import bigquery, row_keys
-from pipelines.decode.columns import RejectedRow, columns_from_schema
+from pipelines.decode.columns import Column, RejectedRow, columns_from_schema
 from pipelines.decode.row_keys import ROW_KEY
 from pipelines.stages import bigquery as stages_bigquery
 from pipelines.stages.counters import row_counts
@@ -121,3 +122,13 @@ def test_bigquery_flag_errors(tmp_path, capsys, args, message):
 def test_bigquery_sql_command_prints_the_query(capsys):
     assert cli.main(["bigquery-sql", "--bigquery_table", "my-project.flights.flights_2013"]) == 0
     assert capsys.readouterr().out == _golden("bigquery_table.sql")
+
+
+def test_keyless_sql_writes_every_value_as_the_local_key_text():
+    columns = [Column("id", schema_pb2.INT, True), Column("score", schema_pb2.FLOAT, False),
+               Column("name", schema_pb2.BYTES, False)]
+    sql = bigquery.build_query(bigquery.BigQueryInput(table="p.d.t"), columns, (), 20)
+    # NULL as \N ('\\N' in a BigQuery literal), floats through FORMAT('%.17g').
+    key = ("CONCAT(IFNULL(CAST(id AS STRING), '\\\\N'), '|', "
+           "IFNULL(FORMAT('%.17g', score), '\\\\N'), '|', IFNULL(name, '\\\\N'))")
+    assert f"WHEN MOD(ABS(FARM_FINGERPRINT({key})), 100) < 20 THEN 'eval'" in sql

@@ -6,12 +6,14 @@ import csv
 import io
 import os
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets, nycflights
+from pipelines.decode import row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow
 from pipelines.decode.csv_decoder import CsvDecoder
 from tests.conftest import PROJECT_ROOT
@@ -168,3 +170,12 @@ def test_the_same_rows_in_every_dialect_decode_to_the_same_values(rows):
         decoded, rejected = _decode(CsvDecoder(_COLUMNS, csv_format), _write(rows, **written))
         assert not rejected, (csv_format, rejected[:3])
         assert decoded == reference, csv_format
+
+
+def test_census_without_key_columns_splits_80_20(census_text):
+    decoder = CsvDecoder([Column(n, t, required=False) for n, t in CENSUS_COLUMNS],
+                         CENSUS_FORMAT)
+    keys = [k for b in decoder.decode(io.BytesIO(census_text), "adult.data")
+            if not isinstance(b, RejectedRow) for k in b.column("row_key").flatten().to_pylist()]
+    share = row_keys.eval_mask(np.array(keys), 20).mean()
+    assert len(keys) == 32_561 and abs(share - 0.2) < 0.02, share

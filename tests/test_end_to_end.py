@@ -108,6 +108,7 @@ def test_transform_fn_in_process_reproduces_the_pipeline(flights_run):
 def test_skewed_serving_slice_is_flagged_and_eval_is_not(flights_run):
     summary = flights_run.summary
     assert summary["anomalies"]["train"] == {}
+    assert summary["warnings"] == []
     assert summary["anomalies"]["eval"] == {}, "a random split of train is not skewed"
     origin = summary["skew"]["origin"]
     assert origin["metric"] == "L_infinity"

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import tensorflow as tf
 
+from pipelines.reports import summary
 from tests.conftest import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -103,3 +104,15 @@ def test_report_renders_in_chromium(validated_run, tmp_path):
         assert f"<h2>{heading}</h2>" in dom
     assert dom.count("class=\"card\"") == 19, "one card per schema feature"
     shutil.copy(screenshot, os.path.join(run_dir, "report.png"))  # to look at when it fails
+
+
+def test_an_empty_eval_split_is_a_warning_in_the_summary():
+    document = summary.build_summary(
+        dataset="tiny", schema_file="schema.pbtxt", inputs={}, eval_fraction=0.2, limit=None,
+        output_dir="out", rows={"read": 3, "train": 3, "eval": 0, "serving": 0, "rejected": 0},
+        rejected_by_reason={}, stage_times=None, validated={})
+    summary.add_timing(document, startup=1.0, build=1.0, run=1.0, summary=0.1)
+    assert document["warnings"] == [
+        "the eval split is empty: none of the 3 training rows fell into the 20% held out; "
+        "with this few rows, evaluate on other data"]
+    assert "\nwarning: the eval split is empty" in summary.format_report(document)

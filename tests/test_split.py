@@ -1,13 +1,19 @@
 """The train/eval split: BigQuery-compatible fingerprints, determinism, fractions."""
 
+import io
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.decode import row_keys
+from pipelines.decode.bigquery import RowDecoder
+from pipelines.decode.columns import Column, CsvFormat
+from pipelines.decode.csv_decoder import CsvDecoder
 from pipelines.errors import UserError
 from pipelines.stages import counters
 from pipelines.stages.split import SplitExamples
@@ -77,3 +83,43 @@ def test_split_examples_routes_rows_and_counts_them():
     rows = counters.row_counts(result)
     assert (rows["train"], rows["eval"], rows["serving"]) == (
         int((~is_eval).sum()), int(is_eval.sum()), len(serving_keys))
+
+
+# A dataset without key columns: each row is keyed by its whole content.
+KEYLESS = [Column("id", schema_pb2.INT, True), Column("score", schema_pb2.FLOAT, False),
+           Column("name", schema_pb2.BYTES, False)]
+
+
+def _decoded_keys(data: bytes) -> list[int]:
+    decoder = CsvDecoder(KEYLESS, CsvFormat(null_values=("NA",)))
+    return [k for b in decoder.decode(io.BytesIO(data), "keyless.csv")
+            if isinstance(b, pa.RecordBatch) for k in _keys(b)]
+
+
+def test_a_keyless_row_is_keyed_by_its_whole_content_as_bigquery_writes_it():
+    keys = _decoded_keys(b"id,score,name\n1,0.1,ab\n2,NA,x\n1,0.1,ab\n3,1e20,NA\n-4,2.50,\n")
+    # Integers in decimal, floats as %.17g of the double, NULL as \N, joined with "|".
+    texts = ["1|0.10000000000000001|ab", "2|\\N|x", "1|0.10000000000000001|ab",
+             "3|1e+20|\\N", "-4|2.5|"]
+    assert keys == row_keys.row_keys(texts).tolist()
+    assert keys[0] == keys[2]  # duplicate rows land together
+    rows = [{"id": 1, "score": 0.1, "name": "ab"}, {"id": 2, "score": None, "name": "x"},
+            {"id": 1, "score": 0.1, "name": "ab"}, {"id": 3, "score": 1e20, "name": None},
+            {"id": -4, "score": 2.5, "name": ""}]
+    (from_bigquery,) = RowDecoder(KEYLESS, ()).decode(rows, "bigquery")
+    assert _keys(from_bigquery) == keys
+
+
+def test_a_keyless_dataset_with_floats_and_missing_values_splits_80_20():
+    rng = np.random.default_rng(0)
+    lines = [b"id,score,name\n"]
+    for _ in range(10_000):
+        score = b"NA" if rng.random() < 0.3 else repr(float(rng.normal())).encode()
+        name = b"NA" if rng.random() < 0.3 else f"n{rng.integers(50)}".encode()
+        lines.append(b"%d,%s,%s\n" % (rng.integers(100), score, name))
+    keys = np.array(_decoded_keys(b"".join(lines)))
+    assert len(keys) == 10_000
+    # One key per distinct row: duplicates share it, different rows do not.
+    assert len(set(keys.tolist())) == len(set(lines[1:]))
+    share = row_keys.eval_mask(keys, 20).mean()
+    assert abs(share - 0.2) < 0.02, share

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
                            f"FARM_FINGERPRINT and locally; the outputs are not to be used")
     rejected = executed.rejected_by_kind()
     _check_rejected_share(rows, rejected, args.max_rejected_fraction, staged)
+    _check_training_rows(rows, config.eval_fraction)
     stage_times = executed.stage_seconds()
     staging.promote(staged, final)
 
@@ -142,6 +143,15 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
                      serving_input=serving_input, temp_dir=temp_dir, schema=schema,
                      schema_file=schema_file, eval_fraction=args.eval_fraction,
                      limit=args.limit, bigquery=bigquery)
+
+
+def _check_training_rows(rows: dict, eval_fraction: float) -> None:
+    """TFT cannot analyse nothing: an empty training split fails the run."""
+    if not rows["train"]:
+        raise UserError(
+            f"the training split is empty: {rows['eval']:,} training rows went to eval "
+            f"(--eval_fraction {eval_fraction}) and {rows['rejected']:,} rows were rejected; "
+            f"nothing was published. Pass more training rows or a smaller --eval_fraction")
 
 
 def _check_rejected_share(rows: dict, rejected: dict[str, int], fraction: float,

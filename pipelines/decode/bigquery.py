@@ -52,19 +52,35 @@ class BigQueryInput:
         self.sample_percent = sample_percent
 
 
-def _key_expression(key_columns: tuple[str, ...]) -> str:
-    parts = []
-    for column in key_columns:
-        if parts:
-            parts.append(f"'{row_keys.KEY_SEPARATOR}'")
-        parts.append(f"CAST({column} AS STRING)")
-    return f"CONCAT({', '.join(parts)})"
+def _key_expression(key_columns: tuple[str, ...], columns: list[Column]) -> str:
+    """The row's key text in SQL: the key columns as text, or, for a dataset
+    without key columns, every value as ``row_keys.value_text`` writes it."""
+    if key_columns:
+        texts = [f"CAST({column} AS STRING)" for column in key_columns]
+    else:
+        texts = [f"IFNULL({_value_text(c)}, '{_sql_string(row_keys.NULL_TEXT)}')"
+                 for c in columns]
+    separator = f", '{row_keys.KEY_SEPARATOR}', "
+    return f"CONCAT({separator.join(texts)})"
+
+
+def _value_text(column: Column) -> str:
+    if column.type == schema_pb2.FLOAT:
+        return f"FORMAT('{row_keys.FLOAT_FORMAT}', {column.name})"
+    if column.type == schema_pb2.INT:
+        return f"CAST({column.name} AS STRING)"
+    return column.name
+
+
+def _sql_string(text: str) -> str:
+    """``text`` inside a single-quoted BigQuery string literal."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def build_query(source: BigQueryInput, columns: list[Column], key_columns: tuple[str, ...],
                 eval_percent: int) -> str:
     """The standard-SQL query that returns the schema's columns and ``split``."""
-    key = _key_expression(key_columns)
+    key = _key_expression(key_columns, columns)
     names = ",\n    ".join(c.name for c in columns)
     origin = (f"`{source.table}`" if source.table
               else "(\n" + _indent(source.query.strip().rstrip(";"), 4) + "\n  )")
@@ -131,9 +147,13 @@ class RowDecoder:
         yield pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
     def keys(self, rows: list[dict]) -> list[str]:
-        """Each row's split key, as BigQuery's ``CAST(... AS STRING)`` spells it."""
-        return [row_keys.KEY_SEPARATOR.join(str(row[k]) for k in self.key_columns)
-                for row in rows]
+        """Each row's key text, as the generated SQL writes it: the key columns as
+        ``CAST(... AS STRING)`` spells them, or every value (``value_text``)."""
+        if self.key_columns:
+            return [row_keys.KEY_SEPARATOR.join(str(row[k]) for k in self.key_columns)
+                    for row in rows]
+        return [row_keys.KEY_SEPARATOR.join(
+            row_keys.value_text(row.get(c.name), c.type) for c in self._columns) for row in rows]
 
     def _problem(self, row: dict) -> tuple[str, str] | None:
         """(kind, reason) of the first problem with the row, or None."""

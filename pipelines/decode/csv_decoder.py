@@ -336,13 +336,26 @@ class CsvDecoder:
         arrays = [as_list_array(typed[column.name]) for column in self._columns]
         key_columns = self._format.key_columns
         if key_columns:
-            keys = pc.binary_join_element_wise(
-                *(raw[k] for k in key_columns), row_keys.KEY_SEPARATOR.encode())
-            row_key = row_keys.row_keys(pc.cast(keys, pa.string()).to_pylist())
+            keys = pc.cast(pc.binary_join_element_wise(
+                *(raw[k] for k in key_columns), row_keys.KEY_SEPARATOR.encode()), pa.string())
         else:
-            row_key = np.zeros(len(arrays[0]), dtype=np.int64)
+            keys = pc.binary_join_element_wise(
+                *(row_keys.column_texts(_key_values(c, raw, typed), c.type)
+                  for c in self._columns), row_keys.KEY_SEPARATOR)
+        row_key = row_keys.row_keys(keys.to_pylist())
         arrays.append(as_list_array(pa.array(row_key)))
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
+
+
+def _key_values(column: Column, raw: dict[str, pa.Array], typed: dict[str, pa.Array]
+               ) -> pa.Array:
+    """A column's values as a keyless row key writes them: floats re-read from
+    the file's text as float64 (BigQuery's FLOAT64), the others as typed."""
+    values = typed[column.name]
+    if column.type != schema_pb2.FLOAT:
+        return values
+    text = pc.if_else(pc.is_valid(values), pc.cast(raw[column.name], pa.string()), None)
+    return _cast(text, pa.float64())
 
 
 def _screen_lines(block: _Block) -> tuple[_Block, dict[int, tuple[str, str, bytes]]]:

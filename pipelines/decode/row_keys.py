@@ -14,19 +14,54 @@ from collections.abc import Iterable
 import farmhash
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.decode import DEFAULT_EVAL_FRACTION
 from pipelines.errors import UserError
 
 __all__ = [
-    "DEFAULT_EVAL_FRACTION", "KEY_SEPARATOR", "ROW_KEY", "eval_mask", "eval_percent", "is_eval",
-    "row_keys", "split_buckets",
+    "DEFAULT_EVAL_FRACTION", "FLOAT_FORMAT", "KEY_SEPARATOR", "NULL_TEXT", "ROW_KEY",
+    "column_texts", "eval_mask", "eval_percent", "is_eval", "row_keys", "split_buckets",
+    "value_text",
 ]
 
 
 KEY_SEPARATOR = "|"
 # The column every decoded row carries: the signed fingerprint of its key.
 ROW_KEY = "row_key"
+
+# A dataset without key columns keys each row by its whole content (so duplicate
+# rows land together), written as one text that BigQuery can write too: every
+# value in schema order, joined with KEY_SEPARATOR; integers in decimal
+# (CAST(x AS STRING)), floats as FLOAT_FORMAT of their double value
+# (FORMAT('%.17g', x): exact, and the same in C, Python and BigQuery), text as it
+# is, and a missing value as NULL_TEXT (CONCAT with a NULL is NULL in BigQuery).
+FLOAT_FORMAT = "%.17g"
+NULL_TEXT = "\\N"
+
+
+def value_text(value, feature_type: int) -> str:
+    """One value in a keyless row's key text (BigQuery rows arrive as Python values)."""
+    if value is None:
+        return NULL_TEXT
+    if feature_type == schema_pb2.FLOAT:
+        return FLOAT_FORMAT % float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def column_texts(values: pa.Array, feature_type: int) -> pa.Array:
+    """A decoded column in a keyless row's key text: integers as int64, floats as
+    float64 (parsed from the file's text, not the narrower stored float32), text
+    as binary or string."""
+    if feature_type == schema_pb2.FLOAT:
+        texts = pa.array([None if v is None else FLOAT_FORMAT % v for v in values.to_pylist()],
+                         pa.string())
+    else:
+        texts = pc.cast(values, pa.string())
+    return pc.fill_null(texts, NULL_TEXT)
 
 
 def row_keys(keys: Iterable[str]) -> np.ndarray:

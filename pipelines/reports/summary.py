@@ -46,6 +46,7 @@ def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "anomalies": {split: v.descriptions() for split, v in validated.items()},
         "skew": validated["serving"].comparisons("skew") if "serving" in validated else {},
+        "warnings": _warnings(rows, eval_fraction),
     }
 
 
@@ -70,6 +71,15 @@ def add_timing(document: dict, *, startup: float, build: float, run: float,
     }
 
 
+def _warnings(rows: dict, eval_fraction: float) -> list[str]:
+    """What a person should know before using the outputs. (An empty training
+    split is not a warning: the run fails on it.)"""
+    if rows["eval"]:
+        return []
+    return [f"the eval split is empty: none of the {rows['train']:,} training rows fell into "
+            f"the {eval_fraction:.0%} held out; with this few rows, evaluate on other data"]
+
+
 def format_report(document: dict) -> str:
     """The summary as a person reads it at the end of a run: a table of rows and
     anomalies per split, then skew, timing and where the outputs are."""
@@ -89,6 +99,7 @@ def format_report(document: dict) -> str:
         over = [f for f, m in skew.items() if not m["ok"]]
         lines.append(f"skew: {len(skew) - len(over)} of {len(skew)} features within threshold"
                      + (f"; over: {', '.join(over)}" if over else ""))
+    lines += [f"warning: {warning}" for warning in document.get("warnings", [])]
     timing = document["seconds"]
     lines.append(f"seconds: total {timing['total']:.1f} (start-up {timing['startup']:.1f}, "
                  f"build {timing['build']:.1f}, run {timing['run']:.1f})")

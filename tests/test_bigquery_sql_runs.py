@@ -1,0 +1,117 @@
+"""The generated BigQuery SQL, executed: golden strings prove the SQL did not
+change, this proves it labels every row as the local split does.
+
+sqlglot transpiles what ``bigquery-sql`` generates from BigQuery's dialect to
+DuckDB's, and DuckDB runs it over the same CSV files the pipeline reads, with
+``FARM_FINGERPRINT`` registered as a function over this package's fingerprint
+(pyfarmhash, checked against BigQuery's published values in test_split.py).
+Two mappings are this harness's, not the package's: BigQuery's ``FORMAT`` is
+printf-style, which in DuckDB is ``PRINTF`` (sqlglot maps it to DuckDB's
+fmt-style ``FORMAT``), and ``PROJECT.DATASET.TABLE`` becomes a DuckDB view.
+"""
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines import datasets
+from pipelines.decode import row_keys
+from pipelines.decode.bigquery import BigQueryInput, build_query
+from pipelines.decode.columns import Column, CsvFormat, columns_from_schema
+from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.decode.files import decoded_table
+
+_DUCKDB_TYPES = {schema_pb2.INT: "BIGINT", schema_pb2.FLOAT: "DOUBLE",
+                 schema_pb2.BYTES: "VARCHAR"}
+
+
+def _farm_fingerprint(texts: pa.Array) -> pa.Array:
+    return pa.array(row_keys.row_keys(texts.to_pylist()), pa.int64())
+
+
+def _printf(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Format):
+        return exp.Anonymous(this="PRINTF", expressions=[node.this, *node.expressions])
+    return node
+
+
+def _run(sql: str, table: str, paths: list[str], columns: list[Column],
+         null: str) -> list[tuple]:
+    """The BigQuery ``sql`` run by DuckDB over ``paths`` loaded as ``table``."""
+    con = duckdb.connect()
+    con.create_function("FARM_FINGERPRINT", _farm_fingerprint, ["VARCHAR"], "BIGINT",
+                        type="arrow")
+    types = ", ".join(f"'{c.name}': '{_DUCKDB_TYPES[c.type]}'" for c in columns)
+    files = ", ".join(f"'{p}'" for p in paths)
+    con.execute(f"CREATE VIEW source_rows AS SELECT * FROM read_csv([{files}], header=true, "
+                f"nullstr='{null}', columns={{{types}}})")
+    duck = sqlglot.parse_one(sql, read="bigquery").transform(_printf).sql("duckdb")
+    duck = duck.replace(".".join(f'"{part}"' for part in table.split(".")), "source_rows")
+    return con.execute(duck).fetchall()
+
+
+def _local_splits(decoder: CsvDecoder, train: str, serving: str | None, key) -> dict:
+    """What the pipeline decides for each row of the CSV files, by ``key(row)``."""
+    splits = {}
+    for path, name in ((train, None), (serving, "serving")):
+        if path is None:
+            continue
+        table = decoded_table(decoder, [path]).table
+        batch = table.combine_chunks().to_batches()[0]
+        in_eval = row_keys.is_eval(batch, 20)
+        for row, e in zip(batch.to_pylist(), in_eval, strict=True):
+            splits[key(row)] = name or ("eval" if e else "train")
+    return splits
+
+
+def test_flights_sql_labels_every_row_as_the_local_split():
+    flights = datasets.get_dataset("flights")
+    columns = columns_from_schema(flights.schema())
+    train, serving = flights.default_inputs()
+    table = "my-project.flights.flights_2013"
+    sql = build_query(BigQueryInput(table=table, serving_where="month >= 11"), columns,
+                      flights.csv_format.key_columns, 20)
+    rows = _run(sql, table, [train, serving], columns, "NA")
+    names = [c.name for c in columns] + ["split"]
+    keys = flights.csv_format.key_columns
+    local = _local_splits(flights.csv_decoder(), train, serving,
+                          lambda row: tuple(_text(row[k][0]) for k in keys))
+    labels = {}
+    for values in rows:
+        row = dict(zip(names, values, strict=True))
+        labels[tuple(str(row[k]) for k in keys)] = row["split"]
+    counts = {s: sum(v == s for v in labels.values()) for s in ("train", "eval", "serving")}
+    assert counts == {"train": 225_359, "eval": 56_014, "serving": 55_403}
+    assert labels == local
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+KEYLESS = [Column("id", schema_pb2.INT, True), Column("score", schema_pb2.FLOAT, False),
+           Column("ratio", schema_pb2.FLOAT, False), Column("name", schema_pb2.BYTES, False)]
+
+
+def test_keyless_sql_labels_every_row_as_the_local_split(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = ["id,score,ratio,name"]
+    for i in range(5000):
+        score = "NA" if rng.random() < 0.2 else repr(round(float(rng.normal(50, 20)), 3))
+        ratio = "NA" if rng.random() < 0.2 else repr(float(rng.random()))  # 17 digits
+        name = "NA" if rng.random() < 0.2 else f"name {rng.integers(30)}"
+        lines.append(f"{i},{score},{ratio},{name}")
+    path = tmp_path / "keyless.csv"
+    path.write_text("\n".join(lines) + "\n")
+    sql = build_query(BigQueryInput(query="SELECT * FROM `p.d.keyless`"), KEYLESS, (), 20)
+    rows = _run(sql, "p.d.keyless", [str(path)], KEYLESS, "NA")
+    labels = {values[0]: values[-1] for values in rows}
+    decoder = CsvDecoder(KEYLESS, CsvFormat(null_values=("NA",)))
+    local = _local_splits(decoder, str(path), None, lambda row: row["id"][0])
+    assert len(labels) == 5000
+    assert labels == local
+    assert abs(sum(v == "eval" for v in labels.values()) / 5000 - 0.2) < 0.02
+
