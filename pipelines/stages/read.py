@@ -31,6 +31,10 @@ def _file_groups(pattern: str, limit: int | None) -> Iterator[tuple[str, ...]]:
         yield tuple(files)  # "the first N rows" spans files in order: one reader
 
 
+def _progress_bytes(read_bytes: int) -> None:
+    progress.advance("read", 0, read_bytes)
+
+
 class _DecodeFiles(beam.DoFn):
     """Decodes a group of files in order, stopping after ``limit`` rows in all.
 
@@ -44,7 +48,8 @@ class _DecodeFiles(beam.DoFn):
         self._counted = counted
 
     def process(self, paths: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-        for item in decode_files(self._decoder, paths, self._limit):
+        on_read = _progress_bytes if self._counted else None
+        for item in decode_files(self._decoder, paths, self._limit, on_read):
             if isinstance(item, RejectedRow):
                 if self._counted:
                     counters.count("read", 1)
