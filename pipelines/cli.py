@@ -86,8 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     infer = _command(commands, "infer-schema", _infer_schema,
                      "print a TFMD schema inferred from CSV files")
     infer.add_argument("--input", required=True, help="CSV glob")
-    infer.add_argument("--dataset", required=True,
-                       help="a registered dataset, for its CSV format")
+    infer.add_argument("--dataset",
+                       help="a registered dataset, for its CSV format; default: detect it")
+    infer.add_argument("--column_names", type=_name_list,
+                       help="the columns in file order, comma-separated (for a file "
+                            "without a header)")
     infer.add_argument("--limit", type=_positive_int,
                        help="infer from the first N rows only")
 
@@ -169,6 +172,13 @@ def _true_or_false(text: str) -> bool:
     return text.lower() == "true"
 
 
+def _name_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names) or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"takes distinct comma-separated names, got {text}")
+    return names
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(size) for size in text.split(",")]
@@ -201,7 +211,8 @@ def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     _import_tfdv_quietly()
     from pipelines.commands import infer_schema
 
-    print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit), end="")
+    print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit,
+                                         args.column_names), end="")
     return 0
 
 

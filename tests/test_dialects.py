@@ -8,15 +8,16 @@ import os
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets, nycflights
-from pipelines.decode import row_keys
+from pipelines.decode import dialect, row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow
 from pipelines.decode.csv_decoder import CsvDecoder
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_cli
 
 CENSUS = os.path.join(PROJECT_ROOT, "..", "shared", "data", "census", "adult.data")
 CENSUS_COLUMNS = [
@@ -179,3 +180,59 @@ def test_census_without_key_columns_splits_80_20(census_text):
             if not isinstance(b, RejectedRow) for k in b.column("row_key").flatten().to_pylist()]
     share = row_keys.eval_mask(np.array(keys), 20).mean()
     assert len(keys) == 32_561 and abs(share - 0.2) < 0.02, share
+
+
+TAXI = os.path.join(PROJECT_ROOT, "..", "shared", "data", "chicago_taxi", "data.csv")
+CENSUS_NAMES = [name for name, _ in CENSUS_COLUMNS]
+
+
+def test_the_census_dialect_is_detected(census_text):
+    detected = dialect.detect(census_text[:200_000])
+    assert detected.csv_format == CsvFormat(
+        delimiter=",", null_values=("?", ""), skip_initial_space=True, has_header=False,
+        column_names=tuple(f"column_{i}" for i in range(1, 16)), encoding="utf-8")
+    named = dialect.detect(census_text[:200_000], CENSUS_NAMES)
+    assert named.names == CENSUS_NAMES
+    assert named.csv_format.column_names == tuple(CENSUS_NAMES)
+    assert not named.csv_format.has_header
+
+
+def test_the_taxi_and_flights_dialects_are_detected():
+    if not os.path.exists(TAXI):
+        pytest.skip(f"{TAXI} is absent (see ../shared/data/README.md)")
+    taxi = dialect.detect_file(TAXI)
+    assert taxi.csv_format == CsvFormat(null_values=("",))
+    assert taxi.names[:3] == ["pickup_community_area", "fare", "trip_start_month"]
+    flights = dialect.detect_file(nycflights.default_inputs()[0])
+    assert flights.csv_format == CsvFormat(null_values=("NA", ""))
+    assert len(flights.names) == 19
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_other_delimiters_encodings_and_a_bom_are_detected(delimiter):
+    text = delimiter.join(["city", "population", "area"]) + "\r\n" + "".join(
+        delimiter.join([f"Zürich {i}", str(1000 + i), f"{i}.5"]) + "\r\n" for i in range(50))
+    for encoding, data in (("utf-8", b"\xef\xbb\xbf" + text.encode()),
+                           ("cp1252", text.encode("cp1252"))):
+        detected = dialect.detect(data)
+        assert detected.csv_format == CsvFormat(delimiter=delimiter, encoding=encoding)
+        assert detected.names == ["city", "population", "area"]
+        columns = [Column(n, schema_pb2.BYTES, False) for n in detected.names]
+        rows, rejected = _decode(CsvDecoder(columns, detected.csv_format), data)
+        assert rows[0]["city"] == ["Zürich 0".encode()] and not rejected
+
+
+def test_infer_schema_reads_the_census_file_as_written(census_text):
+    result = run_cli("infer-schema", "--input", CENSUS, "--column_names", ",".join(CENSUS_NAMES))
+    assert result.returncode == 0, result.stderr[-3000:]
+    schema = text_format.Parse(result.stdout, schema_pb2.Schema())
+    types = {f.name: f.type for f in schema.feature}
+    assert types == dict(CENSUS_COLUMNS)
+    workclass = next(d for d in schema.string_domain if d.name == "workclass")
+    assert "Private" in workclass.value and "?" not in workclass.value
+    assert not any(v.startswith(" ") for d in schema.string_domain for v in d.value)
+    # "?" marks a missing value: workclass is optional, age is not.
+    features = {f.name: f for f in schema.feature}
+    assert features["workclass"].presence.min_fraction < 1
+    assert features["age"].presence.min_fraction == 1
+    assert "no header line, missing values '?', ''" in result.stdout

@@ -1,14 +1,20 @@
 """``infer-schema``: a starting point for a new dataset's curated schema.
 
-The files are decoded with the dataset's CSV format, every column as raw bytes.
-A column is then typed from its values: INT if every present value parses as a
-64-bit integer, FLOAT if as a number, BYTES otherwise. TFDV computes statistics
-of the typed columns and infers presence, shapes and string domains. The result
-is a draft to curate (which domains to keep, thresholds for the skew and drift
-comparators), not a schema to use unread.
+    python -m pipelines infer-schema --input GLOB [--dataset NAME] [--column_names A,B,...]
+        [--limit N]
+
+The files are decoded with the dataset's CSV format or, without ``--dataset``,
+with the dialect detected from the first file (``pipelines.decode.dialect``:
+encoding, delimiter, spaces after it, header or not, missing-value markers),
+every column as raw bytes. A column is then typed from its values: INT if every
+present value parses as a 64-bit integer, FLOAT if as a number, BYTES otherwise.
+TFDV computes statistics of the typed columns and infers presence, shapes and
+string domains. The result is a draft to curate (which domains to keep,
+thresholds for the skew and drift comparators), not a schema to use unread.
 """
 
 import dataclasses
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +24,7 @@ from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
+from pipelines.decode import dialect
 from pipelines.decode.columns import Column
 from pipelines.decode.csv_decoder import CsvDecoder, header_names
 from pipelines.decode.files import decoded_table, match_files, open_input
@@ -28,13 +35,23 @@ __all__ = ["infer_schema_text"]
 _CANDIDATE_TYPES = ((schema_pb2.INT, pa.int64()), (schema_pb2.FLOAT, pa.float32()))
 
 
-def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None) -> str:
+def infer_schema_text(pattern: str, dataset_name: str | None = None, limit: int | None = None,
+                      column_names: Sequence[str] | None = None) -> str:
     """The inferred schema in text format, headed by how it was inferred."""
-    csv_format = dataclasses.replace(
-        datasets.get_dataset(dataset_name).csv_format, key_columns=())
     files = match_files(pattern)
-    with open_input(files[0]) as stream:
-        names = header_names(stream, csv_format)
+    if dataset_name is None:
+        detected = dialect.detect_file(files[0], column_names)
+        csv_format, names = detected.csv_format, detected.names
+        read_as = f"# Read as detected: {detected.describe()}.\n"
+    else:
+        csv_format = dataclasses.replace(
+            datasets.get_dataset(dataset_name).csv_format, key_columns=())
+        if column_names:
+            csv_format = dataclasses.replace(csv_format, column_names=tuple(column_names))
+        with open_input(files[0]) as stream:
+            names = (header_names(stream, csv_format) if csv_format.has_header
+                     else list(csv_format.column_names))
+        read_as = f"# Read with dataset {dataset_name!r}'s CSV format.\n"
     decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
     decoded = decoded_table(decoder, files, limit)
     table = decoded.table.drop([ROW_KEY])
@@ -46,7 +63,7 @@ def infer_schema_text(pattern: str, dataset_name: str, limit: int | None = None)
               f"# ({table.num_rows:,} rows decoded, {decoded.rejected:,} rejected). Curate it:\n"
               f"# keep or drop string domains, check presence of optional columns,\n"
               f"# add skew_comparator and drift_comparator thresholds.\n")
-    return header + text_format.MessageToString(schema)
+    return header + read_as + text_format.MessageToString(schema)
 
 
 def _typed(column: pa.LargeListArray) -> pa.LargeListArray:

@@ -1,0 +1,140 @@
+"""How a CSV file is written (its dialect), detected from a sample of it.
+
+What ``infer-schema`` (and the dataset it drafts) uses to read a file nobody
+described: the encoding (UTF-8 unless the bytes are not, then cp1252, else
+Latin-1), the delimiter, spaces after it, whether the first line is a header,
+the missing-value markers in use, and the column names (the header's, the ones
+given, or ``column_1`` to ``column_N``). Line endings and a byte-order mark need
+no detection: the decoder reads them all. What was detected is a guess to
+correct, so it is printed with what uses it.
+"""
+
+import csv
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from pipelines.decode.columns import CsvFormat
+from pipelines.decode.files import open_input
+
+__all__ = ["SAMPLE_BYTES", "Detected", "detect", "detect_file"]
+
+SAMPLE_BYTES = 1 << 20
+_DELIMITERS = (",", ";", "\t", "|")
+# Markers of a missing value, looked for as whole fields; an empty field always is one.
+_NULL_MARKERS = ("?", "NA", "N/A", "n/a", "null", "NULL", "None", "NaN", "-")
+_SAMPLE_LINES = 1000
+_LINE_END = re.compile(r"\r*\n|\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Detected:
+    """A file's dialect, and the names of its columns in file order."""
+
+    csv_format: CsvFormat
+    names: list[str]
+
+    def describe(self) -> str:
+        """One line a person can check, e.g. in a generated file's header."""
+        f = self.csv_format
+        return (f"encoding {f.encoding}, delimiter {f.delimiter!r}"
+                f"{', spaces after it' if f.skip_initial_space else ''}, "
+                f"{'a header line' if f.has_header else 'no header line'}, missing values "
+                f"{', '.join(repr(v) for v in f.null_values)}, {len(self.names)} columns")
+
+
+def detect_file(path: str, column_names: Sequence[str] | None = None) -> Detected:
+    """The dialect of the file at ``path`` (local or remote), from its first MiB."""
+    with open_input(path) as stream:
+        return detect(stream.read(SAMPLE_BYTES), column_names)
+
+
+def detect(sample: bytes, column_names: Sequence[str] | None = None) -> Detected:
+    """The dialect of a file that starts with ``sample``.
+
+    ``column_names``, when given, are the columns in file order; the first line
+    is a header when it names them, and data otherwise.
+    """
+    encoding = _encoding(sample)
+    text = sample.decode(encoding, errors="replace").removeprefix("\ufeff")
+    lines = _LINE_END.split(text)
+    if len(sample) >= SAMPLE_BYTES:
+        lines = lines[:-1]  # the sample may end inside a line
+    lines = [line for line in lines if line.strip()][:_SAMPLE_LINES]
+    if not lines:
+        return Detected(CsvFormat(encoding=encoding), list(column_names or []))
+    delimiter = _delimiter(lines)
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    skip_initial_space = _spaces_after_delimiter(rows)
+    if skip_initial_space:
+        rows = list(csv.reader(lines, delimiter=delimiter, skipinitialspace=True))
+    if column_names:
+        names = list(column_names)
+        has_header = rows[0] == names
+    else:
+        has_header = _looks_like_header(rows)
+        names = rows[0] if has_header else [f"column_{i + 1}" for i in range(len(rows[0]))]
+    data = rows[1:] if has_header else rows
+    present = {value for row in data for value in row}
+    nulls = tuple(m for m in _NULL_MARKERS if m in present) + ("",)
+    csv_format = CsvFormat(
+        delimiter=delimiter, null_values=nulls, skip_initial_space=skip_initial_space,
+        has_header=has_header, column_names=() if has_header else tuple(names),
+        encoding=encoding)
+    return Detected(csv_format, names)
+
+
+def _encoding(sample: bytes) -> str:
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as error:
+        if error.reason == "unexpected end of data":
+            return "utf-8"  # the sample ends inside a character
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"  # decodes any byte
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The candidate that splits the most lines into the same number (>1) of fields."""
+    best, best_score = ",", (0.0, 0)
+    for candidate in _DELIMITERS:
+        counts = Counter(len(row) for row in csv.reader(lines, delimiter=candidate))
+        fields, lines_with_it = counts.most_common(1)[0]
+        if fields < 2:
+            continue
+        score = (lines_with_it / len(lines), fields)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def _spaces_after_delimiter(rows: list[list[str]]) -> bool:
+    """Most values after a delimiter start with a space (``a, b, c``)."""
+    later = [value for row in rows for value in row[1:] if value]
+    return bool(later) and sum(v.startswith(" ") for v in later) > 0.9 * len(later)
+
+
+def _looks_like_header(rows: list[list[str]]) -> bool:
+    """A header names columns: no empty or repeated name, and in a column whose
+    values are numbers its name is not one; in a file of text columns only, the
+    names do not occur again as values."""
+    first, data = rows[0], rows[1:]
+    if not data or any(not name.strip() for name in first) or len(set(first)) < len(first):
+        return False
+    numeric_columns = 0
+    for i, name in enumerate(first):
+        values = [row[i] for row in data if i < len(row) and row[i] not in ("",)]
+        if values and sum(bool(_NUMBER.match(v.strip())) for v in values) >= 0.9 * len(values):
+            numeric_columns += 1
+            if _NUMBER.match(name.strip()):
+                return False
+    if numeric_columns:
+        return True
+    return all(name not in {row[i] for row in data if i < len(row)}
+               for i, name in enumerate(first))
