@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = _command(commands, "run", _run, "run the pipeline; unknown flags go to Beam")
-    run.add_argument("--dataset", default="flights", help="a registered dataset")
+    run.add_argument("--dataset", default="flights",
+                     help="a registered dataset, package.module:attribute or a dataset "
+                          "directory (default flights)")
     run.add_argument("--output_dir", required=True, help="local path or gs:// URI")
     run.add_argument("--train_input", help="CSV glob; default: the dataset's own")
     run.add_argument("--serving_input", help="CSV glob; default: the dataset's own")
@@ -106,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
 
     noise = _command(commands, "suggest-thresholds", _suggest_thresholds,
                      "measure skew metrics between random halves; suggest thresholds")
-    noise.add_argument("--dataset", default="flights", help="a registered dataset")
+    noise.add_argument("--dataset", default="flights",
+                       help="a registered dataset, package.module:attribute or a dataset "
+                            "directory (default flights)")
     noise.add_argument("--input", help="CSV glob; default: the dataset's training input")
     noise.add_argument("--sizes", default="5000,50000,0", type=_int_list,
                        help="sample sizes, comma-separated; 0 is all rows")
@@ -116,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sql = _command(commands, "bigquery-sql", _bigquery_sql,
                    "print the BigQuery SQL that `run` would send")
-    sql.add_argument("--dataset", default="flights", help="a registered dataset")
+    sql.add_argument("--dataset", default="flights",
+                     help="a registered dataset, package.module:attribute or a dataset "
+                          "directory (default flights)")
     sql.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION)
     _add_bigquery_flags(sql)
 

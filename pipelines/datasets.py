@@ -1,18 +1,31 @@
-"""The registry of datasets the pipeline knows by name.
+"""The datasets the pipeline knows, and dataset directories.
 
-A dataset ties together how its CSV is written, its curated schema
-(``schemas/<name>.pbtxt``), its ``preprocessing_fn`` and its default inputs.
-``--dataset`` names a registered dataset, or a ``Dataset`` object the user
-defines in an importable module, as ``package.module:attribute``. Nothing else
-is imported, and a value that looks like a path is never read or executed.
+A dataset ties together how its CSV is written, its curated schema, its
+``preprocessing_fn`` and its default inputs. ``--dataset`` takes:
+
+- a registered name (``flights``: ``schemas/flights.pbtxt``, ``transforms/flights.py``);
+- ``package.module:attribute``, a ``Dataset`` object in a module the user wrote;
+- a dataset directory: ``dataset.json`` (its name and CSV format),
+  ``schema.pbtxt`` and ``transforms.py`` (the ``preprocessing_fn`` module). Its
+  ``transforms.py`` is code and runs, as a module named with ``module:attribute``
+  would.
+
+Nothing else is read or imported. Every run keeps a copy of its dataset as a
+directory (``OUTPUT_DIR/dataset/``, ``Dataset.save``), and the commands that
+read a run load that copy, never a lookup by name.
 """
 
 import dataclasses
+import hashlib
 import importlib
+import json
+import os
 import re
+import sys
 import types
 from collections.abc import Callable
 
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
@@ -21,7 +34,13 @@ from pipelines.decode.columns import CsvFormat, columns_from_schema
 from pipelines.decode.csv_decoder import CsvDecoder
 from pipelines.errors import UserError
 
-__all__ = ["Dataset", "UnknownDatasetError", "get_dataset", "dataset_names"]
+__all__ = [
+    "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_names", "get_dataset",
+    "load_directory",
+]
+
+# The files of a dataset directory.
+DATASET_FILE, SCHEMA_FILE, TRANSFORMS_FILE = "dataset.json", "schema.pbtxt", "transforms.py"
 
 
 class UnknownDatasetError(UserError):
@@ -33,27 +52,34 @@ class Dataset:
     """Everything the pipeline needs to know about one dataset.
 
     Attributes:
-      name: the registry name, also the schema's file name.
-      csv_format: delimiter, missing-value markers and the split key columns.
-      transform_module: the module of the dataset's TFT ``preprocessing_fn``; it
-        also names the label (``LABEL_KEY``), the raw features a serving request
-        carries (``SERVING_INPUTS``) and those only the label needs
-        (``LABEL_INPUTS``).
+      name: the dataset's name (a registered one's is also its schema's file name).
+      csv_format: how its files are written, and the split key columns.
+      transform_module: the importable module of the dataset's TFT
+        ``preprocessing_fn``; it also names the label (``LABEL_KEY``), the raw
+        features a serving request carries (``SERVING_INPUTS``) and those only
+        the label needs (``LABEL_INPUTS``). Empty for a dataset directory, whose
+        module is its ``transforms.py``.
       default_inputs: returns the (train, serving) inputs used when no flag names them.
+      directory: the dataset directory it was loaded from, if any.
     """
 
     name: str
     csv_format: CsvFormat
-    transform_module: str
+    transform_module: str = ""
     default_inputs: Callable[[], tuple[str, str | None]] | None = None
+    directory: str | None = None
 
     def schema(self) -> schema_pb2.Schema:
-        return schemas.load_schema(self.name)
+        if self.directory is None:
+            return schemas.load_schema(self.name)
+        return schemas.parse_schema(_read(os.path.join(self.directory, SCHEMA_FILE)))
 
     @property
     def schema_file(self) -> str:
         """The curated schema's path, as messages and fixes name it."""
-        return schemas.schema_file(self.name)
+        if self.directory is None:
+            return schemas.schema_file(self.name)
+        return os.path.join(self.directory, SCHEMA_FILE)
 
     def csv_decoder(self, schema: schema_pb2.Schema | None = None) -> CsvDecoder:
         """The decoder of this dataset's CSV files, for ``schema`` (default: the
@@ -63,10 +89,73 @@ class Dataset:
 
     @property
     def transforms(self) -> types.ModuleType:
-        return importlib.import_module(self.transform_module)
+        if self.directory is None:
+            return importlib.import_module(self.transform_module)
+        return _module_from_file(os.path.join(self.directory, TRANSFORMS_FILE))
 
     def load_preprocessing_fn(self) -> Callable:
         return self.transforms.preprocessing_fn
+
+    def save(self, directory: str, schema: schema_pb2.Schema | None = None) -> None:
+        """Writes this dataset as a dataset directory (local or remote), with
+        ``schema`` (default: its own) and the source of its transforms module,
+        which must import nothing but installed packages."""
+        source = _read(self.transforms.__file__)
+        document = {"name": self.name, "csv_format": dataclasses.asdict(self.csv_format)}
+        _write(os.path.join(directory, DATASET_FILE), json.dumps(document, indent=2) + "\n")
+        _write(os.path.join(directory, SCHEMA_FILE),
+               text_format.MessageToString(self.schema() if schema is None else schema))
+        _write(os.path.join(directory, TRANSFORMS_FILE), source)
+
+
+def load_directory(directory: str) -> Dataset:
+    """The dataset in ``directory`` (``dataset.json``, ``schema.pbtxt``, ``transforms.py``)."""
+    try:
+        document = json.loads(_read(os.path.join(directory, DATASET_FILE)))
+        csv_format = document["csv_format"]
+        csv_format = CsvFormat(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in csv_format.items()})
+        return Dataset(name=document["name"], csv_format=csv_format, directory=directory)
+    except (KeyError, TypeError, ValueError) as error:
+        raise UnknownDatasetError(f"{os.path.join(directory, DATASET_FILE)} is not a dataset "
+                                  f"description: {error}") from None
+
+
+_modules: dict[str, types.ModuleType] = {}
+
+
+def _module_from_file(path: str) -> types.ModuleType:
+    """Runs a dataset directory's ``transforms.py`` once as a module of its own."""
+    if path not in _modules:
+        name = f"tft_preprocessing_transforms_{hashlib.sha1(path.encode()).hexdigest()[:12]}"
+        module = types.ModuleType(name)
+        module.__file__ = path
+        sys.modules[name] = module  # what the code defines can be found by its module name
+        exec(compile(_read(path), path, "exec"), module.__dict__)  # noqa: S102 - the user's code
+        _modules[path] = module
+    return _modules[path]
+
+
+def _read(path: str) -> str:
+    if "://" not in path:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    import tensorflow as tf  # only for a remote copy: reading a local one stays light
+
+    with tf.io.gfile.GFile(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    if "://" not in path:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(text)
 
 
 _REGISTRY = {
@@ -89,13 +178,17 @@ _MODULE_ATTRIBUTE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 def get_dataset(name: str) -> Dataset:
-    """The registered dataset called ``name``, or the ``module:attribute`` named."""
+    """The registered dataset called ``name``, the ``module:attribute`` named, or
+    the dataset directory at ``name``."""
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if os.path.isfile(os.path.join(name, DATASET_FILE)):
+        return load_directory(name)
     if not _MODULE_ATTRIBUTE.match(name):
         raise UnknownDatasetError(
             f"unknown dataset {name!r}; registered datasets: {', '.join(dataset_names())}, "
-            f"or name your own as package.module:attribute")
+            f"or name your own as package.module:attribute or a directory holding "
+            f"{DATASET_FILE}")
     module_name, attribute = name.split(":")
     try:
         dataset = getattr(importlib.import_module(module_name), attribute)

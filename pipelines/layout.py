@@ -14,6 +14,7 @@ model side and the reports read them. Paths may be local or ``gs://``::
       report.html                    the data validation report
       validation_summary.json        the serving split's validation, then each span's
       validations/SPAN/              what ``validate`` wrote for each span
+      dataset/                       the dataset the run used, as a dataset directory
       run_summary.json               written last: its presence marks a completed run
 """
 
@@ -21,8 +22,8 @@ import os
 
 __all__ = [
     "OUTPUTS", "REPORT", "SPLITS", "STAGING", "SUMMARY_FILE", "TEMP", "VALIDATION_SUMMARY",
-    "anomalies_file", "data_dir", "data_files_pattern", "raw_schema_file", "rejected_dir",
-    "rejected_prefix", "stats_file", "validation_dir",
+    "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
+    "rejected_dir", "rejected_prefix", "stats_file", "validation_dir",
 ]
 
 SPLITS = ("train", "eval", "serving")
@@ -33,13 +34,13 @@ REPORT = "report.html"
 STAGING = ".staging"  # runs in progress, each in a directory of its own
 TEMP = "tmp"  # TFT's temporary files when --temp_dir is not given
 _STATS, _ANOMALIES, _DATA, _REJECTED = "stats", "anomalies", "data", "rejected"
-_METADATA, _VALIDATIONS = "metadata", "validations"
+_METADATA, _VALIDATIONS, _DATASET = "metadata", "validations", "dataset"
 # Written by tft_beam.WriteTransformFn, read by tft.TFTransformOutput.
 _TRANSFORM_FN, _TRANSFORMED_METADATA = "transform_fn", "transformed_metadata"
 
 # Everything a run writes under OUTPUT_DIR, and the only names it ever deletes.
 OUTPUTS = (_STATS, _ANOMALIES, _DATA, _TRANSFORM_FN, _TRANSFORMED_METADATA, _REJECTED, TEMP,
-           _METADATA, _VALIDATIONS, VALIDATION_SUMMARY, REPORT, STAGING, SUMMARY_FILE)
+           _METADATA, _VALIDATIONS, _DATASET, VALIDATION_SUMMARY, REPORT, STAGING, SUMMARY_FILE)
 
 
 def stats_file(root: str, split: str) -> str:
@@ -70,6 +71,11 @@ def rejected_prefix(root: str) -> str:
 def raw_schema_file(root: str) -> str:
     """Where ``tft.TFTransformOutput`` finds the raw schema."""
     return os.path.join(root, _METADATA, "schema.pbtxt")
+
+
+def dataset_dir(root: str) -> str:
+    """The copy of the run's dataset, which every later command on the run uses."""
+    return os.path.join(root, _DATASET)
 
 
 def validation_dir(root: str, span: str) -> str:

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     _check_rejected_share(rows, rejected, args.max_rejected_fraction, staged)
     _check_training_rows(rows, config.eval_fraction)
     stage_times = executed.stage_seconds()
+    # Later commands on the run use this copy, never a lookup by name.
+    config.dataset.save(layout.dataset_dir(staged), config.schema)
     staging.promote(staged, final)
 
     # Read back once; the summary, the validation history and the report share it.

@@ -37,6 +37,11 @@ class RunDir:
 
     @functools.cached_property
     def dataset(self) -> datasets.Dataset:
+        """The copy of the dataset the run used (runs made before it kept one: the
+        registered dataset of that name)."""
+        copy = layout.dataset_dir(self.path)
+        if tf.io.gfile.exists(os.path.join(copy, datasets.DATASET_FILE)):
+            return datasets.load_directory(copy)
         return datasets.get_dataset(self.summary["dataset"])
 
     @functools.cached_property
