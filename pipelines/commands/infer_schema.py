@@ -44,13 +44,13 @@ def infer_schema_text(pattern: str, dataset_name: str | None = None, limit: int 
         csv_format, names = detected.csv_format, detected.names
         read_as = f"# Read as detected: {detected.describe()}.\n"
     else:
-        csv_format = dataclasses.replace(
-            datasets.get_dataset(dataset_name).csv_format, key_columns=())
+        dataset = datasets.get_dataset(dataset_name)
+        csv_format = dataclasses.replace(dataset.csv_format, key_columns=())
         if column_names:
             csv_format = dataclasses.replace(csv_format, column_names=tuple(column_names))
         with open_input(files[0]) as stream:
-            names = (header_names(stream, csv_format) if csv_format.has_header
-                     else list(csv_format.column_names))
+            names = (header_names(stream, csv_format) if csv_format.has_header else
+                     list(csv_format.column_names) or [f.name for f in dataset.schema().feature])
         read_as = f"# Read with dataset {dataset_name!r}'s CSV format.\n"
     decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
     decoded = decoded_table(decoder, files, limit)

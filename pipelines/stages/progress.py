@@ -1,8 +1,8 @@
 """Progress of long stages, as a person follows it.
 
 Stages call ``advance(stage, rows, read_bytes)`` as batches go by. On a
-terminal, rich draws one line per stage: its rows, rows per second and time;
-the read stage also shows the share of the input read (bytes of the input size
+terminal, rich draws one line per stage: its rows and time; the read stage
+also shows the share of the input read (bytes of the input size
 the launcher announced with ``expect_bytes``) and the time left. In a log
 (stderr not a terminal) a plain line per stage is printed at most every few
 seconds and, when the run ends (``finish``), each stage's final rows and time,
