@@ -1,6 +1,7 @@
 """Raw rows into Arrow, without Beam pipelines: the columns a schema declares
-(``columns``), CSV files (``csv_decoder``, ``files``), BigQuery rows and SQL
-(``bigquery``), and each row's key and split bucket (``row_keys``).
+(``columns``), CSV files (``csv_decoder``, ``files``) and how they are written
+(``dialect``), BigQuery rows and SQL (``bigquery``), and each row's key and
+split bucket (``row_keys``).
 
 Kept free of heavy imports itself: ``python -m pipelines --help`` reads
 ``DEFAULT_EVAL_FRACTION`` from here.
