@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pipelines import datasets, layout
+from pipelines import cli, datasets, layout
 from pipelines.reports.run_dir import RunDir
 from tests.conftest import PROJECT_ROOT, run_cli
 
@@ -29,6 +29,13 @@ def test_a_broken_dataset_description_is_a_clear_error(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps({"name": "x"}))
     with pytest.raises(datasets.UnknownDatasetError, match="is not a dataset description"):
         datasets.get_dataset(str(tmp_path))
+
+
+def test_a_dataset_without_default_inputs_asks_for_them(tmp_path, capsys):
+    datasets.get_dataset("flights").save(str(tmp_path / "copy"))
+    assert cli.main(["suggest-thresholds", "--dataset", str(tmp_path / "copy")]) == 2
+    assert capsys.readouterr().err == (
+        "error: dataset 'flights' has no default input: pass --input\n")
 
 
 def test_the_session_run_keeps_its_dataset_and_reads_it_back(flights_run):

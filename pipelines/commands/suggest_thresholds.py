@@ -25,6 +25,7 @@ from tensorflow_data_validation.statistics import stats_impl
 from pipelines import datasets
 from pipelines.decode.files import decoded_table, match_files
 from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION
+from pipelines.errors import UserError
 from pipelines.reports.anomalies import comparisons
 from pipelines.stages.statistics import stats_options, validate_split
 
@@ -57,6 +58,8 @@ def measure_noise(dataset_name: str, pattern: str | None, sizes: list[int], repe
                   seed: int = 0) -> list[Noise]:
     dataset = datasets.get_dataset(dataset_name)
     schema = dataset.schema()
+    if pattern is None and dataset.default_inputs is None:
+        raise UserError(f"dataset {dataset.name!r} has no default input: pass --input")
     files = match_files(pattern or dataset.default_inputs()[0])
     table = decoded_table(dataset.csv_decoder(schema), files).table
     options = stats_options(schema)
