@@ -81,6 +81,14 @@ class RunConfig:
     bigquery: BigQueryInput | None = None
 
     @property
+    def csv_inputs(self) -> dict[str, str]:
+        """The CSV globs the run reads, by the split they feed (train and eval
+        rows come from ``train``)."""
+        return {name: pattern for name, pattern in (("train", self.train_input),
+                                                    ("serving", self.serving_input))
+                if pattern}
+
+    @property
     def has_serving(self) -> bool:
         return bool(self.serving_input or (self.bigquery and self.bigquery.serving_where))
 
@@ -98,9 +106,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     schema = config.schema
     decoder = config.dataset.csv_decoder(schema)
     adapter_config = tensor_adapter_config(decoder.output_schema, schema)
-    csv_inputs = {name: pattern for name, pattern in (("train", config.train_input),
-                                                      ("serving", config.serving_input))
-                  if pattern}
+    csv_inputs = config.csv_inputs
     bigquery = None
     if config.bigquery:
         bigquery = ReadBigQuery(

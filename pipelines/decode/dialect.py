@@ -129,7 +129,7 @@ def _looks_like_header(rows: list[list[str]]) -> bool:
         return False
     numeric_columns = 0
     for i, name in enumerate(first):
-        values = [row[i] for row in data if i < len(row) and row[i] not in ("",)]
+        values = [row[i] for row in data if i < len(row) and row[i] != ""]
         if values and sum(bool(_NUMBER.match(v.strip())) for v in values) >= 0.9 * len(values):
             numeric_columns += 1
             if _NUMBER.match(name.strip()):
