@@ -59,7 +59,8 @@ def _package_run(train: str, serving: str, output_dir: str, *flags: str,
     best = None
     for _ in range(repeats):
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "pipelines", "run", "--output_dir", output_dir,
+        subprocess.run([sys.executable, "-m", "pipelines", "run", "--dataset", "flights",
+                        "--output_dir", output_dir,
                         "--overwrite", "--train_input", train, "--serving_input", serving,
                         *flags], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)

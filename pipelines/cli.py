@@ -2,6 +2,7 @@
 
 Commands:
   run             the whole pipeline for a dataset (``pipelines.commands.run``)
+  init            draft a dataset directory (dialect, schema, transforms) from CSVs
   infer-schema    print a schema inferred from CSV files, to start a curated one
   train           train a model on a run's output and export the serving model
   export-serving  export a transform-only serving model from a run
@@ -60,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = _command(commands, "run", _run, "run the pipeline; unknown flags go to Beam")
-    run.add_argument("--dataset", default="flights",
+    run.add_argument("--dataset",
                      help="a registered dataset, package.module:attribute or a dataset "
-                          "directory (default flights)")
+                          "directory; default: with --train_input, one drafted from it "
+                          "as init does (kept in OUTPUT_DIR/dataset/), else flights")
+    run.add_argument("--label", help="without --dataset: the label column of --train_input")
     run.add_argument("--output_dir", required=True, help="local path or gs:// URI")
     run.add_argument("--train_input", help="CSV glob; default: the dataset's own")
     run.add_argument("--serving_input", help="CSV glob; default: the dataset's own")
@@ -84,6 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job_description",
                      help="where --dry_run writes the job (default "
                           "output/dataflow/DATASET_job.json)")
+
+    init = _command(commands, "init", _init,
+                    "draft a dataset directory from CSV files: dialect, schema, transforms")
+    init.add_argument("--train_input", required=True, help="CSV glob of training data")
+    init.add_argument("--dir", required=True, help="the dataset directory to write")
+    init.add_argument("--name", help="the dataset's name (default: the directory's)")
+    init.add_argument("--label", help="the label column")
+    init.add_argument("--key", type=_name_list, default=(),
+                      help="columns that identify a row, comma-separated (default: the "
+                           "whole row)")
+    init.add_argument("--delimiter", type=_delimiter,
+                      help="the field delimiter (default: detected; 'tab' for a tab)")
+    init.add_argument("--null_values", type=lambda text: text.split(","),
+                      help="texts that mark a missing value, comma-separated "
+                           "(default: detected)")
+    init.add_argument("--column_names", type=_name_list,
+                      help="the columns in file order, comma-separated (for a file "
+                           "without a header; default: column_1 .. column_N)")
+    init.add_argument("--encoding", help="the files' encoding (default: detected)")
+    init.add_argument("--limit", type=_positive_int, help="read only the first N rows")
 
     infer = _command(commands, "infer-schema", _infer_schema,
                      "print a TFMD schema inferred from CSV files")
@@ -185,6 +208,13 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
+def _delimiter(text: str) -> str:
+    text = {"tab": "\t", "\\t": "\t"}.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"takes one character (or 'tab'), got {text!r}")
+    return text
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(size) for size in text.split(",")]
@@ -210,6 +240,22 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.commands import run
 
     return run.run(args, beam_args, started=_STARTED)
+
+
+def _init(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    _import_tfdv_quietly()
+    from pipelines.commands import init
+
+    drafted = init.init_dataset(
+        args.train_input, args.dir, name=args.name, label=args.label, key=args.key,
+        delimiter=args.delimiter, null_values=args.null_values,
+        column_names=args.column_names, encoding=args.encoding, limit=args.limit)
+    print(drafted.describe())
+    print(f"Curate {args.dir}/schema.pbtxt and {args.dir}/transforms.py, then:\n"
+          f"  python -m pipelines run --dataset {args.dir} --train_input "
+          f"'{args.train_input}' --output_dir OUT")
+    return 0
 
 
 def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:

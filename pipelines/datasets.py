@@ -36,7 +36,7 @@ from pipelines.errors import UserError
 
 __all__ = [
     "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_names", "get_dataset",
-    "load_directory",
+    "load_directory", "write_directory",
 ]
 
 # The files of a dataset directory.
@@ -100,12 +100,20 @@ class Dataset:
         """Writes this dataset as a dataset directory (local or remote), with
         ``schema`` (default: its own) and the source of its transforms module,
         which must import nothing but installed packages."""
-        source = _read(self.transforms.__file__)
-        document = {"name": self.name, "csv_format": dataclasses.asdict(self.csv_format)}
-        _write(os.path.join(directory, DATASET_FILE), json.dumps(document, indent=2) + "\n")
-        _write(os.path.join(directory, SCHEMA_FILE),
-               text_format.MessageToString(self.schema() if schema is None else schema))
-        _write(os.path.join(directory, TRANSFORMS_FILE), source)
+        write_directory(directory, self.name, self.csv_format,
+                        self.schema() if schema is None else schema,
+                        _read(self.transforms.__file__))
+
+
+def write_directory(directory: str, name: str, csv_format: CsvFormat,
+                    schema: schema_pb2.Schema | str, transforms_source: str) -> None:
+    """Writes a dataset directory: ``dataset.json`` (the name and the CSV
+    format), ``schema.pbtxt`` (a schema, or its text) and ``transforms.py``."""
+    document = {"name": name, "csv_format": dataclasses.asdict(csv_format)}
+    _write(os.path.join(directory, DATASET_FILE), json.dumps(document, indent=2) + "\n")
+    _write(os.path.join(directory, SCHEMA_FILE),
+           schema if isinstance(schema, str) else text_format.MessageToString(schema))
+    _write(os.path.join(directory, TRANSFORMS_FILE), transforms_source)
 
 
 def load_directory(directory: str) -> Dataset:

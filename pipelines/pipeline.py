@@ -79,6 +79,14 @@ class RunConfig:
     eval_fraction: float = DEFAULT_EVAL_FRACTION
     limit: int | None = None
     bigquery: BigQueryInput | None = None
+    # The columns the serving CSV lacks (serving data may lack those not in the
+    # schema's SERVING environment); its records then carry no label.
+    serving_lacks: tuple[str, ...] = ()
+
+    @property
+    def serving_without(self) -> list[str]:
+        """The outputs the serving split is transformed without."""
+        return [self.dataset.transforms.LABEL_KEY] if self.serving_lacks else []
 
     @property
     def csv_inputs(self) -> dict[str, str]:
@@ -135,7 +143,11 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             again = pipeline | "ReadAgain" >> ReadRaw(
                 csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
             splits = again | "SplitAgain" >> SplitExamples(config.eval_fraction, counted=False)
-        transformed = splits | "Transform" >> Transform(adapter_config, transform_fn)
+        serving = None
+        if config.serving_without:
+            serving = (tensor_adapter_config(decoder.output_schema, schema, serving=True),
+                       config.serving_without)
+        transformed = splits | "Transform" >> Transform(adapter_config, transform_fn, serving)
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline
 

@@ -217,16 +217,18 @@ def test_empty_inputs_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "empty.csv").write_bytes(b"")
     out = str(tmp_path / "out")
     assert "holds no data rows: 1 file(s) with a header only" in _one_line_error(
-        capsys, "run", "--output_dir", out, "--train_input", str(tmp_path / "header_only.csv"))
+        capsys, "run", "--dataset", "flights", "--output_dir", out,
+        "--train_input", str(tmp_path / "header_only.csv"))
     assert "empty.csv is empty: it has no header line" in _one_line_error(
-        capsys, "run", "--output_dir", out, "--train_input", str(tmp_path / "empty.csv"))
+        capsys, "run", "--dataset", "flights", "--output_dir", out,
+        "--train_input", str(tmp_path / "empty.csv"))
 
 
 def test_a_header_without_a_schema_column_is_a_one_line_error(tmp_path, capsys):
     header, rows = _flights_header_and_rows(5)
     (tmp_path / "renamed.csv").write_bytes(header.replace(b"tailnum", b"tail_number") + rows)
-    error = _one_line_error(capsys, "run", "--output_dir", str(tmp_path / "out"),
-                            "--train_input", str(tmp_path / "renamed.csv"))
+    error = _one_line_error(capsys, "run", "--dataset", "flights", "--output_dir",
+                            str(tmp_path / "out"), "--train_input", str(tmp_path / "renamed.csv"))
     assert error.endswith("CSV header has missing schema columns ['tailnum'] and unexpected "
                           "columns ['tail_number']; the header must name exactly the schema's "
                           "columns")
@@ -250,7 +252,8 @@ def test_flags_and_paths_are_never_run_as_code(tmp_path, capsys):
     assert "not a pipelines.datasets.Dataset" in _one_line_error(
         capsys, "run", "--output_dir", out, "--dataset", "os:system")
     assert "no input file matches" in _one_line_error(
-        capsys, "run", "--output_dir", out, "--train_input", f"$(touch {marker})")
+        capsys, "run", "--dataset", "flights", "--output_dir", out,
+        "--train_input", f"$(touch {marker})")
     assert not marker.exists()
     assert not os.path.exists(os.path.join(PROJECT_ROOT, f"$(touch {marker})"))
 
@@ -271,7 +274,8 @@ def test_an_empty_training_split_is_a_one_line_error_and_publishes_nothing(tmp_p
     (tmp_path / "train.csv").write_bytes(header + b"".join(eval_lines[:3]))
     (tmp_path / "serving.csv").write_bytes(header + b"".join(eval_lines[3:6]))
     out = tmp_path / "out"
-    result = run_cli("run", "--output_dir", str(out), "--train_input", str(tmp_path / "train.csv"),
+    result = run_cli("run", "--dataset", "flights", "--output_dir", str(out),
+                     "--train_input", str(tmp_path / "train.csv"),
                      "--serving_input", str(tmp_path / "serving.csv"))
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr

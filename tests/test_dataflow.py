@@ -130,7 +130,8 @@ def test_dataflow_flags_are_checked_before_building(output_dir, train_input, ove
     settings = {"--project": "my-project", "--region": "us-central1",
                 "--temp_location": "gs://my-bucket/tmp", "--setup_file": "./setup.py"}
     settings.update(overrides)
-    flags = ["run", "--output_dir", output_dir, "--train_input", train_input,
+    flags = ["run", "--dataset", "flights", "--output_dir", output_dir,
+             "--train_input", train_input,
              "--runner", "DataflowRunner", "--dry_run"]
     for flag, value in settings.items():
         if value is not None:

@@ -166,14 +166,14 @@ def test_transformed_schema_matches_the_golden_file(flights_run):
                               "--no_such_flag"),
 ])
 def test_user_errors_are_one_line(tmp_path, args, message):
-    result = run_cli("run", "--output_dir", str(tmp_path / "out"), *args)
+    result = run_cli("run", "--dataset", "flights", "--output_dir", str(tmp_path / "out"), *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
 
 
 def test_a_completed_run_is_not_overwritten(flights_run):
-    result = run_cli("run", "--output_dir", flights_run.output_dir,
+    result = run_cli("run", "--dataset", "flights", "--output_dir", flights_run.output_dir,
                      "--train_input", flights_run.train_input)
     assert result.returncode == 2
     assert "already holds a completed run" in result.stderr

@@ -36,7 +36,8 @@ def interrupted_then_rerun(tmp_path_factory, flights_run):
     """The same command as the session's run: killed once it is under way, then
     started again to the end."""
     output_dir = str(tmp_path_factory.mktemp("interrupted") / "out")
-    command = [sys.executable, "-m", "pipelines", "run", "--output_dir", output_dir,
+    command = [sys.executable, "-m", "pipelines", "run", "--dataset", "flights",
+               "--output_dir", output_dir,
                "--train_input", flights_run.train_input,
                "--serving_input", flights_run.serving_input]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
@@ -81,7 +82,8 @@ def test_two_runs_write_the_same_records_and_vocabularies(interrupted_then_rerun
 def test_too_many_rejected_rows_fail_the_run_without_publishing(tmp_path, flights_run):
     dirty = flights_run.train_input  # 3 broken rows in 5,003
     output_dir = str(tmp_path / "out")
-    result = run_cli("run", "--output_dir", output_dir, "--train_input", dirty,
+    result = run_cli("run", "--dataset", "flights", "--output_dir", output_dir,
+                     "--train_input", dirty,
                      "--serving_input", dirty, "--max_rejected_fraction", "0.0001")
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -98,7 +100,7 @@ def test_overwrite_replaces_a_completed_run(tmp_path, flights_run):
         header, *lines = f.readlines()
     small = tmp_path / "small.csv"
     small.write_bytes(header + b"".join(lines[:1500]))
-    args = ["run", "--output_dir", output_dir, "--train_input", str(small),
+    args = ["run", "--dataset", "flights", "--output_dir", output_dir, "--train_input", str(small),
             "--serving_input", str(small)]
     assert run_cli(*args).returncode == 0
     stale = os.path.join(output_dir, "validations", "old-span")

@@ -21,18 +21,43 @@ import pyarrow.compute as pc
 import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_data_validation.statistics import stats_impl
-from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from pipelines import datasets
 from pipelines.decode import dialect
-from pipelines.decode.columns import Column
+from pipelines.decode.columns import Column, CsvFormat
 from pipelines.decode.csv_decoder import CsvDecoder, header_names
 from pipelines.decode.files import decoded_table, match_files, open_input
 from pipelines.decode.row_keys import ROW_KEY
 
-__all__ = ["infer_schema_text"]
+__all__ = ["Inferred", "infer", "infer_schema_text"]
 
 _CANDIDATE_TYPES = ((schema_pb2.INT, pa.int64()), (schema_pb2.FLOAT, pa.float32()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Inferred:
+    """A schema inferred from files, and what it was inferred from."""
+
+    schema: schema_pb2.Schema
+    statistics: statistics_pb2.DatasetFeatureStatisticsList
+    typed: pa.RecordBatch  # every column, typed as the schema says
+    rejected: int
+
+
+def infer(files: list[str], csv_format: CsvFormat, names: list[str],
+          limit: int | None = None) -> Inferred:
+    """Decodes ``files`` (every column as raw bytes), types each column and has
+    TFDV infer the schema from the statistics of the typed columns."""
+    csv_format = dataclasses.replace(csv_format, key_columns=())
+    decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
+    decoded = decoded_table(decoder, files, limit)
+    table = decoded.table.drop([ROW_KEY])
+    typed = pa.RecordBatch.from_arrays(
+        [_typed(table.column(n).combine_chunks()) for n in names], names=names)
+    statistics = stats_impl.generate_statistics_in_memory(typed, tfdv.StatsOptions())
+    schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
+    return Inferred(schema, statistics, typed, decoded.rejected)
 
 
 def infer_schema_text(pattern: str, dataset_name: str | None = None, limit: int | None = None,
@@ -45,25 +70,20 @@ def infer_schema_text(pattern: str, dataset_name: str | None = None, limit: int 
         read_as = f"# Read as detected: {detected.describe()}.\n"
     else:
         dataset = datasets.get_dataset(dataset_name)
-        csv_format = dataclasses.replace(dataset.csv_format, key_columns=())
+        csv_format = dataset.csv_format
         if column_names:
             csv_format = dataclasses.replace(csv_format, column_names=tuple(column_names))
         with open_input(files[0]) as stream:
             names = (header_names(stream, csv_format) if csv_format.has_header else
                      list(csv_format.column_names) or [f.name for f in dataset.schema().feature])
         read_as = f"# Read with dataset {dataset_name!r}'s CSV format.\n"
-    decoder = CsvDecoder([Column(n, schema_pb2.BYTES, False) for n in names], csv_format)
-    decoded = decoded_table(decoder, files, limit)
-    table = decoded.table.drop([ROW_KEY])
-    typed = pa.RecordBatch.from_arrays(
-        [_typed(table.column(n).combine_chunks()) for n in names], names=names)
-    statistics = stats_impl.generate_statistics_in_memory(typed, tfdv.StatsOptions())
-    schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
+    inferred = infer(files, csv_format, names, limit)
     header = (f"# Inferred by `python -m pipelines infer-schema` from {pattern}\n"
-              f"# ({table.num_rows:,} rows decoded, {decoded.rejected:,} rejected). Curate it:\n"
+              f"# ({inferred.typed.num_rows:,} rows decoded, {inferred.rejected:,} rejected). "
+              f"Curate it:\n"
               f"# keep or drop string domains, check presence of optional columns,\n"
               f"# add skew_comparator and drift_comparator thresholds.\n")
-    return header + read_as + text_format.MessageToString(schema)
+    return header + read_as + text_format.MessageToString(inferred.schema)
 
 
 def _typed(column: pa.LargeListArray) -> pa.LargeListArray:

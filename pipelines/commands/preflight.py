@@ -41,19 +41,24 @@ def check_beam_flags(beam_args: list[str]) -> None:
                         f"{' '.join(flags)}; see python -m pipelines run --help")
 
 
-def check_input(pattern: str, decoder: CsvDecoder) -> None:
+def check_input(pattern: str, decoder: CsvDecoder) -> list[str] | None:
     """Local inputs must exist, carry the schema's header and hold a row; remote
-    ones are checked when the pipeline runs (building a job needs no cloud access)."""
+    ones are checked when the pipeline runs (building a job needs no cloud access).
+
+    Returns the schema's columns the files lack (a serving decoder's files may
+    lack the label), or None for remote inputs, which are not read here.
+    """
     if "://" in pattern:
-        return
+        return None
     files = match_files(pattern)
+    lacking = set()
     for path in files:
         with open_input(path) as stream:
-            decoder.check_header(stream, path)
+            lacking.update(decoder.check_header(stream, path))
     for path in files:
         with open_input(path) as stream:
             if next(decoder.decode(stream, path, limit=1), None) is not None:
-                return
+                return sorted(lacking)
     raise UserError(f"{pattern} holds no data rows: {len(files)} file(s) with a header only")
 
 

@@ -10,14 +10,17 @@ outputs are staged and published only when the run succeeded (``staging``).
 """
 
 import argparse
+import dataclasses
 import functools
 import os
 import tempfile
 import time
 
 from pipelines import datasets, layout
-from pipelines.commands import dataflow, preflight, staging
+from pipelines.commands import dataflow, init, preflight, staging
 from pipelines.decode.bigquery import BigQueryInput
+from pipelines.decode.columns import columns_from_schema
+from pipelines.decode.files import match_files
 from pipelines.decode.row_keys import eval_percent
 from pipelines.errors import UserError
 from pipelines.pipeline import RunConfig, build_pipeline, execute
@@ -46,8 +49,12 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
             functools.partial(build_pipeline, config, beam_args + ["--dry_run=True"]),
             args.job_description or dataflow.default_job_description(config.dataset.name))
     decoder = config.dataset.csv_decoder(config.schema)
-    for pattern in config.csv_inputs.values():
-        preflight.check_input(pattern, decoder)
+    if config.train_input:
+        preflight.check_input(config.train_input, decoder)
+    if config.serving_input:
+        lacking = preflight.check_input(config.serving_input, decoder.for_serving())
+        if lacking is not None:  # a local file, whose header was read
+            config = dataclasses.replace(config, serving_lacks=tuple(lacking))
     staging.prepare(final, args.overwrite)
 
     # With BigQuery rows read too, the CSV's share of bytes is not the read's share.
@@ -83,7 +90,8 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
         inputs={"train": config.train_input, "serving": config.serving_input,
                 "bigquery": config.bigquery_sql()},
         eval_fraction=config.eval_fraction, limit=config.limit, output_dir=final,
-        rows=rows, rejected_by_reason=rejected, stage_times=stage_times, validated=validated)
+        rows=rows, rejected_by_reason=rejected, stage_times=stage_times, validated=validated,
+        serving_without=config.serving_without)
     summary.add_timing(
         document, startup=build_started - started, build=run_started - build_started,
         run=run_finished - run_started, summary=time.monotonic() - run_finished)
@@ -103,7 +111,7 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
 def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
             output_dir: str) -> RunConfig:
     """The run's configuration from its flags, with every flag value checked."""
-    dataset = datasets.get_dataset(args.dataset)
+    dataset = _dataset(args)
     eval_percent(args.eval_fraction)
     if not 0 <= args.max_rejected_fraction <= 1:
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
@@ -144,10 +152,30 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
             temp_dir = tempfile.mkdtemp(prefix="tft-dry-run-")
             print(f"dry run: TFT's temp dir is local ({temp_dir}); a real run uses "
                   f"{args.temp_dir or os.path.join(output_dir, layout.TEMP)}", flush=True)
+    # Serving files on GCS are not read here: they may lack what serving data may.
+    lacking = [c.name for c in columns_from_schema(schema) if not c.in_serving]
     return RunConfig(dataset=dataset, output_dir=output_dir, train_input=train_input,
                      serving_input=serving_input, temp_dir=temp_dir, schema=schema,
                      schema_file=schema_file, eval_fraction=args.eval_fraction,
-                     limit=args.limit, bigquery=bigquery)
+                     limit=args.limit, bigquery=bigquery,
+                     serving_lacks=tuple(lacking) if serving_input and remote else ())
+
+
+def _dataset(args: argparse.Namespace) -> datasets.Dataset:
+    """The ``--dataset`` named or, given only ``--train_input``, one drafted from
+    it as ``init`` drafts it (the run keeps it in ``OUTPUT_DIR/dataset/``)."""
+    if args.dataset or not args.train_input:
+        if args.label:
+            raise UserError("--label drafts a dataset from --train_input: it goes without "
+                            "--dataset (a dataset's label is in its transforms.py)")
+        return datasets.get_dataset(args.dataset or "flights")
+    directory = tempfile.mkdtemp(prefix="tft-dataset-")
+    drafted = init.init_dataset(args.train_input, directory, label=args.label,
+                                name=init.name_of(match_files(args.train_input)[0]))
+    print(drafted.describe(), flush=True)
+    print(f"The run keeps this dataset in {layout.dataset_dir(args.output_dir)}/: copy it, "
+          f"curate it and pass it as --dataset next time.", flush=True)
+    return datasets.load_directory(directory)
 
 
 def _check_training_rows(rows: dict, eval_fraction: float) -> None:

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import pyarrow as pa
 from tensorflow_data_validation.statistics import stats_impl
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
 from pipelines.decode.files import decoded_table, match_files
@@ -29,7 +30,8 @@ from pipelines.errors import UserError
 from pipelines.reports.anomalies import comparisons
 from pipelines.stages.statistics import stats_options, validate_split
 
-__all__ = ["HELD_OUT", "Noise", "measure_noise", "suggest", "suggest_thresholds"]
+__all__ = ["HELD_OUT", "Noise", "measure_noise", "noise_between_halves", "suggest",
+           "suggest_thresholds"]
 
 HELD_OUT = DEFAULT_EVAL_FRACTION  # random parts the size of the default split's
 
@@ -61,7 +63,14 @@ def measure_noise(dataset_name: str, pattern: str | None, sizes: list[int], repe
     if pattern is None and dataset.default_inputs is None:
         raise UserError(f"dataset {dataset.name!r} has no default input: pass --input")
     files = match_files(pattern or dataset.default_inputs()[0])
-    table = decoded_table(dataset.csv_decoder(schema), files).table
+    return noise_between_halves(decoded_table(dataset.csv_decoder(schema), files).table,
+                                schema, sizes, repeats, seed)
+
+
+def noise_between_halves(table: pa.Table, schema: schema_pb2.Schema, sizes: list[int],
+                         repeats: int, seed: int = 0) -> list[Noise]:
+    """Every comparator of ``schema`` between random 80/20 parts of ``table``
+    (decoded rows), ``repeats`` times per sample size (0: all rows)."""
     options = stats_options(schema)
     rng = np.random.default_rng(seed)
     noise: dict[str, Noise] = {}

@@ -38,7 +38,7 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     out = layout.validation_dir(args.run_dir, span)
     if tf.io.gfile.exists(out):
         raise UserError(f"{out} exists: pass another --span")
-    preflight.check_input(args.serving_input, run.dataset.csv_decoder(schema))
+    preflight.check_input(args.serving_input, run.dataset.csv_decoder(schema).for_serving())
     preflight.announce_input_size([args.serving_input], args.limit)
 
     executed = execute(build_validate_pipeline(ValidateConfig(

@@ -20,6 +20,8 @@ from pipelines.decode.row_keys import ROW_KEY
 
 __all__ = [
     "HARD_DOMAIN_TAG",
+    "SERVING",
+    "TRAINING",
     "Column",
     "CsvFormat",
     "RejectedRow",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 HARD_DOMAIN_TAG = "reject_out_of_domain"
+# TFDV's environments: a feature ``not_in_environment: "SERVING"`` (the label,
+# and what only the label needs) may be absent from serving data.
+TRAINING, SERVING = "TRAINING", "SERVING"
 
 _ARROW_TYPES = {
     schema_pb2.INT: pa.int64(),
@@ -67,7 +72,8 @@ class Column:
 
     ``domain`` is (min, max) for numbers or the allowed values for text, when
     the schema declares one; ``hard_domain`` makes a value outside it a
-    rejection instead of an anomaly.
+    rejection instead of an anomaly. ``in_serving`` is False for a column
+    serving data may lack (not in the schema's ``SERVING`` environment).
     """
 
     name: str
@@ -75,6 +81,7 @@ class Column:
     required: bool
     domain: tuple | frozenset | None = None
     hard_domain: bool = False
+    in_serving: bool = True
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -111,7 +118,8 @@ def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
         elif feature.HasField("string_domain"):
             domain = frozenset(v.encode() for v in feature.string_domain.value)
         columns.append(Column(feature.name, feature.type, feature.presence.min_fraction >= 1.0,
-                              domain, HARD_DOMAIN_TAG in feature.annotation.tag))
+                              domain, HARD_DOMAIN_TAG in feature.annotation.tag,
+                              in_serving=SERVING not in feature.not_in_environment))
     return columns
 
 

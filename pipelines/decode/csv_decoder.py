@@ -19,6 +19,11 @@ physical line number, a ``kind`` and the reason, for:
 - ``out_of_domain``: a value outside its domain, for the features whose schema
   annotation carries the tag ``reject_out_of_domain`` (other domain violations
   are TFDV anomalies, reported but not rejected).
+
+A serving decoder (``for_serving``) also reads files that lack the columns
+serving data may lack (the label and the label-only inputs: ``Column.in_serving``):
+their header does not name them or, without a header, their lines hold the
+other columns in order. Those columns decode as missing values.
 """
 
 import codecs
@@ -105,9 +110,15 @@ def header_names(stream: BinaryIO, csv_format: CsvFormat) -> list[str]:
     return _read_header_line(_text_stream(stream, csv_format), csv_format)[0]
 
 
-def _read_header_line(stream: _Utf8Lines, csv_format: CsvFormat,
-                      chunk_bytes: int = 1 << 16) -> tuple[list[str], bytes]:
+def _read_header_line(stream: _Utf8Lines, csv_format: CsvFormat
+                      ) -> tuple[list[str], bytes]:
     """The header's column names, and the bytes read past the header line."""
+    line, rest = _read_first_line(stream)
+    return _fields(line, csv_format), rest
+
+
+def _read_first_line(stream: _Utf8Lines, chunk_bytes: int = 1 << 16) -> tuple[bytes, bytes]:
+    """The first line, and the bytes read past it."""
     data = b""
     while b"\n" not in data and len(data) <= MAX_LINE_BYTES:
         chunk = stream.read(chunk_bytes)
@@ -115,9 +126,13 @@ def _read_header_line(stream: _Utf8Lines, csv_format: CsvFormat,
             break
         data += chunk
     line, _, rest = data.partition(b"\n")
+    return line, rest
+
+
+def _fields(line: bytes, csv_format: CsvFormat) -> list[str]:
     text = line.decode("utf-8", "replace")
     return next(csv.reader([text], delimiter=csv_format.delimiter,
-                           skipinitialspace=csv_format.skip_initial_space), []), rest
+                           skipinitialspace=csv_format.skip_initial_space), [])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,13 +169,23 @@ class CsvDecoder:
     """Turns CSV byte streams into typed RecordBatches plus rejected rows."""
 
     def __init__(self, columns: list[Column], csv_format: CsvFormat,
-                 block_bytes: int = 4 << 20, max_line_bytes: int = MAX_LINE_BYTES):
+                 block_bytes: int = 4 << 20, max_line_bytes: int = MAX_LINE_BYTES,
+                 serving: bool = False):
         self._columns = columns
         self._format = csv_format
         self._block_bytes = block_bytes
         self._max_line_bytes = max_line_bytes
         self._arrow_schema = arrow_schema(columns)
         self._null_values = pa.array(csv_format.null_values, pa.binary())
+        # The columns a file may lack: those not in the serving environment, when
+        # this decoder reads serving data.
+        self._may_lack = [c.name for c in columns if serving and not c.in_serving]
+
+    def for_serving(self) -> "CsvDecoder":
+        """The decoder of serving files, which may lack the columns not in the
+        schema's ``SERVING`` environment."""
+        return CsvDecoder(self._columns, self._format, self._block_bytes,
+                          self._max_line_bytes, serving=True)
 
     @property
     def output_schema(self) -> pa.Schema:
@@ -206,19 +231,31 @@ class CsvDecoder:
                 if remaining == 0:
                     return
 
-    def check_header(self, stream: BinaryIO, source: str) -> None:
-        """Reads only the header of ``stream``; raises HeaderMismatchError if off."""
-        self._read_header(_text_stream(stream, self._format), source)
+    def check_header(self, stream: BinaryIO, source: str) -> list[str]:
+        """Reads only the first line of ``stream``; raises HeaderMismatchError if
+        off. Returns the schema's columns the file lacks (a serving file's)."""
+        names, _ = self._read_header(_text_stream(stream, self._format), source)
+        return [c.name for c in self._columns if c.name not in names]
 
     def _read_header(self, stream: _Utf8Lines, source: str) -> tuple[list[str], bytes]:
-        """The file's column names, and what was read past the header line."""
+        """The file's column names, and what was read past the header line (the
+        first line itself too, when it is data)."""
         if not self._format.has_header:
-            return list(self._format.column_names) or [c.name for c in self._columns], b""
+            names = list(self._format.column_names) or [c.name for c in self._columns]
+            if not self._may_lack:
+                return names, b""
+            # Without a header, the number of fields on the first line tells
+            # whether the file holds every column or the serving columns only.
+            line, rest = _read_first_line(stream)
+            serving_names = [n for n in names if n not in self._may_lack]
+            fields = _fields(line, self._format)
+            return (serving_names if len(fields) == len(serving_names) else names,
+                    line + b"\n" + rest if line or rest else b"")
         names, rest = _read_header_line(stream, self._format)
         if not names:
             raise HeaderMismatchError(f"{source} is empty: it has no header line")
         expected = [c.name for c in self._columns]
-        missing = [n for n in expected if n not in names]
+        missing = [n for n in expected if n not in names and n not in self._may_lack]
         unexpected = [n for n in names if n not in expected]
         if missing or unexpected:
             problems = []
@@ -277,6 +314,7 @@ class CsvDecoder:
                     ) -> Iterator[pa.RecordBatch | RejectedRow]:
         """Types one parsed block; rows that do not fit the schema are rejected."""
         raw = {name: batch.column(name) for name in names}
+        lacking = [c.name for c in self._columns if c.name not in raw]
         reasons: dict[int, tuple[str, str]] = {}
 
         def reject(positions, kind: str, reason) -> None:
@@ -288,10 +326,12 @@ class CsvDecoder:
         if self._format.has_header:
             header = functools.reduce(pc.and_, (pc.equal(raw[n], n.encode()) for n in names))
             reject(np.flatnonzero(_to_numpy(header)), "repeated_header", "repeated header line")
+        for name in lacking:  # a serving file without it: every value is missing
+            raw[name] = pa.nulls(batch.num_rows, pa.binary())
         values = {}
         for column in self._columns:
             missing = pc.is_in(raw[column.name], value_set=self._null_values)
-            if column.required:
+            if column.required and column.name not in lacking:
                 reject(np.flatnonzero(_to_numpy(missing)), "missing_required",
                        f"{column.name}: missing required value")
             values[column.name] = pc.if_else(missing, None, raw[column.name])

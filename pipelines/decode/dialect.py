@@ -45,19 +45,23 @@ class Detected:
                 f"{', '.join(repr(v) for v in f.null_values)}, {len(self.names)} columns")
 
 
-def detect_file(path: str, column_names: Sequence[str] | None = None) -> Detected:
+def detect_file(path: str, column_names: Sequence[str] | None = None, *,
+                delimiter: str | None = None, encoding: str | None = None) -> Detected:
     """The dialect of the file at ``path`` (local or remote), from its first MiB."""
     with open_input(path) as stream:
-        return detect(stream.read(SAMPLE_BYTES), column_names)
+        return detect(stream.read(SAMPLE_BYTES), column_names, delimiter=delimiter,
+                      encoding=encoding)
 
 
-def detect(sample: bytes, column_names: Sequence[str] | None = None) -> Detected:
+def detect(sample: bytes, column_names: Sequence[str] | None = None, *,
+           delimiter: str | None = None, encoding: str | None = None) -> Detected:
     """The dialect of a file that starts with ``sample``.
 
     ``column_names``, when given, are the columns in file order; the first line
-    is a header when it names them, and data otherwise.
+    is a header when it names them, and data otherwise. A ``delimiter`` or
+    ``encoding`` given is used instead of detected.
     """
-    encoding = _encoding(sample)
+    encoding = encoding or _encoding(sample)
     text = sample.decode(encoding, errors="replace").removeprefix("\ufeff")
     lines = _LINE_END.split(text)
     if len(sample) >= SAMPLE_BYTES:
@@ -65,7 +69,7 @@ def detect(sample: bytes, column_names: Sequence[str] | None = None) -> Detected
     lines = [line for line in lines if line.strip()][:_SAMPLE_LINES]
     if not lines:
         return Detected(CsvFormat(encoding=encoding), list(column_names or []))
-    delimiter = _delimiter(lines)
+    delimiter = delimiter or _delimiter(lines)
     rows = list(csv.reader(lines, delimiter=delimiter))
     skip_initial_space = _spaces_after_delimiter(rows)
     if skip_initial_space:

@@ -61,8 +61,11 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
         percent = eval_percent(run.summary["eval_fraction"])
         keep = lambda batch: is_eval(batch, percent) == (split_name == "eval")  # noqa: E731
     # Rejected rows have no transformed record: only decoded rows are compared.
-    table = decoded_table(run.dataset.csv_decoder(run.schema()), match_files(pattern),
-                          run.summary["limit"], keep=keep, max_rows=count).table
+    decoder = run.dataset.csv_decoder(run.schema())
+    if split_name == "serving":  # serving files may lack the label
+        decoder = decoder.for_serving()
+    table = decoded_table(decoder, match_files(pattern), run.summary["limit"], keep=keep,
+                          max_rows=count).table
     if not table.num_rows:
         raise UserError(f"the {split_name!r} split of {run.path} has no rows")
     return table.combine_chunks().to_batches()[0]

@@ -6,15 +6,20 @@ module, so its graph and vocabulary assets are copied into the SavedModel: the
 model keeps working after the run directory is gone. Signatures:
 
 - ``serving_default``: a batch of serialized raw ``tf.Example`` (no label) ->
-  ``{"probability": [batch]}``.
+  ``{OUTPUT: ...}``, where the task names the output
+  (``wide_and_deep.OUTPUT_KEYS``): ``probability`` ``[batch]`` (binary),
+  ``probabilities`` ``[batch, classes]`` (multiclass) or ``prediction``
+  ``[batch]`` (regression).
 - ``predict_raw``: one tensor per raw serving feature, what a JSON client sends
-  -> ``{"probability": [batch]}``. An optional feature's missing value is NaN
+  -> the same output. An optional feature's missing value is NaN
   (numbers, sent as float32) or ``""`` (strings); it becomes the same missing
   value the training examples had, so imputation applies exactly as in training.
 - ``transform_features``: serialized raw ``tf.Example`` -> the transformed
   features, including the label when the example carries its inputs.
 
 A transform-only export (no model) has just ``transform_features``.
+``assets.extra/serving_info.json`` (``read_info``) names the dataset, the
+signatures, the features a request needs and the output key (``"output"``).
 """
 
 import json
@@ -24,6 +29,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from pipelines.datasets import Dataset
+from pipelines.model import wide_and_deep
 from pipelines.reports.run_dir import RunDir
 
 __all__ = [
@@ -32,7 +38,6 @@ __all__ = [
 
 # Describes the export for the REST server; TF Serving's place for extra files.
 INFO_FILE = os.path.join("assets.extra", "serving_info.json")
-PROBABILITY = "probability"
 
 
 def serving_feature_spec(tft_output: tft.TFTransformOutput, dataset: Dataset,
@@ -67,13 +72,15 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
         return module.tft_layer(tf.io.parse_example(serialized, debug_spec))
 
     signatures = {"transform_features": transform_features.get_concrete_function()}
+    output = None
     if model is not None:
         model_inputs = list(model.input_names)
+        output = wide_and_deep.OUTPUT_KEYS[wide_and_deep.label_task(
+            tft_output.transformed_metadata.schema, dataset.transforms.LABEL_KEY)]
 
         def predict(raw_features):
             transformed = module.tft_layer(raw_features)
-            probability = module.model({k: transformed[k] for k in model_inputs})
-            return {PROBABILITY: probability}
+            return {output: module.model({k: transformed[k] for k in model_inputs})}
 
         @tf.function(input_signature=[examples])
         def serve_examples(serialized):
@@ -86,7 +93,7 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
         signatures["serving_default"] = serve_examples.get_concrete_function()
         signatures["predict_raw"] = predict_raw.get_concrete_function()
     tf.saved_model.save(module, out_dir, signatures=signatures)
-    _write_info(out_dir, dataset, serving_spec, with_model=model is not None)
+    _write_info(out_dir, dataset, serving_spec, output)
     return out_dir
 
 
@@ -133,7 +140,10 @@ def _as_parsed(features: dict, serving_spec: dict) -> dict:
     return parsed
 
 
-def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, with_model: bool) -> None:
+def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, output: str | None
+                ) -> None:
+    """``output``: the signatures' output key; None for a transform-only export."""
+    with_model = output is not None
     required = [n for n, f in serving_spec.items() if isinstance(f, tf.io.FixedLenFeature)]
     info = {
         "dataset": dataset.name,
@@ -141,7 +151,7 @@ def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, with_model: 
         + ["transform_features"],
         "required_features": required,
         "optional_features": [n for n in serving_spec if n not in required],
-        "output": PROBABILITY if with_model else None,
+        "output": output,
     }
     path = os.path.join(out_dir, INFO_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))

@@ -18,8 +18,8 @@ _SHUFFLE_BUFFER = 10_000
 
 
 def make_dataset(run: RunDir, split: str, batch_size: int, *, shuffle: bool = False,
-                 label_key: str | None = None, with_row_key: bool = False,
-                 seed: int | None = None) -> tf.data.Dataset:
+                 label_key: str | None = None, label_dtype: tf.DType | None = None,
+                 with_row_key: bool = False, seed: int | None = None) -> tf.data.Dataset:
     """Batches of transformed features of ``split``, one pass over the data.
 
     Args:
@@ -29,10 +29,12 @@ def make_dataset(run: RunDir, split: str, batch_size: int, *, shuffle: bool = Fa
       shuffle: shuffle shards and examples (for training).
       label_key: if given, yield ``(features, label)`` pairs with the label
         popped from the features.
+      label_dtype: if given, the label is cast to it (a regression label read
+        as INT is regressed as float32).
       with_row_key: also parse the ``row_key`` every example carries.
       seed: makes the shuffling repeatable.
     """
-    spec = dict(run.tft_output.transformed_feature_spec())
+    spec = run.transformed_feature_spec(split)  # a serving split may have no label
     if with_row_key:
         spec[ROW_KEY] = tf.io.FixedLenFeature([], tf.int64)
     files = run.data_files(split)
@@ -49,10 +51,11 @@ def make_dataset(run: RunDir, split: str, batch_size: int, *, shuffle: bool = Fa
         lambda serialized: tf.io.parse_example(serialized, spec),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if label_key:
-        dataset = dataset.map(lambda features: _pop(features, label_key))
+        dataset = dataset.map(lambda features: _pop(features, label_key, label_dtype))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _pop(features: dict, key: str) -> tuple[dict, tf.Tensor]:
+def _pop(features: dict, key: str, dtype: tf.DType | None) -> tuple[dict, tf.Tensor]:
     features = dict(features)
-    return features, features.pop(key)
+    label = features.pop(key)
+    return features, label if dtype is None else tf.cast(label, dtype)

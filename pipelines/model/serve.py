@@ -6,7 +6,9 @@
 - ``GET /v1/models/<name>/metadata``: its signatures and the features they take.
 - ``POST /v1/models/<name>:predict`` with ``{"instances": [{feature: value, ...}]}``
   (or the columnar ``{"inputs": {feature: [values]}}``) -> ``{"predictions": [...]}``,
-  one probability per instance. Without ``signature_name`` the raw features go
+  one per instance: the model's output (the serving info's ``output``), a
+  probability (binary), a list of class probabilities (multiclass) or a value
+  (regression). Without ``signature_name`` the raw features go
   to ``predict_raw``: an optional feature may be left out or null and is then
   missing, as in training. With ``"signature_name": "serving_default"`` the
   instances are serialized ``tf.Example``s, ``{"b64": "..."}``.
@@ -56,6 +58,9 @@ class PredictionService:
         self._serve_examples = self._loaded.signatures["serving_default"]
         self._specs = self._predict_raw.structured_input_signature[1]
         self._required = set(info["required_features"])
+        # The task names the output; every export's info has it, so binary
+        # models exported before there were other tasks answer as before.
+        self._output = info["output"]
 
     def status(self) -> dict:
         return {"model_version_status": [{
@@ -92,7 +97,7 @@ class PredictionService:
         else:
             raise RequestError(400, f"unknown signature_name {signature!r}; this model "
                                     f"has predict_raw and serving_default")
-        return {"predictions": outputs[export_serving.PROBABILITY].numpy().tolist()}
+        return {"predictions": outputs[self._output].numpy().tolist()}
 
     def _tensors(self, rows: list) -> dict[str, tf.Tensor]:
         columns = {name: [] for name in self._specs}

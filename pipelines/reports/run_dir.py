@@ -56,6 +56,15 @@ class RunDir:
         """Where the run's schema came from, as fixes should name it."""
         return self.summary.get("schema_file") or schemas.schema_file(self.summary["dataset"])
 
+    def transformed_feature_spec(self, split: str) -> dict:
+        """The feature spec of a split's transformed records: a serving split read
+        without the label's inputs has no label."""
+        spec = dict(self.tft_output.transformed_feature_spec())
+        if split == "serving":
+            for name in self.summary.get("serving_without", []):
+                spec.pop(name, None)
+        return spec
+
     def data_files(self, split: str) -> list[str]:
         """The transformed TFRecord shards of ``split``, sorted."""
         files = sorted(tf.io.gfile.glob(layout.data_files_pattern(self.path, split)))

@@ -19,7 +19,7 @@ __all__ = ["add_timing", "build_summary", "format_report", "write_json"]
 def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction: float,
                   limit: int | None, output_dir: str, rows: dict,
                   rejected_by_reason: dict[str, int], stage_times: dict | None,
-                  validated: dict[str, Validated]) -> dict:
+                  validated: dict[str, Validated], serving_without: list[str] = ()) -> dict:
     """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
     stage_rows = {
         "read": rows["read"],
@@ -47,6 +47,9 @@ def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction
         "anomalies": {split: v.descriptions() for split, v in validated.items()},
         "skew": validated["serving"].comparisons("skew") if "serving" in validated else {},
         "warnings": _warnings(rows, eval_fraction),
+        # The outputs missing from the serving split's records: serving data
+        # without the label's inputs has no label.
+        "serving_without": list(serving_without),
     }
 
 

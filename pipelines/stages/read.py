@@ -96,8 +96,9 @@ class ReadRaw(beam.PTransform):
                 | f"Glob{label}" >> beam.Create([pattern])
                 | f"Match{label}" >> beam.FlatMap(_file_groups, self._limit)
                 | f"Distribute{label}" >> beam.Reshuffle()
-                | f"Decode{label}" >> beam.ParDo(
-                    _DecodeFiles(self._decoder, self._limit, counted)
+                | f"Decode{label}" >> beam.ParDo(_DecodeFiles(
+                    self._decoder.for_serving() if name == "serving" else self._decoder,
+                    self._limit, counted)
                 ).with_outputs(REJECTED, main="batches"))
             outputs[name] = decoded.batches
             rejected.append(decoded[REJECTED])

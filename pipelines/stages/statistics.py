@@ -7,6 +7,12 @@ Jensen-Shannon divergence for numeric ones). TFDV validates one set of
 statistics against the schema per call and checks skew only for the "training"
 side of a call, so a split's anomalies merge two calls: schema anomalies of the
 split itself, and the comparator anomalies of training vs. the split.
+
+A schema with TFDV environments (``default_environment: "TRAINING"`` and
+``"SERVING"``) lets serving data lack the features marked
+``not_in_environment: "SERVING"`` (the label, the label-only inputs): the
+serving split is validated in the ``SERVING`` environment and its skew and drift
+are measured for the features serving data carries.
 """
 
 import apache_beam as beam
@@ -15,10 +21,12 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from pipelines import layout
+from pipelines.decode.columns import SERVING, TRAINING
 from pipelines.reports.explanations import COMPARATOR_REASONS
 from pipelines.stages import progress
 
-__all__ = ["GenerateStats", "ValidateStats", "stats_options", "validate_split"]
+__all__ = ["GenerateStats", "ValidateStats", "split_environment", "stats_options",
+           "validate_split"]
 
 
 def stats_options(schema: schema_pb2.Schema) -> tfdv.StatsOptions:
@@ -32,20 +40,51 @@ def validate_split(
     schema: schema_pb2.Schema,
     training_statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None,
     previous_statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None,
+    environment: str | None = None,
 ) -> anomalies_pb2.Anomalies:
     """Schema anomalies of ``statistics``, plus skew against the training split
-    and drift against a previous span's statistics, when given."""
-    anomalies = tfdv.validate_statistics(statistics, schema)
+    and drift against a previous span's statistics, when given.
+
+    ``environment`` (``TRAINING`` or ``SERVING``) applies when the schema
+    declares environments; in ``SERVING`` the features absent from it are
+    neither required nor compared.
+    """
+    if environment not in schema.default_environment:
+        environment = None
+    anomalies = tfdv.validate_statistics(statistics, schema, environment=environment)
+    compared = _comparable(schema, environment)
     comparisons = []
     if training_statistics is not None:
+        # The training side of a skew check is validated too: in its own environment.
         comparisons.append(tfdv.validate_statistics(
-            training_statistics, schema, serving_statistics=statistics))
+            training_statistics, compared, environment=environment and TRAINING,
+            serving_statistics=statistics))
     if previous_statistics is not None:
         comparisons.append(tfdv.validate_statistics(
-            statistics, schema, previous_statistics=previous_statistics))
+            statistics, compared, environment=environment,
+            previous_statistics=previous_statistics))
     for compared in comparisons:
         _merge_comparator_anomalies(anomalies, compared)
     return anomalies
+
+
+def _comparable(schema: schema_pb2.Schema, environment: str | None) -> schema_pb2.Schema:
+    """``schema`` without the comparators of features absent from ``environment``."""
+    absent = [f for f in schema.feature if environment in f.not_in_environment]
+    if not absent:
+        return schema
+    compared = schema_pb2.Schema()
+    compared.CopyFrom(schema)
+    for feature in compared.feature:
+        if environment in feature.not_in_environment:
+            feature.ClearField("skew_comparator")
+            feature.ClearField("drift_comparator")
+    return compared
+
+
+def split_environment(split: str) -> str:
+    """The TFDV environment of a split's data."""
+    return SERVING if split == "serving" else TRAINING
 
 
 def _merge_comparator_anomalies(anomalies: anomalies_pb2.Anomalies,
@@ -95,11 +134,13 @@ class _Validate(beam.DoFn):
     """``validate_split`` as a DoFn; its process() is left unannotated because
     Beam cannot type-check an optional side input against a Union hint."""
 
-    def __init__(self, schema: schema_pb2.Schema):
+    def __init__(self, schema: schema_pb2.Schema, environment: str):
         self._schema = schema
+        self._environment = environment
 
     def process(self, statistics, training_statistics=None, previous_statistics=None):
-        yield validate_split(statistics, self._schema, training_statistics, previous_statistics)
+        yield validate_split(statistics, self._schema, training_statistics, previous_statistics,
+                             self._environment)
 
 
 class ValidateStats(beam.PTransform):
@@ -132,7 +173,7 @@ class ValidateStats(beam.PTransform):
                 if self._previous is not None:
                     side["previous_statistics"] = beam.pvalue.AsSingleton(self._previous)
             anomalies[name] = stats | f"Validate{label}" >> beam.ParDo(
-                _Validate(self._schema), **side)
+                _Validate(self._schema, split_environment(name)), **side)
             _ = (anomalies[name]
                  | f"Format{label}" >> beam.Map(text_format.MessageToString)
                  | f"Write{label}" >> beam.io.WriteToText(

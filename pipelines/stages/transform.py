@@ -6,6 +6,11 @@ eval and serving are transformed exactly as training was. Batches stay in Arrow
 from input to output: TFT reads RecordBatches through a TensorAdapterConfig,
 returns RecordBatches, and tfx_bsl encodes them into ``tf.Example`` in C++.
 
+Serving data may lack the label and the label-only inputs (the features not in
+the schema's ``SERVING`` environment): the serving split is then transformed
+without the label outputs, and the tensors of the columns it lacks are filled
+with a default no output that is kept depends on.
+
 Must be applied inside a ``tft_beam.Context`` whose ``passthrough_keys``
 include ``row_key``, which then rides along untouched into every example.
 """
@@ -26,21 +31,34 @@ from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
 
 from pipelines import layout
+from pipelines.decode.columns import SERVING
 from pipelines.stages import progress
 
 __all__ = ["Analyze", "Transform", "WriteOutputs", "tensor_adapter_config"]
 
 
-def tensor_adapter_config(arrow_schema: pa.Schema, schema: schema_pb2.Schema
-                          ) -> tensor_adapter.TensorAdapterConfig:
+def tensor_adapter_config(arrow_schema: pa.Schema, schema: schema_pb2.Schema,
+                          serving: bool = False) -> tensor_adapter.TensorAdapterConfig:
     """How TFT turns decoded batches into the tensors the schema describes.
 
     Required features (a fixed shape) become dense tensors, optional ones sparse.
-    Columns outside the schema, such as ``row_key``, are not fed to TFT.
+    Columns outside the schema, such as ``row_key``, are not fed to TFT. For
+    ``serving`` data, a required column not in the ``SERVING`` environment gets
+    a default value, since serving files may lack it.
     """
-    return tensor_adapter.TensorAdapterConfig(
-        arrow_schema,
-        tensor_representation_util.InferTensorRepresentationsFromSchema(schema))
+    representations = tensor_representation_util.InferTensorRepresentationsFromSchema(schema)
+    if serving:
+        for feature in schema.feature:
+            dense = representations[feature.name]
+            if SERVING in feature.not_in_environment and dense.HasField("dense_tensor"):
+                default = dense.dense_tensor.default_value
+                if feature.type == schema_pb2.BYTES:
+                    default.bytes_value = b""
+                elif feature.type == schema_pb2.INT:
+                    default.int_value = 0
+                else:
+                    default.float_value = 0.0
+    return tensor_adapter.TensorAdapterConfig(arrow_schema, representations)
 
 
 class Analyze(beam.PTransform):
@@ -58,21 +76,30 @@ class Analyze(beam.PTransform):
 
 
 class Transform(beam.PTransform):
-    """Dict of raw batches -> dict of transformed ``(RecordBatch, passthrough)``."""
+    """Dict of raw batches -> dict of transformed ``(RecordBatch, passthrough)``.
 
-    def __init__(self, adapter_config: tensor_adapter.TensorAdapterConfig,
-                 transform_fn):
+    ``serving``, when given, is how the serving split differs: its adapter
+    config (``tensor_adapter_config(..., serving=True)``) and the outputs it is
+    transformed without (the label, when serving data lacks its inputs).
+    """
+
+    def __init__(self, adapter_config: tensor_adapter.TensorAdapterConfig, transform_fn,
+                 serving: tuple[tensor_adapter.TensorAdapterConfig, list[str]] | None = None):
         super().__init__()
         self._adapter_config = adapter_config
         self._transform_fn = transform_fn
+        self._serving = serving
 
     def expand(self, splits):
         transformed = {}
         for name, batches in splits.items():
             label = name.capitalize()
-            data, _ = (((batches, self._adapter_config), self._transform_fn)
+            config, excluded = self._adapter_config, None
+            if name == "serving" and self._serving is not None:
+                config, excluded = self._serving
+            data, _ = (((batches, config), self._transform_fn)
                        | f"Transform{label}" >> tft_beam.TransformDataset(
-                           output_record_batches=True))
+                           exclude_outputs=excluded, output_record_batches=True))
             transformed[name] = data | f"Progress{label}" >> beam.Map(_advance)
         return transformed
 

@@ -1,0 +1,349 @@
+"""``init``: a dataset directory drafted from CSV files, with no code written.
+
+    python -m pipelines init --train_input GLOB --dir DIR [--name NAME] [--label COL]
+        [--key COL,...] [--delimiter D] [--null_values V,...] [--column_names A,B,...]
+        [--encoding E] [--limit N]
+
+writes what ``run --dataset DIR`` needs, each file a draft to read and curate:
+
+- ``dataset.json``: the CSV dialect detected from the first file
+  (``pipelines.decode.dialect``; the flags override it) and the split key;
+- ``schema.pbtxt``: the schema ``infer-schema`` infers (TFDV), with soft domains
+  only (a new value is an anomaly, never a rejection), the label outside the
+  ``SERVING`` environment (serving data may lack it) and skew and drift
+  comparators on every column, their thresholds set from the data as
+  ``suggest-thresholds`` sets them: the largest value seen between random
+  80/20 parts, times a margin;
+- ``transforms.py``: the ``preprocessing_fn``, one line per column (the recipe
+  below, built from ``transforms.recipes``), for a person to edit.
+
+The recipe: numbers are z-scored, a missing value imputed and flagged; text
+with at most ``VOCABULARY_MAX_VALUES`` values gets a vocabulary with an OOV
+bucket, text with more is hashed; timestamps (text like ``2013-01-01 05:00``,
+or whole seconds since 1970 in a column whose name says time or date) become
+hour-of-day and weekday cycles and a scaled time, never hashes. The label is
+encoded: text, or a few whole numbers, as classes; a number with many values
+stays a number (``train`` then fits a regression).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines import datasets
+from pipelines.commands.infer_schema import infer
+from pipelines.commands.suggest_thresholds import noise_between_halves
+from pipelines.decode import dialect
+from pipelines.decode.columns import SERVING, TRAINING, CsvFormat, columns_from_schema
+from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.decode.files import decoded_table, match_files
+from pipelines.errors import UserError
+
+__all__ = ["Drafted", "init_dataset", "name_of"]
+
+VOCABULARY_MAX_VALUES = 100
+LABEL_MAX_CLASSES = 20
+MIN_HASH_BUCKETS, MAX_HASH_BUCKETS = 64, 8192
+# Seconds since 1970 of 2000-01-01 and 2100-01-01: the range a timestamp column's
+# values must lie in, with a name that says so.
+EPOCH_RANGE = (946_684_800, 4_102_444_800)
+_TIME_NAME = re.compile(r"time|date|(^|_)ts$|_at$", re.IGNORECASE)
+_DATETIME_TEXT = re.compile(rb"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d*)?)?)?")
+# Thresholds: as suggest-thresholds measures them (sizes, repeats, margin), with
+# a floor, so that a column whose halves never differ is not flagged for nothing.
+NOISE_SIZES, NOISE_REPEATS, MARGIN, MIN_THRESHOLD = (5000, 0), 10, 1.5, 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What the generated module does with one raw column, and why."""
+
+    column: str
+    kind: str  # number, vocabulary, hashed, timestamp, timestamp_text, skipped, label_*
+    why: str
+    optional: bool = False  # has missing values: a number's get flagged
+    buckets: int = 0
+    classes: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Drafted:
+    """A written dataset directory, and what was detected for it."""
+
+    directory: str
+    name: str
+    detected: str
+    rows: int
+    rejected: int
+    choices: list[Choice]
+    thresholds: dict[str, float]
+
+    def describe(self) -> str:
+        """What ``init`` prints: what it read, what it chose, what to do next."""
+        lines = [f"Dataset {self.name!r} drafted in {self.directory}/ from {self.rows:,} rows "
+                 f"({self.rejected:,} rejected).",
+                 f"Read as detected (dataset.json): {self.detected}.", "Columns:"]
+        width = max(len(c.column) for c in self.choices)
+        for choice in self.choices:
+            threshold = self.thresholds.get(choice.column)
+            shown = f"   skew/drift threshold {threshold:g}" if threshold is not None else ""
+            lines.append(f"  {choice.column:<{width}}  {choice.kind:<15} {choice.why}{shown}")
+        return "\n".join(lines)
+
+
+def init_dataset(train_input: str, directory: str, *, name: str | None = None,
+                 label: str | None = None, key: Sequence[str] = (),
+                 delimiter: str | None = None, null_values: Sequence[str] | None = None,
+                 column_names: Sequence[str] | None = None, encoding: str | None = None,
+                 limit: int | None = None, overwrite: bool = False) -> Drafted:
+    """Detects, infers and writes the dataset directory; returns what it did."""
+    if os.path.exists(os.path.join(directory, datasets.DATASET_FILE)) and not overwrite:
+        raise UserError(f"{directory} already holds a dataset ({datasets.DATASET_FILE}); "
+                        f"pass another --dir")
+    files = match_files(train_input)
+    csv_format, names = _dialect(files[0], column_names, delimiter, null_values, encoding)
+    for column in [*key, *([label] if label else [])]:
+        if column not in names:
+            raise UserError(f"{column!r} is not a column of {files[0]}; its columns: "
+                            f"{', '.join(names)}")
+    csv_format = dataclasses.replace(csv_format, key_columns=tuple(key))
+    inferred = infer(files, csv_format, names, limit)
+    if not inferred.typed.num_rows:
+        raise UserError(f"{train_input} holds no row that decodes as {csv_format}")
+    schema = inferred.schema
+    choices = [_choose(inferred.typed.column(n), _feature(schema, n), n == label)
+               for n in names]
+    _declare_environments(schema, label)
+    skipped = {c.column for c in choices if c.kind == "skipped"}
+    for feature in schema.feature:
+        if feature.name in skipped:  # neither required nor compared: it is not used
+            feature.presence.ClearField("min_count")
+    thresholds = _set_thresholds(schema, csv_format, files, limit, skipped)
+    name = name or name_of(directory)
+    detected = dialect.Detected(csv_format, names).describe()
+    header = (f"# Drafted by `python -m pipelines init` from {train_input}\n"
+              f"# ({inferred.typed.num_rows:,} rows, {inferred.rejected:,} rejected; read as "
+              f"detected: {detected}).\n"
+              f"# Curate it: string domains are soft (a new value is an anomaly); tag a\n"
+              f"# feature's annotation \"reject_out_of_domain\" to reject such rows instead.\n"
+              f"# Skew/drift thresholds: {MARGIN} x the largest value between random 80/20\n"
+              f"# parts of {', '.join(f'{s:,}' if s else 'all' for s in NOISE_SIZES)} rows "
+              f"(at least {MIN_THRESHOLD}).\n")
+    datasets.write_directory(directory, name, csv_format,
+                             header + text_format.MessageToString(schema),
+                             _module_source(name, train_input, choices, label))
+    return Drafted(directory, name, detected, inferred.typed.num_rows, inferred.rejected,
+                   choices, thresholds)
+
+
+def name_of(path: str) -> str:
+    """A dataset name from a file or directory name (``adult.data`` -> ``adult``)."""
+    return _identifier(os.path.basename(os.path.normpath(path)).split(".")[0])
+
+
+def _dialect(path: str, column_names, delimiter, null_values, encoding
+             ) -> tuple[CsvFormat, list[str]]:
+    detected = dialect.detect_file(path, column_names, delimiter=delimiter, encoding=encoding)
+    csv_format, names = detected.csv_format, detected.names
+    if null_values is not None:
+        csv_format = dataclasses.replace(csv_format, null_values=tuple(null_values))
+    if not names:
+        raise UserError(f"{path} holds no line to read columns from")
+    return csv_format, names
+
+
+def _feature(schema: schema_pb2.Schema, name: str) -> schema_pb2.Feature:
+    return next(f for f in schema.feature if f.name == name)
+
+
+def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bool) -> Choice:
+    """The recipe for one column, from its type and values."""
+    values = column.flatten()
+    present = len(values)
+    distinct = pc.count_distinct(values).as_py() if present else 0
+    missing = len(column) - present
+    facts = (f"{distinct:,} value{'s' if distinct != 1 else ''}"
+             + (f", {missing:,} missing" if missing else ""))
+    name = feature.name
+    if is_label:
+        if feature.type == schema_pb2.BYTES:
+            return Choice(name, "label_classes", f"text label, {facts}")
+        numbers = values.to_numpy(zero_copy_only=False)
+        whole = feature.type == schema_pb2.INT
+        if whole and distinct <= LABEL_MAX_CLASSES:
+            if numbers.min() >= 0 and numbers.max() < LABEL_MAX_CLASSES:
+                return Choice(name, "label_class_ids", f"whole-number classes, {facts}",
+                              classes=int(numbers.max()) + 1)
+            return Choice(name, "label_classes", f"whole-number classes, {facts}")
+        return Choice(name, "label_number", f"a number, {facts}: regression")
+    if distinct <= 1:
+        return Choice(name, "skipped", f"{facts}: nothing to learn from")
+    if feature.type == schema_pb2.BYTES:
+        if _share(values, lambda v: _DATETIME_TEXT.match(v) is not None) >= 0.95:
+            return Choice(name, "timestamp_text", f"date/time text, {facts}")
+        if distinct <= VOCABULARY_MAX_VALUES:
+            return Choice(name, "vocabulary", f"text, {facts}")
+        buckets = int(np.clip(2 ** math.ceil(math.log2(2 * distinct)), MIN_HASH_BUCKETS,
+                              MAX_HASH_BUCKETS))
+        return Choice(name, "hashed", f"text, {facts}", buckets=buckets)
+    if feature.type == schema_pb2.INT and _TIME_NAME.search(name):
+        numbers = values.to_numpy(zero_copy_only=False)
+        if EPOCH_RANGE[0] <= numbers.min() and numbers.max() < EPOCH_RANGE[1]:
+            return Choice(name, "timestamp", f"seconds since 1970, {facts}")
+    return Choice(name, "number", f"{schema_pb2.FeatureType.Name(feature.type)}, {facts}",
+                  optional=feature.presence.min_fraction < 1.0)
+
+
+def _share(values: pa.Array, test) -> float:
+    sample = values.slice(0, 10_000).to_pylist()
+    return sum(test(v) for v in sample) / len(sample)
+
+
+def _declare_environments(schema: schema_pb2.Schema, label: str | None) -> None:
+    """Training and serving data; serving data may lack the label."""
+    schema.default_environment.extend([TRAINING, SERVING])
+    if label:
+        _feature(schema, label).not_in_environment.append(SERVING)
+
+
+def _set_thresholds(schema: schema_pb2.Schema, csv_format: CsvFormat, files: list[str],
+                    limit: int | None, skipped: set[str]) -> dict[str, float]:
+    """Skew and drift comparators on every column used, thresholds from the
+    noise between random halves of the rows. A number is compared by the
+    histogram that is less noisy between halves: equal-width buckets suit
+    discrete values, quantile buckets heavy tails."""
+    table = decoded_table(CsvDecoder(columns_from_schema(schema), csv_format), files,
+                          limit).table
+    compared = [f for f in schema.feature if f.name not in skipped]
+    noise = {}
+    for source in (schema_pb2.HistogramSelection.STANDARD,
+                   schema_pb2.HistogramSelection.QUANTILES):
+        for feature in compared:
+            if feature.type == schema_pb2.BYTES:
+                feature.skew_comparator.infinity_norm.threshold = 1.0
+            else:
+                divergence = feature.skew_comparator.jensen_shannon_divergence
+                divergence.threshold = 1.0
+                divergence.source.type = source
+        for measured in noise_between_halves(table, schema, list(NOISE_SIZES), NOISE_REPEATS):
+            suggestion = max(measured.suggestion(MARGIN), MIN_THRESHOLD)
+            if measured.feature not in noise or suggestion < noise[measured.feature][0]:
+                noise[measured.feature] = (suggestion, source)
+    thresholds = {}
+    for feature in schema.feature:
+        feature.ClearField("skew_comparator")
+        if feature.name not in noise:  # not used, or nothing to compare
+            continue
+        threshold, source = noise[feature.name]
+        thresholds[feature.name] = threshold
+        for comparator in (feature.skew_comparator, feature.drift_comparator):
+            if feature.type == schema_pb2.BYTES:
+                comparator.infinity_norm.threshold = threshold
+            else:
+                comparator.jensen_shannon_divergence.threshold = threshold
+                if source == schema_pb2.HistogramSelection.QUANTILES:
+                    comparator.jensen_shannon_divergence.source.type = source
+    return thresholds
+
+
+def _identifier(name: str) -> str:
+    """A column name as a Python- and TensorFlow-friendly output name."""
+    cleaned = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_").lower() or "column"
+    return f"c_{cleaned}" if cleaned[0].isdigit() else cleaned
+
+
+def _module_source(name: str, train_input: str, choices: list[Choice], label: str | None
+                   ) -> str:
+    """The generated ``transforms.py``: constants, then one block per column."""
+    used = [c for c in choices if c.kind != "skipped" and not c.kind.startswith("label_")]
+    label_key = _identifier(label) if label else None
+    lines = [
+        f'"""The TFT ``preprocessing_fn`` of {name!r}, drafted by `python -m pipelines init`',
+        f"from {train_input}.",
+        "",
+        "Every choice is a line to edit: the recipe of each column (see",
+        "``transforms.recipes``) and the constants below. The raw features arrive as",
+        "the schema says: a dense ``[batch, 1]`` tensor for a column present in every",
+        "row, a sparse one for a column with missing values.",
+        '"""',
+        "",
+        "from transforms import recipes",
+        "",
+        '__all__ = ["LABEL_INPUTS", "LABEL_KEY", "SERVING_INPUTS", "preprocessing_fn"]',
+        "",
+        "# The label: an output of preprocessing_fn, computed from the raw column of the",
+        "# same name; None when the dataset has none (train needs one).",
+        f"LABEL_KEY = {label_key!r}",
+        "# The raw columns a serving request carries: the model's inputs come from these.",
+        f"SERVING_INPUTS = {_tuple([c.column for c in used])}",
+        "# Raw columns only the label needs (absent from serving data; mark them",
+        '# not_in_environment: "SERVING" in schema.pbtxt as the label is).',
+        "LABEL_INPUTS = ()",
+        "",
+        "",
+        "def preprocessing_fn(inputs: dict) -> dict:",
+        f'    """Raw {name} columns -> model-ready features{" and the label" if label else ""}."""',
+        "    outputs = {}",
+    ]
+    taken = set()
+    for choice in choices:
+        lines += ["", f"    # {choice.column}: {choice.why}"]
+        lines += [f"    {line}" for line in _recipe_lines(choice, taken, label_key)]
+    lines += ["    return outputs", ""]
+    return "\n".join(lines)
+
+
+def _recipe_lines(choice: Choice, taken: set[str], label_key: str | None) -> list[str]:
+    raw = f"inputs[{choice.column!r}]"
+
+    def output(suffix: str) -> str:
+        key = f"{_identifier(choice.column)}{suffix}"
+        while key in taken or key == label_key:
+            key += "_"
+        taken.add(key)
+        return key
+
+    kind = choice.kind
+    if kind == "skipped":
+        return ["# (not used: no values to learn from)"]
+    if kind == "number":
+        z = output("_z")
+        lines = [f"outputs[{z!r}] = recipes.z_score_imputed({raw}, name={z!r})"]
+        if choice.optional:
+            lines.append(f"outputs[{output('_missing')!r}] = recipes.missing({raw})")
+        return lines
+    if kind == "vocabulary":
+        ids = output("_id")
+        return [f"outputs[{ids!r}] = recipes.vocabulary({raw}, name={ids!r}, oov_buckets=1)"]
+    if kind == "hashed":
+        return [f"outputs[{output('_hash')!r}] = recipes.hashed({raw}, "
+                f"buckets={choice.buckets})"]
+    if kind in ("timestamp", "timestamp_text"):
+        prefix = output("")
+        text = ", text=True" if kind == "timestamp_text" else ""
+        return [f"outputs.update(recipes.timestamp_features({raw}, name={prefix!r}{text}))"]
+    if kind == "label_classes":
+        return [f"outputs[LABEL_KEY] = recipes.label_vocabulary({raw}, name=LABEL_KEY)"]
+    if kind == "label_class_ids":
+        return [f"outputs[LABEL_KEY] = recipes.integer_class({raw}, classes={choice.classes})"]
+    if kind == "label_number":
+        return [f"outputs[LABEL_KEY] = recipes.number({raw})"]
+    raise ValueError(kind)
+
+
+def _tuple(names: list[str]) -> str:
+    if not names:
+        return "()"
+    text = "(" + ", ".join(json.dumps(n) for n in names) + ("," if len(names) == 1 else "") + ")"
+    if len(text) <= 80:
+        return text
+    return "(\n" + "".join(f"    {json.dumps(n)},\n" for n in names) + ")"
