@@ -51,6 +51,10 @@ def validate_split(
     """
     if environment not in schema.default_environment:
         environment = None
+    # Serving data may carry what it may lack (a labelled serving split): such
+    # columns are not validated there, rather than reported as unexpected.
+    statistics = _without(statistics, {f.name for f in schema.feature
+                                       if environment in f.not_in_environment})
     anomalies = tfdv.validate_statistics(statistics, schema, environment=environment)
     compared = _comparable(schema, environment)
     comparisons = []
@@ -66,6 +70,21 @@ def validate_split(
     for compared in comparisons:
         _merge_comparator_anomalies(anomalies, compared)
     return anomalies
+
+
+def _without(statistics: statistics_pb2.DatasetFeatureStatisticsList, names: set[str]
+             ) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """``statistics`` without the features called ``names``."""
+    if not names:
+        return statistics
+    kept = statistics_pb2.DatasetFeatureStatisticsList()
+    kept.CopyFrom(statistics)
+    for dataset in kept.datasets:
+        features = [f for f in dataset.features
+                    if (f.path.step[-1] if f.path.step else f.name) not in names]
+        del dataset.features[:]
+        dataset.features.extend(features)
+    return kept
 
 
 def _comparable(schema: schema_pb2.Schema, environment: str | None) -> schema_pb2.Schema:
