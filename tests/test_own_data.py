@@ -137,11 +137,16 @@ def test_validate_accepts_census_serving_data_without_the_label(census):
     assert f"span unlabelled: {SERVING_ROWS:,} rows, 0 rejected, no anomalies" in stdout
 
 
-def test_train_on_census_beats_the_majority_class(census, tmp_path):
-    model_dir = str(tmp_path / "model")
-    _ok(run_cli("train", "--run_dir", census["out"], "--model_dir", model_dir, "--epochs", "1"))
+def _trained(run_dir: str, model_dir: str, epochs: int) -> dict:
+    """``train``'s metrics.json."""
+    _ok(run_cli("train", "--run_dir", run_dir, "--model_dir", model_dir,
+                "--epochs", str(epochs)))
     with open(os.path.join(model_dir, "metrics.json")) as f:
-        metrics = json.load(f)
+        return json.load(f)
+
+
+def test_train_on_census_beats_the_majority_class(census, tmp_path):
+    metrics = _trained(census["out"], str(tmp_path / "model"), epochs=1)
     assert metrics["task"] == "binary"
     assert metrics["eval"]["accuracy"] > metrics["baseline"]["accuracy"] + 0.03
 
@@ -194,10 +199,7 @@ def test_taxi_serving_matches_the_pipeline_on_every_eval_row(taxi):
 
 
 def test_train_on_taxi_is_a_regression_that_beats_the_mean(taxi, tmp_path):
-    model_dir = str(tmp_path / "model")
-    _ok(run_cli("train", "--run_dir", taxi["out"], "--model_dir", model_dir, "--epochs", "3"))
-    with open(os.path.join(model_dir, "metrics.json")) as f:
-        metrics = json.load(f)
+    metrics = _trained(taxi["out"], str(tmp_path / "model"), epochs=3)
     assert metrics["task"] == "regression"
     assert metrics["eval"]["rmse"] < metrics["baseline"]["rmse"]
 

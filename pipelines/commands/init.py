@@ -244,6 +244,7 @@ def _set_thresholds(schema: schema_pb2.Schema, csv_format: CsvFormat, files: lis
         if feature.name not in noise:  # not used, or nothing to compare
             continue
         threshold, source = noise[feature.name]
+        threshold = min(threshold, 1.0)  # both distances are at most 1
         thresholds[feature.name] = threshold
         for comparator in (feature.skew_comparator, feature.drift_comparator):
             if feature.type == schema_pb2.BYTES:

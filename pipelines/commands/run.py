@@ -164,7 +164,7 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
 def _dataset(args: argparse.Namespace) -> datasets.Dataset:
     """The ``--dataset`` named or, given only ``--train_input``, one drafted from
     it as ``init`` drafts it (the run keeps it in ``OUTPUT_DIR/dataset/``)."""
-    if args.dataset or not args.train_input:
+    if args.dataset or not args.train_input or args.bigquery_table or args.bigquery_query:
         if args.label:
             raise UserError("--label drafts a dataset from --train_input: it goes without "
                             "--dataset (a dataset's label is in its transforms.py)")
