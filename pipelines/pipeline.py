@@ -86,7 +86,8 @@ class RunConfig:
     @property
     def serving_without(self) -> list[str]:
         """The outputs the serving split is transformed without."""
-        return [self.dataset.transforms.LABEL_KEY] if self.serving_lacks else []
+        label = self.dataset.transforms.LABEL_KEY
+        return [label] if label and self.serving_lacks else []
 
     @property
     def csv_inputs(self) -> dict[str, str]:

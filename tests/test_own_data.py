@@ -153,7 +153,7 @@ def test_train_on_census_beats_the_majority_class(census, tmp_path):
 
 # -- Chicago taxi: the zero-code run ---------------------------------------------------------
 
-TAXI_FEATURES = {  # every column but the label and pickup_census_tract (one value only)
+TAXI_COMPARED = {  # every column but the label and pickup_census_tract (one value only)
     "pickup_community_area", "fare", "trip_start_month", "trip_start_hour", "trip_start_day",
     "trip_start_timestamp", "pickup_latitude", "pickup_longitude", "dropoff_latitude",
     "dropoff_longitude", "trip_miles", "dropoff_census_tract", "payment_type", "company",
@@ -168,7 +168,7 @@ def taxi(tmp_path_factory):
     _without_column(TAXI, serving, -1, SERVING_ROWS, header=True)  # tips is the last column
     stdout = _ok(run_cli("run", "--train_input", TAXI, "--label", "tips",
                          "--serving_input", serving, "--output_dir", out))
-    return {"out": out, "stdout": stdout}
+    return {"out": out, "stdout": stdout, "serving": serving}
 
 
 def test_the_zero_code_run_leaves_its_dataset_to_curate(taxi):
@@ -188,8 +188,18 @@ def test_taxi_splits_80_20_and_evaluates_skew_for_every_feature(taxi):
     rows = summary["rows"]
     assert rows["read"] == 15_002 + SERVING_ROWS and rows["rejected"] == 0
     assert abs(rows["eval"] / (rows["train"] + rows["eval"]) - 0.2) < 0.02
-    assert set(summary["skew"]) == TAXI_FEATURES
+    assert set(summary["skew"]) == TAXI_COMPARED
     assert summary["serving_without"] == ["tips"]
+    outputs = tft.TFTransformOutput(taxi["out"]).transformed_feature_spec()
+    for column in TAXI_COMPARED | {"pickup_census_tract", "tips"}:
+        assert any(name == column or name.startswith(f"{column}_") for name in outputs), column
+
+
+def test_taxi_serving_data_without_tips_validates(taxi):
+    stdout = _ok(run_cli("validate", "--run_dir", taxi["out"], "--serving_input",
+                         taxi["serving"], "--span", "untipped"))
+    assert f"span untipped: {SERVING_ROWS:,} rows, 0 rejected" in stdout
+    assert "tips" not in stdout.split("report:")[0]
 
 
 def test_taxi_serving_matches_the_pipeline_on_every_eval_row(taxi):

@@ -50,7 +50,9 @@ def z_score_imputed(x, name: str) -> tf.Tensor:
         x = tf.sparse.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
     else:
         x = tf.cast(x, tf.float32)
-    return dense(tft.scale_to_z_score(x, name=name), default_value=0.0)
+    z = dense(tft.scale_to_z_score(x, name=name), default_value=0.0)
+    # A column with no value in training has no mean: its z-scores are NaN.
+    return tf.where(tf.math.is_finite(z), z, tf.zeros_like(z))
 
 
 def number(x) -> tf.Tensor:

@@ -21,7 +21,8 @@ The recipe: numbers are z-scored, a missing value imputed and flagged; text
 with at most ``VOCABULARY_MAX_VALUES`` values gets a vocabulary with an OOV
 bucket, text with more is hashed; timestamps (text like ``2013-01-01 05:00``,
 or whole seconds since 1970 in a column whose name says time or date) become
-hour-of-day and weekday cycles and a scaled time, never hashes. The label is
+hour-of-day and weekday cycles and a scaled time, never hashes; a column with
+one value becomes a flag of whether it is there. The label is
 encoded: text, or a few whole numbers, as classes; a number with many values
 stays a number (``train`` then fits a regression).
 """
@@ -68,9 +69,10 @@ class Choice:
     """What the generated module does with one raw column, and why."""
 
     column: str
-    kind: str  # number, vocabulary, hashed, timestamp, timestamp_text, skipped, label_*
+    kind: str  # number, vocabulary, hashed, timestamp(_text), presence, skipped, label_*
     why: str
     optional: bool = False  # has missing values: a number's get flagged
+    values: int = 0  # distinct values seen
     buckets: int = 0
     classes: int = 0
 
@@ -123,11 +125,13 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
     choices = [_choose(inferred.typed.column(n), _feature(schema, n), n == label)
                for n in names]
     _declare_environments(schema, label)
-    skipped = {c.column for c in choices if c.kind == "skipped"}
+    # A column with one value or none has no distribution to compare, and its
+    # few values may all land in eval: neither compared nor required to show up.
+    constant = {c.column for c in choices if c.values <= 1}
     for feature in schema.feature:
-        if feature.name in skipped:  # neither required nor compared: it is not used
+        if feature.name in constant:
             feature.presence.ClearField("min_count")
-    thresholds = _set_thresholds(schema, csv_format, files, limit, skipped)
+    thresholds = _set_thresholds(schema, csv_format, files, limit, constant)
     name = name or name_of(directory)
     detected = dialect.Detected(csv_format, names).describe()
     header = (f"# Drafted by `python -m pipelines init` from {train_input}\n"
@@ -173,20 +177,39 @@ def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bo
     missing = len(column) - present
     facts = (f"{distinct:,} value{'s' if distinct != 1 else ''}"
              + (f", {missing:,} missing" if missing else ""))
-    name = feature.name
     if is_label:
-        if feature.type == schema_pb2.BYTES:
-            return Choice(name, "label_classes", f"text label, {facts}")
-        numbers = values.to_numpy(zero_copy_only=False)
-        whole = feature.type == schema_pb2.INT
-        if whole and distinct <= LABEL_MAX_CLASSES:
-            if numbers.min() >= 0 and numbers.max() < LABEL_MAX_CLASSES:
-                return Choice(name, "label_class_ids", f"whole-number classes, {facts}",
-                              classes=int(numbers.max()) + 1)
-            return Choice(name, "label_classes", f"whole-number classes, {facts}")
-        return Choice(name, "label_number", f"a number, {facts}: regression")
-    if distinct <= 1:
-        return Choice(name, "skipped", f"{facts}: nothing to learn from")
+        choice = _choose_label(values, feature, facts, distinct)
+    elif not present:
+        return Choice(feature.name, "skipped", "no value in the rows read")
+    else:
+        choice = _choose_feature(values, feature, facts, distinct)
+    return dataclasses.replace(choice, values=distinct)
+
+
+def _choose_label(values: pa.Array, feature: schema_pb2.Feature, facts: str,
+                  distinct: int) -> Choice:
+    name = feature.name
+    if not len(values):
+        raise UserError(f"the label column {name!r} has no value in the rows read")
+    if feature.type == schema_pb2.BYTES:
+        return Choice(name, "label_classes", f"text label, {facts}")
+    numbers = values.to_numpy(zero_copy_only=False)
+    whole = feature.type == schema_pb2.INT
+    if whole and distinct <= LABEL_MAX_CLASSES:
+        if numbers.min() >= 0 and numbers.max() < LABEL_MAX_CLASSES:
+            return Choice(name, "label_class_ids", f"whole-number classes, {facts}",
+                          classes=int(numbers.max()) + 1)
+        return Choice(name, "label_classes", f"whole-number classes, {facts}")
+    return Choice(name, "label_number", f"a number, {facts}: regression")
+
+
+def _choose_feature(values: pa.Array, feature: schema_pb2.Feature, facts: str,
+                    distinct: int) -> Choice:
+    name = feature.name
+    if distinct == 1:
+        # Its one value says nothing, whether it is there may; a scale fitted to
+        # one value (or to none, if all land in eval) would blow up what differs.
+        return Choice(name, "presence", f"{facts}: only whether it is there")
     if feature.type == schema_pb2.BYTES:
         if _share(values, lambda v: _DATETIME_TEXT.match(v) is not None) >= 0.95:
             return Choice(name, "timestamp_text", f"date/time text, {facts}")
@@ -216,14 +239,14 @@ def _declare_environments(schema: schema_pb2.Schema, label: str | None) -> None:
 
 
 def _set_thresholds(schema: schema_pb2.Schema, csv_format: CsvFormat, files: list[str],
-                    limit: int | None, skipped: set[str]) -> dict[str, float]:
+                    limit: int | None, uncompared: set[str]) -> dict[str, float]:
     """Skew and drift comparators on every column used, thresholds from the
     noise between random halves of the rows. A number is compared by the
     histogram that is less noisy between halves: equal-width buckets suit
     discrete values, quantile buckets heavy tails."""
     table = decoded_table(CsvDecoder(columns_from_schema(schema), csv_format), files,
                           limit).table
-    compared = [f for f in schema.feature if f.name not in skipped]
+    compared = [f for f in schema.feature if f.name not in uncompared]
     noise = {}
     for source in (schema_pb2.HistogramSelection.STANDARD,
                    schema_pb2.HistogramSelection.QUANTILES):
@@ -316,6 +339,8 @@ def _recipe_lines(choice: Choice, taken: set[str], label_key: str | None) -> lis
     kind = choice.kind
     if kind == "skipped":
         return ["# (not used: no values to learn from)"]
+    if kind == "presence":
+        return [f"outputs[{output('_missing')!r}] = recipes.missing({raw})"]
     if kind == "number":
         z = output("_z")
         lines = [f"outputs[{z!r}] = recipes.z_score_imputed({raw}, name={z!r})"]

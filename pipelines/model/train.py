@@ -34,6 +34,10 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
     """Trains, evaluates and exports; returns the metrics written to metrics.json."""
     run = RunDir(run_dir)
     label = run.dataset.transforms.LABEL_KEY
+    if not label:
+        raise UserError(f"dataset {run.dataset.name!r} has no label: set LABEL_KEY and its "
+                        f"output in the run's dataset/transforms.py (or init with --label) "
+                        f"and run again")
     schema = run.tft_output.transformed_metadata.schema
     task = wide_and_deep.label_task(schema, label)
     label_dtype = tf.float32 if task == REGRESSION else None
