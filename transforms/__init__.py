@@ -1,3 +1,5 @@
-"""TFT ``preprocessing_fn``s, one pure module per dataset (``transforms/<dataset>.py``)."""
+"""TFT ``preprocessing_fn``s, one pure module per shipped dataset
+(``transforms/<dataset>.py``), and ``recipes``: the building blocks of the
+``preprocessing_fn``s that ``python -m pipelines init`` generates."""
 
-__all__ = ["flights"]
+__all__ = ["flights", "recipes"]
