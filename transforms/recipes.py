@@ -1,11 +1,27 @@
-"""The building blocks of generated ``preprocessing_fn``s (``python -m pipelines init``).
+"""The catalogue of preprocessing techniques: what a ``preprocessing_fn`` calls.
 
-A generated ``transforms.py`` calls one of these per raw column, so that every
-choice it made is one readable line to edit. Each takes the raw tensor as TFT
-hands it over: a ``[batch, 1]`` dense tensor for a required column, a sparse
-one for a column with missing values; each returns ``[batch]`` tensors. The
-analyzers see the training split only (TFT's full pass), and are named after
-their column so that their cache keys are stable across tracings.
+Generated ``preprocessing_fn``s (``python -m pipelines init``) call one per raw
+column, so that every choice is one readable line to edit; shipped and users'
+ones call them by name too. The raw-column functions (``dense``, ``missing``,
+``impute``, ``z_score_imputed``, ``vocabulary``, ``hashed``, ...) take the
+tensor as TFT hands it over: ``[batch, 1]`` dense for a required column, sparse
+for one with missing values. The others take ``[batch]`` tensors (``dense``
+makes them). Whatever needs statistics of the data is a TFT analyzer: it is
+computed on the training split only, in the full pass, and applied unchanged to
+every split and at serving. Analyzers are named after their column (``name``)
+so that their cache keys are stable across tracings.
+
+Every categorical output (vocabulary ids, buckets, hashes, crosses) carries its
+range as an ``int_domain`` in the transformed schema, so a model can size its
+embeddings from the schema alone.
+
+Families: missing values (``missing``, ``impute``), scaling (``z_score``,
+``z_score_imputed``, ``scale_0_1``, ``log_z_score``, ``clip_to_percentiles``),
+buckets (``bucketize``, ``quantile_buckets``), categories (``vocabulary``,
+``hashed``, ``cross``), cycles (``cyclical``, ``hour_cycle``, ``weekday_cycle``,
+``month_cycle``, ``timestamp_features``), construction and extraction
+(``polynomial``, ``pca``), text (``tokens``, ``bag_of_words``, ``tfidf``) and
+labels (``label_vocabulary``, ``integer_class``, ``number``).
 """
 
 import math
@@ -15,9 +31,13 @@ import tensorflow_transform as tft
 from tensorflow_transform import schema_inference
 
 __all__ = [
-    "cyclical", "dense", "hashed", "integer_class", "label_vocabulary", "missing",
-    "number", "timestamp_features", "vocabulary", "z_score_imputed",
+    "bag_of_words", "bucketize", "clip_to_percentiles", "cross", "cyclical", "dense", "hashed",
+    "hour_cycle", "impute", "integer_class", "label_vocabulary", "log_z_score", "missing",
+    "month_cycle", "number", "pca", "polynomial", "quantile_buckets", "scale_0_1", "tfidf",
+    "timestamp_features", "tokens", "vocabulary", "weekday_cycle", "z_score", "z_score_imputed",
 ]
+
+IMPUTE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
 SECONDS_PER_DAY = 86_400
 
@@ -55,28 +75,189 @@ def z_score_imputed(x, name: str) -> tf.Tensor:
     return tf.where(tf.math.is_finite(z), z, tf.zeros_like(z))
 
 
+def impute(x, strategy: str, name: str, value=None) -> tuple[tf.Tensor, tf.Tensor]:
+    """The column with its missing values filled, and ``missing(x)``.
+
+    ``strategy``: ``mean`` or ``median`` (numbers: of the training values
+    present; the median is TFT's approximate quantile), ``most_frequent`` (the
+    training split's most frequent value; ties go to the larger value), or
+    ``constant`` (``value``).
+    """
+    if strategy not in IMPUTE_STRATEGIES:
+        raise ValueError(f"strategy must be one of {IMPUTE_STRATEGIES}, got {strategy!r}")
+    if x.dtype != tf.string:  # numbers are imputed as float32: a mean is no integer
+        x = (tf.sparse.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+             if isinstance(x, tf.sparse.SparseTensor) else tf.cast(x, tf.float32))
+    present = x.values if isinstance(x, tf.sparse.SparseTensor) else tf.reshape(x, [-1])
+    if strategy == "constant":
+        fill = tf.constant(value, x.dtype)
+    elif strategy == "mean":
+        fill = tft.mean(present, name=name)
+    elif strategy == "median":
+        fill = tft.quantiles(present, num_buckets=2, epsilon=0.001, name=name)[0, 0]
+    else:
+        fill = _most_frequent(present, name)
+    is_missing = missing(x)
+    values = dense(x, default_value="" if x.dtype == tf.string else 0.0)
+    return tf.where(tf.cast(is_missing, tf.bool), fill, values), is_missing
+
+
+def _most_frequent(values: tf.Tensor, name: str) -> tf.Tensor:
+    """The training split's most frequent value: the first line of a top-1
+    vocabulary, read back through a lookup table (the file is an asset)."""
+    text = values if values.dtype == tf.string else tf.strings.as_string(values)
+    vocabulary_file = tft.vocabulary(text, top_k=1, vocab_filename=name)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(
+            vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string, tf.lookup.TextFileIndex.WHOLE_LINE), default_value="")
+    top = table.lookup(tf.constant(0, tf.int64))
+    return top if values.dtype == tf.string else tf.strings.to_number(top, values.dtype)
+
+
+def z_score(x: tf.Tensor, name: str) -> tf.Tensor:
+    """(x - mean) / standard deviation, both of the training split."""
+    return tft.scale_to_z_score(tf.cast(x, tf.float32), name=name)
+
+
+def scale_0_1(x: tf.Tensor, name: str) -> tf.Tensor:
+    """(x - min) / (max - min) over the training split: [0, 1] there, possibly
+    outside it for other splits."""
+    return tft.scale_to_0_1(tf.cast(x, tf.float32), name=name)
+
+
+def log_z_score(x: tf.Tensor, name: str) -> tf.Tensor:
+    """z-score of log(1 + x), for a heavy-tailed non-negative number."""
+    return tft.scale_to_z_score(tf.math.log1p(tf.cast(x, tf.float32)), name=name)
+
+
+def clip_to_percentiles(x: tf.Tensor, name: str, low: int = 1, high: int = 99) -> tf.Tensor:
+    """x clipped to the training split's ``low``-th and ``high``-th percentiles
+    (TFT's approximate quantiles over 100 buckets): outliers stop at the edge."""
+    if not 0 < low < high < 100:
+        raise ValueError(f"need 0 < low < high < 100, got {low}, {high}")
+    x = tf.cast(x, tf.float32)
+    percentiles = tft.quantiles(x, num_buckets=100, epsilon=0.001, name=name)[0]
+    return tf.clip_by_value(x, percentiles[low - 1], percentiles[high - 1])
+
+
+def bucketize(x: tf.Tensor, boundaries: list[float]) -> tf.Tensor:
+    """Bucket ids of fixed ``boundaries``: bucket i holds boundaries[i-1] <= x <
+    boundaries[i], so ``len(boundaries) + 1`` buckets."""
+    ids = tft.apply_buckets(tf.cast(x, tf.float32), [list(map(float, boundaries))])
+    return _with_range(ids, len(boundaries) + 1)
+
+
+def quantile_buckets(x: tf.Tensor, buckets: int, name: str) -> tf.Tensor:
+    """Bucket ids at the training split's quantiles: about as many training rows
+    in each of the ``buckets``."""
+    return tft.bucketize(tf.cast(x, tf.float32), buckets, name=name)
+
+
+def cross(features: list[tf.Tensor], buckets: int) -> tf.Tensor:
+    """A crossed feature of 2 or more categorical ``[batch]`` columns (ids or
+    text): their values joined, hashed into ``buckets``."""
+    texts = [f if f.dtype == tf.string else tf.strings.as_string(f) for f in features]
+    ids = tft.hash_strings(tf.strings.join(texts, separator="\x1f"), buckets)
+    return _with_range(ids, buckets)
+
+
+def hour_cycle(hour: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """An hour of the day (0-23, fractions allowed) on the 24-hour circle."""
+    return cyclical(hour, period=24.0)
+
+
+def weekday_cycle(weekday: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A day of the week (0-6) on the 7-day circle."""
+    return cyclical(weekday, period=7.0)
+
+
+def month_cycle(month: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A month (1-12) on the 12-month circle: December sits next to January."""
+    return cyclical(tf.cast(month, tf.float32) - 1.0, period=12.0)
+
+
+def polynomial(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Degree-2 expansion of numeric ``[batch]`` columns: each square
+    (``a_sq``) and each product of two (``a_x_b``), in the order given. Scale
+    the inputs first, so that the products stay in range."""
+    names = list(features)
+    values = {n: tf.cast(features[n], tf.float32) for n in names}
+    expanded = {}
+    for i, a in enumerate(names):
+        expanded[f"{a}_sq"] = values[a] * values[a]
+        for b in names[i + 1:]:
+            expanded[f"{a}_x_{b}"] = values[a] * values[b]
+    return expanded
+
+
+def pca(features: list[tf.Tensor], components: int, name: str) -> tf.Tensor:
+    """The first ``components`` principal components of numeric ``[batch]``
+    columns, ``[batch, components]``: the training split's centred values
+    projected on the eigenvectors of its covariance (``tft.pca``). Scale the
+    columns to comparable units first (``z_score``)."""
+    x = tf.stack([tf.cast(f, tf.float32) for f in features], axis=1)
+    centred = x - tft.mean(x, reduce_instance_dims=False, name=f"{name}_mean")
+    return tf.matmul(centred, tft.pca(x, output_dim=components, dtype=tf.float32, name=name))
+
+
+def tokens(text: tf.Tensor) -> tf.SparseTensor:
+    """Lower-case words of ``[batch]`` text (letters and digits; anything else
+    separates), as a ``[batch, words]`` sparse tensor."""
+    words = tf.strings.regex_replace(tf.strings.lower(text), r"[^\p{L}\p{N}]+", " ")
+    return tf.strings.split(tf.strings.strip(words)).to_sparse()
+
+
+def bag_of_words(text: tf.Tensor, name: str, ngrams: tuple[int, int] = (1, 1),
+                 top_k: int | None = None, oov_buckets: int = 1) -> tf.SparseTensor:
+    """The ids of the distinct n-grams of each text (``ngrams``: smallest and
+    largest n), from a training vocabulary of n-grams (``top_k`` most
+    frequent; others share ``oov_buckets`` ids)."""
+    grams = tft.bag_of_words(tokens(text), ngram_range=ngrams, separator=" ")
+    return tft.compute_and_apply_vocabulary(grams, top_k=top_k, num_oov_buckets=oov_buckets,
+                                            vocab_filename=name)
+
+
+def tfidf(text: tf.Tensor, name: str, top_k: int, ngrams: tuple[int, int] = (1, 1)
+          ) -> tuple[tf.SparseTensor, tf.SparseTensor]:
+    """tf-idf of the words (or n-grams) of each text: the term ids (a vocabulary
+    of the ``top_k`` most frequent training terms, one OOV id ``top_k``) and
+    their weights, term frequency x smoothed inverse document frequency of the
+    training split (``tft.tfidf``: idf = 1 + log((1 + N) / (1 + df)))."""
+    grams = tft.ngrams(tokens(text), ngram_range=ngrams, separator=" ")
+    ids = tft.compute_and_apply_vocabulary(grams, top_k=top_k, num_oov_buckets=1,
+                                           vocab_filename=name)
+    return tft.tfidf(ids, vocab_size=top_k + 1, name=f"{name}_tfidf")
+
+
+def _with_range(ids: tf.Tensor, size: int) -> tf.Tensor:
+    """``ids`` with the range ``[0, size)`` recorded in the transformed schema."""
+    schema_inference.set_tensor_schema_override(
+        ids, tf.constant(0, tf.int64), tf.constant(size - 1, tf.int64))
+    return ids
+
+
 def number(x) -> tf.Tensor:
     """The value as ``float32`` (a regression label, kept in its own units)."""
     return tf.cast(dense(x, default_value=0), tf.float32)
 
 
-def vocabulary(x, name: str, oov_buckets: int = 1, missing_value: str = "") -> tf.Tensor:
-    """Ids of a training vocabulary (most frequent value first); values not seen
-    in training share ``oov_buckets`` extra ids; a missing value is
-    ``missing_value``, one more category."""
+def vocabulary(x, name: str, oov_buckets: int = 1, missing_value: str = "",
+               top_k: int | None = None, frequency_threshold: int | None = None) -> tf.Tensor:
+    """Ids of a training vocabulary (most frequent value first), of at most
+    ``top_k`` values seen at least ``frequency_threshold`` times; other values
+    share ``oov_buckets`` extra ids; a missing value is ``missing_value``, one
+    more category."""
     return tft.compute_and_apply_vocabulary(
-        dense(x, default_value=missing_value), num_oov_buckets=oov_buckets,
-        vocab_filename=name)
+        dense(x, default_value=missing_value), num_oov_buckets=oov_buckets, top_k=top_k,
+        frequency_threshold=frequency_threshold, vocab_filename=name)
 
 
 def hashed(x, buckets: int, missing_value: str = "") -> tf.Tensor:
     """Hash buckets of a string column with too many values for a vocabulary,
     with the range recorded in the transformed schema (a model sizes its
     embedding by it; TFT records it for vocabularies, not for hashes)."""
-    ids = tft.hash_strings(dense(x, default_value=missing_value), buckets)
-    schema_inference.set_tensor_schema_override(
-        ids, tf.constant(0, tf.int64), tf.constant(buckets - 1, tf.int64))
-    return ids
+    return _with_range(tft.hash_strings(dense(x, default_value=missing_value), buckets), buckets)
 
 
 def label_vocabulary(x, name: str) -> tf.Tensor:
@@ -89,10 +270,7 @@ def label_vocabulary(x, name: str) -> tf.Tensor:
 def integer_class(x, classes: int) -> tf.Tensor:
     """An integer label already numbered ``0 .. classes - 1``, with its range in
     the transformed schema (what tells a model it is a class, not a number)."""
-    ids = tf.cast(dense(x, default_value=0), tf.int64)
-    schema_inference.set_tensor_schema_override(
-        ids, tf.constant(0, tf.int64), tf.constant(classes - 1, tf.int64))
-    return ids
+    return _with_range(tf.cast(dense(x, default_value=0), tf.int64), classes)
 
 
 def cyclical(value: tf.Tensor, period: float) -> tuple[tf.Tensor, tf.Tensor]:
