@@ -175,6 +175,18 @@ _REGISTRY = {
             key_columns=("year", "month", "day", "carrier", "flight", "origin")),
         transform_module="transforms.flights",
         default_inputs=nycflights.default_inputs),
+    # UCI census income as written (adult.data, adult.test): no header, ", ", "?";
+    # no file ships with the package, so --train_input names it. No key columns:
+    # a row's whole content keys its split.
+    "census": Dataset(
+        name="census",
+        csv_format=CsvFormat(
+            null_values=("?", ""), skip_initial_space=True, has_header=False,
+            column_names=(
+                "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
+                "occupation", "relationship", "race", "gender", "capital_gain",
+                "capital_loss", "hours_per_week", "native_country", "income_bracket")),
+        transform_module="transforms.census"),
 }
 
 

@@ -159,7 +159,7 @@ def test_transformed_schema_matches_the_golden_file(flights_run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "nope"], "unknown dataset 'nope'; registered datasets: flights"),
+    (["--dataset", "nope"], "unknown dataset 'nope'; registered datasets: census, flights"),
     (["--train_input", "/nonexistent/*.csv"], "no input file matches /nonexistent/*.csv"),
     (["--eval_fraction", "1.5"], "--eval_fraction must be a whole percentage"),
     (["--no_such_flag", "1"], "unrecognized flags (neither this pipeline's nor Beam's): "

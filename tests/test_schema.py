@@ -36,7 +36,7 @@ def test_split_keys_are_required_columns(name):
 
 
 def test_unknown_dataset_names_the_registered_ones():
-    with pytest.raises(datasets.UnknownDatasetError, match="registered datasets: flights"):
+    with pytest.raises(datasets.UnknownDatasetError, match="registered datasets: census, flights"):
         datasets.get_dataset("taxi")
 
 

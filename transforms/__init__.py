@@ -2,4 +2,4 @@
 (``transforms/<dataset>.py``), and ``recipes``: the building blocks of the
 ``preprocessing_fn``s that ``python -m pipelines init`` generates."""
 
-__all__ = ["flights", "recipes"]
+__all__ = ["census", "flights", "recipes"]

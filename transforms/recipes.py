@@ -34,7 +34,8 @@ __all__ = [
     "bag_of_words", "bucketize", "clip_to_percentiles", "cross", "cyclical", "dense", "hashed",
     "hour_cycle", "impute", "integer_class", "label_vocabulary", "log_z_score", "missing",
     "month_cycle", "number", "pca", "polynomial", "quantile_buckets", "scale_0_1", "tfidf",
-    "timestamp_features", "tokens", "vocabulary", "weekday_cycle", "z_score", "z_score_imputed",
+    "timestamp_features", "tokens", "vocabulary", "weekday_cycle", "with_range", "z_score",
+    "z_score_imputed",
 ]
 
 IMPUTE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
@@ -145,7 +146,7 @@ def bucketize(x: tf.Tensor, boundaries: list[float]) -> tf.Tensor:
     """Bucket ids of fixed ``boundaries``: bucket i holds boundaries[i-1] <= x <
     boundaries[i], so ``len(boundaries) + 1`` buckets."""
     ids = tft.apply_buckets(tf.cast(x, tf.float32), [list(map(float, boundaries))])
-    return _with_range(ids, len(boundaries) + 1)
+    return with_range(ids, len(boundaries) + 1)
 
 
 def quantile_buckets(x: tf.Tensor, buckets: int, name: str) -> tf.Tensor:
@@ -159,7 +160,7 @@ def cross(features: list[tf.Tensor], buckets: int) -> tf.Tensor:
     text): their values joined, hashed into ``buckets``."""
     texts = [f if f.dtype == tf.string else tf.strings.as_string(f) for f in features]
     ids = tft.hash_strings(tf.strings.join(texts, separator="\x1f"), buckets)
-    return _with_range(ids, buckets)
+    return with_range(ids, buckets)
 
 
 def hour_cycle(hour: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -230,8 +231,9 @@ def tfidf(text: tf.Tensor, name: str, top_k: int, ngrams: tuple[int, int] = (1, 
     return tft.tfidf(ids, vocab_size=top_k + 1, name=f"{name}_tfidf")
 
 
-def _with_range(ids: tf.Tensor, size: int) -> tf.Tensor:
-    """``ids`` with the range ``[0, size)`` recorded in the transformed schema."""
+def with_range(ids: tf.Tensor, size: int) -> tf.Tensor:
+    """``ids`` with the range ``[0, size)`` recorded in the transformed schema: what
+    tells a model an integer output is a category, and how many there are."""
     schema_inference.set_tensor_schema_override(
         ids, tf.constant(0, tf.int64), tf.constant(size - 1, tf.int64))
     return ids
@@ -257,7 +259,7 @@ def hashed(x, buckets: int, missing_value: str = "") -> tf.Tensor:
     """Hash buckets of a string column with too many values for a vocabulary,
     with the range recorded in the transformed schema (a model sizes its
     embedding by it; TFT records it for vocabularies, not for hashes)."""
-    return _with_range(tft.hash_strings(dense(x, default_value=missing_value), buckets), buckets)
+    return with_range(tft.hash_strings(dense(x, default_value=missing_value), buckets), buckets)
 
 
 def label_vocabulary(x, name: str) -> tf.Tensor:
@@ -270,7 +272,7 @@ def label_vocabulary(x, name: str) -> tf.Tensor:
 def integer_class(x, classes: int) -> tf.Tensor:
     """An integer label already numbered ``0 .. classes - 1``, with its range in
     the transformed schema (what tells a model it is a class, not a number)."""
-    return _with_range(tf.cast(dense(x, default_value=0), tf.int64), classes)
+    return with_range(tf.cast(dense(x, default_value=0), tf.int64), classes)
 
 
 def cyclical(value: tf.Tensor, period: float) -> tuple[tf.Tensor, tf.Tensor]:

@@ -54,8 +54,9 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
         raise UserError(f"the label {label!r} is an INT without a categorical domain, read "
                         f"as 0/1, but takes other values; cast it to float in the "
                         f"preprocessing_fn for a regression")
-    model = wide_and_deep.build_wide_and_deep(schema, label, seed=seed,
-                                              label_mean=float(train_labels.mean()))
+    model = wide_and_deep.build_wide_and_deep(
+        schema, label, seed=seed, label_mean=float(train_labels.mean()),
+        wide_only=tuple(getattr(run.dataset.transforms, "WIDE_ONLY", ())))
     history = model.fit(split("train", shuffle=True), epochs=epochs, verbose=2)
     evaluated = model.evaluate(split("eval"), return_dict=True, verbose=0)
     metrics = {

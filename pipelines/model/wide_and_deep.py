@@ -6,7 +6,9 @@ with a categorical ``int_domain`` (vocabulary ids, quantile and hash buckets) is
 a category, with ``max + 1`` values; every other feature is a number. The wide
 part is a linear model over all categories (an embedding each) and the
 numbers; the deep part embeds the categories and feeds them, with the numbers,
-through two hidden layers. Keras 2 (``tf_keras``), as TFT requires.
+through two hidden layers. A dataset's ``WIDE_ONLY`` outputs (crosses, buckets:
+what the wide part memorises) get no deep embedding. Keras 2 (``tf_keras``), as
+TFT requires.
 
 The label's schema entry picks the task (``label_task``) and with it the head:
 
@@ -68,7 +70,8 @@ def model_inputs(transformed_schema: schema_pb2.Schema, label_key: str
 
 
 def build_wide_and_deep(transformed_schema: schema_pb2.Schema, label_key: str,
-                        seed: int = 0, label_mean: float = 0.0) -> keras.Model:
+                        seed: int = 0, label_mean: float = 0.0,
+                        wide_only: tuple[str, ...] = ()) -> keras.Model:
     """The compiled model: transformed features in, the task's output out.
 
     Args:
@@ -78,6 +81,9 @@ def build_wide_and_deep(transformed_schema: schema_pb2.Schema, label_key: str,
       label_mean: regression only: the output starts at this value (the training
         labels' mean), so training starts from the mean baseline instead of
         spending its first epochs on the labels' offset.
+      wide_only: categorical features for the wide part only (crosses and
+        buckets with many values, which memorise; the dataset's ``WIDE_ONLY``):
+        no deep embedding, whose size would grow with their range.
     """
     keras.utils.set_random_seed(seed)
     task = label_task(transformed_schema, label_key)
@@ -90,8 +96,9 @@ def build_wide_and_deep(transformed_schema: schema_pb2.Schema, label_key: str,
         if categories:
             ids = inputs[name]
             wide.append(keras.layers.Embedding(categories, width, name=f"{name}_wide")(ids))
-            deep_embeddings.append(
-                keras.layers.Embedding(categories, EMBEDDING_DIM, name=f"{name}_embedding")(ids))
+            if name not in wide_only:
+                deep_embeddings.append(keras.layers.Embedding(
+                    categories, EMBEDDING_DIM, name=f"{name}_embedding")(ids))
         else:
             numbers.append(keras.layers.Reshape((1,), name=f"{name}_column")(
                 tf.cast(inputs[name], tf.float32)))
