@@ -19,7 +19,7 @@ Families: missing values (``missing``, ``impute``), scaling (``z_score``,
 ``z_score_imputed``, ``scale_0_1``, ``log_z_score``, ``clip_to_percentiles``),
 buckets (``bucketize``, ``quantile_buckets``), categories (``vocabulary``,
 ``hashed``, ``cross``), cycles (``cyclical``, ``hour_cycle``, ``weekday_cycle``,
-``month_cycle``, ``timestamp_features``), construction and extraction
+``month_cycle``, ``weekday``, ``timestamp_features``), construction and extraction
 (``polynomial``, ``pca``), text (``tokens``, ``bag_of_words``, ``tfidf``) and
 labels (``label_vocabulary``, ``integer_class``, ``number``).
 """
@@ -34,8 +34,8 @@ __all__ = [
     "bag_of_words", "bucketize", "clip_to_percentiles", "cross", "cyclical", "dense", "hashed",
     "hour_cycle", "impute", "integer_class", "label_vocabulary", "log_z_score", "missing",
     "month_cycle", "number", "pca", "polynomial", "quantile_buckets", "scale_0_1", "tfidf",
-    "timestamp_features", "tokens", "vocabulary", "weekday_cycle", "with_range", "z_score",
-    "z_score_imputed",
+    "timestamp_features", "tokens", "vocabulary", "weekday", "weekday_cycle", "with_range",
+    "z_score", "z_score_imputed",
 ]
 
 IMPUTE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
@@ -155,11 +155,11 @@ def quantile_buckets(x: tf.Tensor, buckets: int, name: str) -> tf.Tensor:
     return tft.bucketize(tf.cast(x, tf.float32), buckets, name=name)
 
 
-def cross(features: list[tf.Tensor], buckets: int) -> tf.Tensor:
+def cross(features: list[tf.Tensor], buckets: int, separator: str = "\x1f") -> tf.Tensor:
     """A crossed feature of 2 or more categorical ``[batch]`` columns (ids or
-    text): their values joined, hashed into ``buckets``."""
+    text): their values joined by ``separator``, hashed into ``buckets``."""
     texts = [f if f.dtype == tf.string else tf.strings.as_string(f) for f in features]
-    ids = tft.hash_strings(tf.strings.join(texts, separator="\x1f"), buckets)
+    ids = tft.hash_strings(tf.strings.join(texts, separator=separator), buckets)
     return with_range(ids, buckets)
 
 
@@ -171,6 +171,12 @@ def hour_cycle(hour: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 def weekday_cycle(weekday: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A day of the week (0-6) on the 7-day circle."""
     return cyclical(weekday, period=7.0)
+
+
+def weekday(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:
+    """The day of the week of a date, Monday 0 to Sunday 6 (1970-01-01 was a
+    Thursday)."""
+    return tf.math.floormod(_days_from_civil(year, month, day) + 3, 7)
 
 
 def month_cycle(month: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
