@@ -234,14 +234,17 @@ def tfidf(text: tf.Tensor, name: str, top_k: int, ngrams: tuple[int, int] = (1, 
     grams = tft.ngrams(tokens(text), ngram_range=ngrams, separator=" ")
     ids = tft.compute_and_apply_vocabulary(grams, top_k=top_k, num_oov_buckets=1,
                                            vocab_filename=name)
-    return tft.tfidf(ids, vocab_size=top_k + 1, name=f"{name}_tfidf")
+    terms, weights = tft.tfidf(ids, vocab_size=top_k + 1, name=f"{name}_tfidf")
+    return with_range(terms, top_k + 1), weights
 
 
-def with_range(ids: tf.Tensor, size: int) -> tf.Tensor:
-    """``ids`` with the range ``[0, size)`` recorded in the transformed schema: what
-    tells a model an integer output is a category, and how many there are."""
+def with_range(ids, size: int):
+    """``ids`` (dense or sparse) with the range ``[0, size)`` recorded in the
+    transformed schema: what tells a model an integer output is a category, and
+    how many there are."""
     schema_inference.set_tensor_schema_override(
-        ids, tf.constant(0, tf.int64), tf.constant(size - 1, tf.int64))
+        ids.values if isinstance(ids, tf.SparseTensor) else ids,
+        tf.constant(0, tf.int64), tf.constant(size - 1, tf.int64))
     return ids
 
 

@@ -89,7 +89,8 @@ def check_parity(run_dir: str, split_name: str = "eval", count: int = 1000,
             model_dir = export_serving.export_serving_model(
                 exported, run.tft_output, run.dataset)
         transform = tf.saved_model.load(model_dir).signatures["transform_features"]
-        served = {k: v.numpy() for k, v in transform(examples=tf.constant(serialized)).items()}
+        served = export_serving.ragged_outputs(
+            {k: v.numpy() for k, v in transform(examples=tf.constant(serialized)).items()})
     keys = raw.column(ROW_KEY).flatten().to_pylist()
     written = written_rows(run, split_name, set(keys))
     mismatches = []
@@ -109,7 +110,7 @@ def written_rows(run: RunDir, split_name: str, keys: set[int] | None = None
     """The pipeline's transformed records of a split (those of ``keys``) by row_key."""
     rows = {}
     for batch in inputs.make_dataset(run, split_name, 4096, with_row_key=True):
-        batch = {k: v.numpy() for k, v in batch.items()}
+        batch = {k: _rows(v) for k, v in batch.items()}
         wanted = (range(len(batch[ROW_KEY])) if keys is None
                   else np.flatnonzero(np.isin(batch[ROW_KEY], list(keys))))
         for i in wanted:
@@ -117,7 +118,18 @@ def written_rows(run: RunDir, split_name: str, keys: set[int] | None = None
     return rows
 
 
+def _rows(value) -> np.ndarray | list:
+    """A parsed batch's feature as one entry per row (a variable-length one's
+    rows as arrays of their own)."""
+    if isinstance(value, tf.SparseTensor):
+        return [np.asarray(row) for row in
+                tf.RaggedTensor.from_sparse(tf.sparse.reorder(value)).to_list()]
+    return value.numpy()
+
+
 def _equal(served, written) -> bool:
+    if np.shape(served) != np.shape(written):
+        return False
     if np.issubdtype(np.asarray(served).dtype, np.floating):
         return bool(np.all(np.abs(served - written) <= FLOAT_TOLERANCE))
     return bool(np.all(served == written))

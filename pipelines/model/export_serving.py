@@ -15,7 +15,10 @@ model keeps working after the run directory is gone. Signatures:
   (numbers, sent as float32) or ``""`` (strings); it becomes the same missing
   value the training examples had, so imputation applies exactly as in training.
 - ``transform_features``: serialized raw ``tf.Example`` -> the transformed
-  features, including the label when the example carries its inputs.
+  features, including the label when the example carries its inputs. A
+  variable-length output (bag of words, tf-idf) comes as two tensors, as a
+  ragged tensor is made of: ``NAME__values`` and ``NAME__row_lengths``
+  (``ragged_outputs`` puts them back together).
 
 A transform-only export (no model) has just ``transform_features``.
 ``assets.extra/serving_info.json`` (``read_info``) names the dataset, the
@@ -25,6 +28,7 @@ signatures, the features a request needs and the output key (``"output"``).
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -69,7 +73,7 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
 
     @tf.function(input_signature=[examples])
     def transform_features(serialized):
-        return module.tft_layer(tf.io.parse_example(serialized, debug_spec))
+        return _as_tensors(module.tft_layer(tf.io.parse_example(serialized, debug_spec)))
 
     signatures = {"transform_features": transform_features.get_concrete_function()}
     output = None
@@ -95,6 +99,38 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
     tf.saved_model.save(module, out_dir, signatures=signatures)
     _write_info(out_dir, dataset, serving_spec, output)
     return out_dir
+
+
+VALUES, ROW_LENGTHS = "__values", "__row_lengths"
+
+
+def _as_tensors(outputs: dict) -> dict[str, tf.Tensor]:
+    """A signature returns tensors only: a sparse output becomes the flat values
+    and row lengths of the same ragged rows."""
+    flat = {}
+    for name, value in outputs.items():
+        if isinstance(value, tf.SparseTensor):
+            ragged = tf.RaggedTensor.from_sparse(tf.sparse.reorder(value))
+            flat[name + VALUES], flat[name + ROW_LENGTHS] = ragged.flat_values, ragged.row_lengths()
+        else:
+            flat[name] = value
+    return flat
+
+
+def ragged_outputs(flat: dict[str, np.ndarray]) -> dict[str, list | np.ndarray]:
+    """``transform_features``' outputs with each variable-length output one list
+    of per-row arrays again."""
+    outputs = {}
+    for name, value in flat.items():
+        if name.endswith(ROW_LENGTHS):
+            continue
+        if name.endswith(VALUES):
+            base = name[:-len(VALUES)]
+            lengths = flat[base + ROW_LENGTHS]
+            outputs[base] = np.split(value, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        else:
+            outputs[name] = value
+    return outputs
 
 
 def export_from_run(run_dir: str, out_dir: str) -> str:

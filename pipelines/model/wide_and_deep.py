@@ -58,10 +58,14 @@ def label_task(transformed_schema: schema_pb2.Schema, label_key: str) -> str:
 
 def model_inputs(transformed_schema: schema_pb2.Schema, label_key: str
                  ) -> dict[str, int | None]:
-    """Feature name -> number of categories, or None for a numeric feature."""
+    """Feature name -> number of categories, or None for a numeric feature.
+
+    Scalars only: a vector (PCA components) or variable-length output (bag of
+    words, tf-idf) needs a model of its own design, so it is left out.
+    """
     inputs = {}
     for feature in transformed_schema.feature:
-        if feature.name == label_key:
+        if feature.name == label_key or not feature.HasField("shape") or feature.shape.dim:
             continue
         domain = feature.int_domain
         categorical = feature.type == schema_pb2.INT and domain.is_categorical
