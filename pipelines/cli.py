@@ -8,6 +8,7 @@ Commands:
   export-serving  export a transform-only serving model from a run
   check-parity    compare serving's transformation with the pipeline's records
   serve           answer TensorFlow Serving's REST API for a serving model
+  rank-features   rank a run's features by mutual information with the label
   validate        check new serving data for schema anomalies, skew and drift
   suggest-thresholds  measure the skew metrics between random halves of the data
   bigquery-sql    print the BigQuery SQL that run would send
@@ -167,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
     parity.add_argument("--n", type=_positive_int, default=1000, help="rows to compare")
     parity.add_argument("--model", help="a serving SavedModel; default: export one now")
 
+    rank = _command(commands, "rank-features", _rank_features,
+                    "rank a run's features by mutual information with the label")
+    rank.add_argument("--run_dir", required=True, help="output_dir of a completed run")
+    rank.add_argument("--rows", type=_positive_int, default=20_000,
+                      help="training rows to estimate from (default 20000)")
+
     serve = _command(commands, "serve", _serve,
                      "answer TensorFlow Serving's REST API on loopback")
     serve.add_argument("--model", required=True, help="a serving SavedModel (M/serving)")
@@ -318,6 +325,14 @@ def _check_parity(args: argparse.Namespace, extra: list[str]) -> int:
     report = check_parity.check_parity(args.run_dir, args.split, args.n, args.model)
     print(report)
     return 1 if report.mismatches else 0
+
+
+def _rank_features(args: argparse.Namespace, extra: list[str]) -> int:
+    _no_extra(extra)
+    from pipelines.model import rank_features
+
+    print(rank_features.format_ranking(rank_features.rank_features(args.run_dir, args.rows)))
+    return 0
 
 
 def _serve(args: argparse.Namespace, extra: list[str]) -> int:

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -36,7 +36,7 @@ from pipelines.errors import UserError
 
 __all__ = [
     "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_names", "get_dataset",
-    "load_directory", "write_directory",
+    "load_directory", "select_features", "write_directory",
 ]
 
 # The files of a dataset directory.
@@ -61,6 +61,11 @@ class Dataset:
         module is its ``transforms.py``.
       default_inputs: returns the (train, serving) inputs used when no flag names them.
       directory: the dataset directory it was loaded from, if any.
+      keep, drop: feature selection: the outputs of the ``preprocessing_fn``
+        kept (the label always is), or those dropped; in ``dataset.json``,
+        ``"features": {"keep": [...]}`` or ``{"drop": [...]}``.
+        ``rank-features`` reports what to consider dropping; nothing is
+        dropped unless named here.
     """
 
     name: str
@@ -68,6 +73,8 @@ class Dataset:
     transform_module: str = ""
     default_inputs: Callable[[], tuple[str, str | None]] | None = None
     directory: str | None = None
+    keep: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
 
     def schema(self) -> schema_pb2.Schema:
         if self.directory is None:
@@ -94,7 +101,11 @@ class Dataset:
         return _module_from_file(os.path.join(self.directory, TRANSFORMS_FILE))
 
     def load_preprocessing_fn(self) -> Callable:
-        return self.transforms.preprocessing_fn
+        transforms = self.transforms
+        if not (self.keep or self.drop):
+            return transforms.preprocessing_fn
+        return select_features(transforms.preprocessing_fn, getattr(transforms, "LABEL_KEY", None),
+                               self.keep, self.drop)
 
     def save(self, directory: str, schema: schema_pb2.Schema | None = None) -> None:
         """Writes this dataset as a dataset directory (local or remote), with
@@ -102,14 +113,38 @@ class Dataset:
         which must import nothing but installed packages."""
         write_directory(directory, self.name, self.csv_format,
                         self.schema() if schema is None else schema,
-                        _read(self.transforms.__file__))
+                        _read(self.transforms.__file__),
+                        {k: v for k, v in (("keep", self.keep), ("drop", self.drop)) if v})
+
+
+def select_features(preprocessing_fn: Callable, label: str | None,
+                    keep: Sequence[str] = (), drop: Sequence[str] = ()) -> Callable:
+    """``preprocessing_fn`` returning only the outputs kept (or not dropped), and
+    the label; naming an output it does not have is an error, not a no-op."""
+    if keep and drop:
+        raise UserError("feature selection takes \"keep\" or \"drop\", not both")
+
+    def selected(inputs: dict) -> dict:
+        outputs = preprocessing_fn(inputs)
+        unknown = sorted(set(keep or drop) - set(outputs))
+        if unknown:
+            raise UserError(f"feature selection names {unknown}, which the preprocessing_fn "
+                            f"does not output; its outputs: {', '.join(sorted(outputs))}")
+        return {name: value for name, value in outputs.items()
+                if name == label or (name in keep if keep else name not in drop)}
+
+    return selected
 
 
 def write_directory(directory: str, name: str, csv_format: CsvFormat,
-                    schema: schema_pb2.Schema | str, transforms_source: str) -> None:
-    """Writes a dataset directory: ``dataset.json`` (the name and the CSV
-    format), ``schema.pbtxt`` (a schema, or its text) and ``transforms.py``."""
+                    schema: schema_pb2.Schema | str, transforms_source: str,
+                    features: dict | None = None) -> None:
+    """Writes a dataset directory: ``dataset.json`` (the name, the CSV format and
+    any feature selection), ``schema.pbtxt`` (a schema, or its text) and
+    ``transforms.py``."""
     document = {"name": name, "csv_format": dataclasses.asdict(csv_format)}
+    if features:
+        document["features"] = {k: list(v) for k, v in features.items()}
     _write(os.path.join(directory, DATASET_FILE), json.dumps(document, indent=2) + "\n")
     _write(os.path.join(directory, SCHEMA_FILE),
            schema if isinstance(schema, str) else text_format.MessageToString(schema))
@@ -123,7 +158,11 @@ def load_directory(directory: str) -> Dataset:
         csv_format = document["csv_format"]
         csv_format = CsvFormat(**{k: tuple(v) if isinstance(v, list) else v
                                   for k, v in csv_format.items()})
-        return Dataset(name=document["name"], csv_format=csv_format, directory=directory)
+        features = {k: tuple(v) for k, v in document.get("features", {}).items()}
+        if set(features) - {"keep", "drop"}:
+            raise ValueError(f"\"features\" takes \"keep\" or \"drop\", got {sorted(features)}")
+        return Dataset(name=document["name"], csv_format=csv_format, directory=directory,
+                       **features)
     except (KeyError, TypeError, ValueError) as error:
         raise UnknownDatasetError(f"{os.path.join(directory, DATASET_FILE)} is not a dataset "
                                   f"description: {error}") from None

@@ -90,3 +90,15 @@ def test_wide_and_deep_on_census_beats_the_majority_class(census_run, tmp_path):
     assert metrics["task"] == "binary"
     assert metrics["eval"]["accuracy"] > metrics["baseline"]["accuracy"] + 0.05
     assert metrics["eval"]["auc"] > 0.85
+
+
+def test_rank_features_reports_every_feature_by_mutual_information(census_run):
+    result = run_cli("rank-features", "--run_dir", census_run.path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    rows = [line.split() for line in lines[1:-1]]
+    assert len(rows) == 16 and lines[-1].endswith('"features": {"drop": [...]}')
+    scores = [float(row[2]) for row in rows]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0
+    # Relationship and marital status are known to tell most about census income.
+    assert {"relationship_id", "marital_status_id"} <= {row[0] for row in rows[:4]}

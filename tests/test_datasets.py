@@ -1,12 +1,14 @@
 """Datasets as directories, and runs that keep a copy of theirs: every command
 that reads a run uses the copy, never a lookup by name."""
 
+import dataclasses
 import json
 import os
 
 import pytest
 
 from pipelines import cli, datasets, layout
+from pipelines.errors import UserError
 from pipelines.reports.run_dir import RunDir
 from tests.conftest import PROJECT_ROOT, run_cli
 
@@ -69,3 +71,21 @@ def test_commands_on_a_run_of_a_code_defined_dataset_use_its_copy(penguins_run):
     assert parity.returncode == 0, parity.stderr[-3000:]
     assert parity.stdout.startswith("compared 300 rows x 15 features (4,500 values): "
                                     "0 mismatches")
+
+
+def test_feature_selection_keeps_or_drops_outputs_and_always_the_label():
+    def outputs(inputs):
+        return {"a": 1, "b": 2, "c": 3, "y": 4}
+
+    assert datasets.select_features(outputs, "y", keep=("a",))({}) == {"a": 1, "y": 4}
+    assert datasets.select_features(outputs, "y", drop=("a", "c"))({}) == {"b": 2, "y": 4}
+    with pytest.raises(UserError, match=r"names \['z'\], which the preprocessing_fn"):
+        datasets.select_features(outputs, "y", drop=("z",))({})
+
+
+def test_a_dataset_directory_carries_its_feature_selection(tmp_path):
+    flights = datasets.get_dataset("flights")
+    selected = dataclasses.replace(flights, drop=("tailnum_hash",))
+    selected.save(str(tmp_path / "flights"))
+    loaded = datasets.load_directory(str(tmp_path / "flights"))
+    assert loaded.drop == ("tailnum_hash",) and loaded.keep == ()

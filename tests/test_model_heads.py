@@ -15,12 +15,15 @@ ROWS, CARRIERS, HOURS = 2048, 4, 24
 
 def _schema(label_type=schema_pb2.INT, label_max: int | None = None,
             categorical: bool = True) -> schema_pb2.Schema:
-    """Two numbers, two categories and the label, as a transformed schema has them."""
+    """Two numbers, two categories and the label, as a transformed schema has them
+    (scalars: an empty ``shape``), and a variable-length output the model leaves out."""
     schema = schema_pb2.Schema()
     for name in ("distance_z", "dep_delay_z"):
-        schema.feature.add(name=name, type=schema_pb2.FLOAT)
+        schema.feature.add(name=name, type=schema_pb2.FLOAT).shape.SetInParent()
+    schema.feature.add(name="note_words", type=schema_pb2.INT)  # no shape: variable length
     for name, categories in (("carrier_id", CARRIERS), ("hour_bucket", HOURS)):
         feature = schema.feature.add(name=name, type=schema_pb2.INT)
+        feature.shape.SetInParent()
         feature.int_domain.CopyFrom(
             schema_pb2.IntDomain(min=0, max=categories - 1, is_categorical=True))
     label = schema.feature.add(name=LABEL, type=label_type)
