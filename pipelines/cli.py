@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max_rejected_fraction", type=float, default=0.001,
                      help="fail when more rows than this share are rejected (default 0.001)")
     run.add_argument("--schema", help="a TFMD schema (.pbtxt) instead of the dataset's own")
+    _add_stratify_flag(run)
     _add_bigquery_flags(run)
     run.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
                      help="with --runner DataflowRunner: build the job, do not submit it")
@@ -148,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="a registered dataset, package.module:attribute or a dataset "
                           "directory (default flights)")
     sql.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION)
+    _add_stratify_flag(sql)
     _add_bigquery_flags(sql)
 
     train = _command(commands, "train", _train,
@@ -181,6 +183,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model_name", help="the <name> in /v1/models/<name>; "
                                             "default: the model's dataset")
     return parser
+
+
+def _add_stratify_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stratify_by", metavar="COLUMN",
+                        help="eval takes --eval_fraction of every class of COLUMN (to the "
+                             "row), not of all rows")
 
 
 def _add_bigquery_flags(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION, ROW_KEY, eval_perce
 from pipelines.stages import counters, progress
 from pipelines.stages.bigquery import ReadBigQuery
 from pipelines.stages.read import ReadRaw
-from pipelines.stages.split import SplitExamples
+from pipelines.stages.split import SplitExamples, StratumLimits
 from pipelines.stages.statistics import GenerateStats, ValidateStats
 from pipelines.stages.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
 
@@ -52,6 +52,7 @@ STAGE_LABELS = {
     "ReadAgain": "read",
     "SplitExamples": "split",
     "SplitAgain": "split",
+    "StratumLimits": "split",
     "GenerateStats": "statistics",
     "ValidateStats": "validate",
     "Analyze": "analyze",
@@ -82,6 +83,8 @@ class RunConfig:
     # The columns the serving CSV lacks (serving data may lack those not in the
     # schema's SERVING environment); its records then carry no label.
     serving_lacks: tuple[str, ...] = ()
+    # Eval takes eval_fraction of every class of this column (SplitExamples).
+    stratify_by: str | None = None
 
     @property
     def serving_without(self) -> list[str]:
@@ -106,7 +109,7 @@ class RunConfig:
             return None
         return build_query(self.bigquery, columns_from_schema(self.schema),
                            self.dataset.csv_format.key_columns,
-                           eval_percent(self.eval_fraction))
+                           eval_percent(self.eval_fraction), self.stratify_by)
 
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
@@ -121,7 +124,9 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
         bigquery = ReadBigQuery(
             config.bigquery_sql(),
             RowDecoder(columns_from_schema(schema), config.dataset.csv_format.key_columns),
-            eval_percent(config.eval_fraction),
+            # Stratified, a row's split depends on its class's other rows: the
+            # local re-split (SplitExamples) is the check, not a per-row one.
+            None if config.stratify_by else eval_percent(config.eval_fraction),
             with_serving=bool(config.bigquery.serving_where))
     out = config.output_dir
 
@@ -131,8 +136,13 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     with tft_beam.Context(temp_dir=config.temp_dir, passthrough_keys={ROW_KEY}):
         raw = pipeline | "ReadRaw" >> ReadRaw(
             csv_inputs, decoder, layout.rejected_prefix(out), config.limit, bigquery)
+        limits = None
+        if config.stratify_by:
+            limits = raw["train"] | "StratumLimits" >> StratumLimits(
+                config.stratify_by, config.eval_fraction)
         splits = {name: raw[name] for name in ("train", "serving") if name in raw
-                  } | "SplitExamples" >> SplitExamples(config.eval_fraction)
+                  } | "SplitExamples" >> SplitExamples(
+                      config.eval_fraction, stratify_by=config.stratify_by, limits=limits)
         statistics = splits | "GenerateStats" >> GenerateStats(schema, out)
         _ = statistics | "ValidateStats" >> ValidateStats(schema, out)
         transform_fn = splits["train"] | "Analyze" >> Analyze(
@@ -143,7 +153,9 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             # the CSV again streams them instead: memory stays flat as inputs grow.
             again = pipeline | "ReadAgain" >> ReadRaw(
                 csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
-            splits = again | "SplitAgain" >> SplitExamples(config.eval_fraction, counted=False)
+            splits = again | "SplitAgain" >> SplitExamples(
+                config.eval_fraction, counted=False, stratify_by=config.stratify_by,
+                limits=limits)
         serving = None
         if config.serving_without:
             serving = (tensor_adapter_config(decoder.output_schema, schema, serving=True),

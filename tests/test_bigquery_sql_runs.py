@@ -115,3 +115,34 @@ def test_keyless_sql_labels_every_row_as_the_local_split(tmp_path):
     assert labels == local
     assert abs(sum(v == "eval" for v in labels.values()) / 5000 - 0.2) < 0.02
 
+
+
+def test_stratified_sql_labels_every_row_as_the_local_stratified_split():
+    """Eval takes 20% of every origin, to the row, in BigQuery as locally."""
+    flights = datasets.get_dataset("flights")
+    columns = columns_from_schema(flights.schema())
+    train, serving = flights.default_inputs()
+    table = "my-project.flights.flights_2013"
+    sql = build_query(BigQueryInput(table=table, serving_where="month >= 11"), columns,
+                      flights.csv_format.key_columns, 20, stratify_by="origin")
+    rows = _run(sql, table, [train, serving], columns, "NA")
+    names = [c.name for c in columns] + ["split"]
+    keys = flights.csv_format.key_columns
+    labels = {}
+    for values in rows:
+        row = dict(zip(names, values, strict=True))
+        labels[tuple(str(row[k]) for k in keys)] = (row["origin"], row["split"])
+
+    batch = decoded_table(flights.csv_decoder(), [train]).table.combine_chunks().to_batches()[0]
+    origins = batch.column("origin").flatten().to_pylist()
+    row_key = batch.column(row_keys.ROW_KEY).flatten().to_numpy()
+    limits = {o: row_keys.stratum_limit(np.sort(row_key[np.array(origins) == o]), 20)
+              for o in set(origins)}
+    in_eval = row_keys.stratified_eval_mask(origins, row_key, limits)
+    local = {tuple(_text(row[k][0]) for k in keys): "eval" if e else "train"
+             for row, e in zip(batch.to_pylist(), in_eval, strict=True)}
+    assert {k: split for k, (_, split) in labels.items() if split != "serving"} == local
+    for origin in set(origins):
+        in_class = [split for o, split in labels.values() if o == origin.decode()]
+        rows_in_class = sum(s != "serving" for s in in_class)
+        assert in_class.count("eval") == row_keys.stratum_eval_rows(rows_in_class, 20)

@@ -16,6 +16,7 @@ import tensorflow_transform as tft
 
 from pipelines.decode.row_keys import ROW_KEY
 from pipelines.model.check_parity import read_raw_rows, written_rows
+from pipelines.model.inputs import make_dataset
 from pipelines.reports.run_dir import RunDir
 from tests.conftest import PROJECT_ROOT, run_cli
 from transforms import census
@@ -102,3 +103,22 @@ def test_rank_features_reports_every_feature_by_mutual_information(census_run):
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0
     # Relationship and marital status are known to tell most about census income.
     assert {"relationship_id", "marital_status_id"} <= {row[0] for row in rows[:4]}
+
+
+def test_a_stratified_split_holds_out_the_same_share_of_every_class(census_run, tmp_path):
+    out = str(tmp_path / "stratified")
+    result = run_cli("run", "--dataset", "census", "--train_input", CENSUS,
+                     "--stratify_by", "income_bracket", "--output_dir", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stratified = RunDir(out)
+    counts = {}
+    for split in ("train", "eval"):  # every record: duplicate rows share a row_key
+        for batch in make_dataset(stratified, split, 4096):
+            labels = batch["income_bracket"].numpy()
+            for label in (0, 1):
+                counts[split, label] = counts.get((split, label), 0) + int((labels == label).sum())
+    for label, rows in ((0, ROWS - HIGH_INCOME_ROWS), (1, HIGH_INCOME_ROWS)):
+        assert counts["train", label] + counts["eval", label] == rows
+        # 20% of the class, half rounded up: 4,944 of 24,720 and 1,568 of 7,841.
+        assert counts["eval", label] == (rows * 20 + 50) // 100
+    assert stratified.summary["rows"]["eval"] == 4_944 + 1_568

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from pipelines import datasets, layout
-from pipelines.commands import dataflow, init, preflight, staging
+from pipelines.commands import bigquery_sql, dataflow, init, preflight, staging
 from pipelines.decode.bigquery import BigQueryInput
 from pipelines.decode.columns import columns_from_schema
 from pipelines.decode.files import match_files
@@ -117,6 +117,7 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
                         f"{args.max_rejected_fraction}")
     schema, schema_file = preflight.load_schema(dataset, args.schema)
+    bigquery_sql.check_stratify_by(args.stratify_by, schema)
     bigquery = None
     if args.bigquery_table or args.bigquery_query:
         if args.train_input:
@@ -157,7 +158,7 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
     return RunConfig(dataset=dataset, output_dir=output_dir, train_input=train_input,
                      serving_input=serving_input, temp_dir=temp_dir, schema=schema,
                      schema_file=schema_file, eval_fraction=args.eval_fraction,
-                     limit=args.limit, bigquery=bigquery,
+                     limit=args.limit, bigquery=bigquery, stratify_by=args.stratify_by,
                      serving_lacks=tuple(lacking) if serving_input and remote else ())
 
 

@@ -78,8 +78,13 @@ def _sql_string(text: str) -> str:
 
 
 def build_query(source: BigQueryInput, columns: list[Column], key_columns: tuple[str, ...],
-                eval_percent: int) -> str:
-    """The standard-SQL query that returns the schema's columns and ``split``."""
+                eval_percent: int, stratify_by: str | None = None) -> str:
+    """The standard-SQL query that returns the schema's columns and ``split``.
+
+    With ``stratify_by``, eval takes ``eval_percent`` of each class of that
+    column (half rounded up): the rows whose fingerprint ranks first within
+    their class, as ``pipelines.decode.row_keys.stratum_limit`` picks them.
+    """
     key = _key_expression(key_columns, columns)
     names = ",\n    ".join(c.name for c in columns)
     origin = (f"`{source.table}`" if source.table
@@ -105,10 +110,24 @@ def build_query(source: BigQueryInput, columns: list[Column], key_columns: tuple
         "  *,\n"
         "  CASE\n"
         f"{serving}"
-        f"    WHEN MOD(ABS(FARM_FINGERPRINT({key})), 100) < {eval_percent} THEN 'eval'\n"
+        f"    WHEN {_eval_condition(key, eval_percent, stratify_by, source.serving_where)}"
+        f" THEN 'eval'\n"
         "    ELSE 'train'\n"
         f"  END AS {SPLIT_COLUMN}\n"
         "FROM source\n")
+
+
+def _eval_condition(key: str, eval_percent: int, stratify_by: str | None,
+                    serving_where: str | None) -> str:
+    if stratify_by is None:
+        return f"MOD(ABS(FARM_FINGERPRINT({key})), 100) < {eval_percent}"
+    # Serving rows form partitions of their own, so they count in no class. The
+    # parentheses inside DIV are redundant in BigQuery; translators (sqlglot's
+    # DIV -> //) can lose them.
+    partition = (f"IFNULL(({serving_where}), FALSE), {stratify_by}" if serving_where
+                 else stratify_by)
+    return (f"RANK() OVER (PARTITION BY {partition} ORDER BY FARM_FINGERPRINT({key}))\n"
+            f"      <= DIV((COUNT(*) OVER (PARTITION BY {partition}) * {eval_percent} + 50), 100)")
 
 
 def _indent(text: str, spaces: int) -> str:

@@ -23,7 +23,7 @@ from pipelines.errors import UserError
 __all__ = [
     "DEFAULT_EVAL_FRACTION", "FLOAT_FORMAT", "KEY_SEPARATOR", "NULL_TEXT", "ROW_KEY",
     "column_texts", "eval_mask", "eval_percent", "is_eval", "row_keys", "split_buckets",
-    "value_text",
+    "stratified_eval_mask", "stratum_eval_rows", "stratum_limit", "value_text",
 ]
 
 
@@ -112,6 +112,30 @@ def eval_mask(keys: np.ndarray, percent: int) -> np.ndarray:
     ``percent`` buckets of 100 held out (``eval_percent``): the one place the
     split is decided, for CSV and BigQuery rows alike."""
     return split_buckets(keys) < percent
+
+
+def stratum_eval_rows(rows: int, percent: int) -> int:
+    """The rows of one class held out for eval when splitting by class
+    (``--stratify_by``): ``percent`` of them, half rounded up, as BigQuery's
+    ``DIV(rows * percent + 50, 100)``."""
+    return (rows * percent + 50) // 100
+
+
+def stratum_limit(sorted_keys: np.ndarray, percent: int) -> int | None:
+    """The largest row key of a class that goes to eval: its rows with the
+    ``stratum_eval_rows`` smallest keys are eval, as ranking by
+    ``FARM_FINGERPRINT`` within the class does in BigQuery (rows with equal keys,
+    duplicates, share a rank and a split). None: the class has no eval row."""
+    count = stratum_eval_rows(len(sorted_keys), percent)
+    return int(sorted_keys[count - 1]) if count else None
+
+
+def stratified_eval_mask(classes: list, keys: np.ndarray, limits: dict) -> np.ndarray:
+    """Which rows are eval, given each row's class and the classes' ``stratum_limit``."""
+    bounds = np.array([limits.get(c) for c in classes], dtype=object)
+    has_eval = np.array([b is not None for b in bounds], dtype=bool)
+    limit = np.where(has_eval, bounds, 0).astype(np.int64)
+    return has_eval & (keys <= limit)
 
 
 def is_eval(batch: pa.RecordBatch, percent: int) -> np.ndarray:

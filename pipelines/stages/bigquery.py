@@ -21,7 +21,8 @@ class _DecodeRows(beam.DoFn):
     """A batch of rows -> RecordBatches (main output) and rejected rows, counting
     rows whose BigQuery split label disagrees with the local fingerprint."""
 
-    def __init__(self, decoder: RowDecoder, eval_percent: int):
+    def __init__(self, decoder: RowDecoder, eval_percent: int | None):
+        """``eval_percent`` None: no per-row check (a stratified split)."""
         self._decoder = decoder
         self._eval_percent = eval_percent
 
@@ -30,6 +31,8 @@ class _DecodeRows(beam.DoFn):
         progress.advance("read", len(rows))
         labelled = [r for r in rows if r.get(SPLIT_COLUMN) in ("train", "eval")
                     and all(r.get(k) is not None for k in self._decoder.key_columns)]
+        if self._eval_percent is None:
+            labelled = []
         if labelled:
             local_eval = row_keys.eval_mask(row_keys.row_keys(self._decoder.keys(labelled)),
                                             self._eval_percent)
@@ -54,7 +57,7 @@ class ReadBigQuery(beam.PTransform):
     splits them again with the same function, locally.
     """
 
-    def __init__(self, query: str, decoder: RowDecoder, eval_percent: int,
+    def __init__(self, query: str, decoder: RowDecoder, eval_percent: int | None,
                  with_serving: bool):
         super().__init__()
         self._query = query
