@@ -67,22 +67,30 @@ def _local_splits(decoder: CsvDecoder, train: str, serving: str | None, key) -> 
     return splits
 
 
-def test_flights_sql_labels_every_row_as_the_local_split():
-    flights = datasets.get_dataset("flights")
-    columns = columns_from_schema(flights.schema())
-    train, serving = flights.default_inputs()
+FLIGHTS = datasets.get_dataset("flights")
+FLIGHTS_KEYS = FLIGHTS.csv_format.key_columns
+
+
+def _flights_sql_rows(stratify_by: str | None = None) -> list[dict]:
+    """Every flights row as the generated SQL (Nov-Dec as serving) returns it."""
+    columns = columns_from_schema(FLIGHTS.schema())
     table = "my-project.flights.flights_2013"
     sql = build_query(BigQueryInput(table=table, serving_where="month >= 11"), columns,
-                      flights.csv_format.key_columns, 20)
-    rows = _run(sql, table, [train, serving], columns, "NA")
+                      FLIGHTS_KEYS, 20, stratify_by=stratify_by)
     names = [c.name for c in columns] + ["split"]
-    keys = flights.csv_format.key_columns
-    local = _local_splits(flights.csv_decoder(), train, serving,
-                          lambda row: tuple(_text(row[k][0]) for k in keys))
-    labels = {}
-    for values in rows:
-        row = dict(zip(names, values, strict=True))
-        labels[tuple(str(row[k]) for k in keys)] = row["split"]
+    return [dict(zip(names, values, strict=True))
+            for values in _run(sql, table, list(FLIGHTS.default_inputs()), columns, "NA")]
+
+
+def _flights_key(row: dict) -> tuple[str, ...]:
+    return tuple(str(row[k]) for k in FLIGHTS_KEYS)
+
+
+def test_flights_sql_labels_every_row_as_the_local_split():
+    train, serving = FLIGHTS.default_inputs()
+    local = _local_splits(FLIGHTS.csv_decoder(), train, serving,
+                          lambda row: tuple(_text(row[k][0]) for k in FLIGHTS_KEYS))
+    labels = {_flights_key(row): row["split"] for row in _flights_sql_rows()}
     counts = {s: sum(v == s for v in labels.values()) for s in ("train", "eval", "serving")}
     assert counts == {"train": 225_359, "eval": 56_014, "serving": 55_403}
     assert labels == local
@@ -119,27 +127,16 @@ def test_keyless_sql_labels_every_row_as_the_local_split(tmp_path):
 
 def test_stratified_sql_labels_every_row_as_the_local_stratified_split():
     """Eval takes 20% of every origin, to the row, in BigQuery as locally."""
-    flights = datasets.get_dataset("flights")
-    columns = columns_from_schema(flights.schema())
-    train, serving = flights.default_inputs()
-    table = "my-project.flights.flights_2013"
-    sql = build_query(BigQueryInput(table=table, serving_where="month >= 11"), columns,
-                      flights.csv_format.key_columns, 20, stratify_by="origin")
-    rows = _run(sql, table, [train, serving], columns, "NA")
-    names = [c.name for c in columns] + ["split"]
-    keys = flights.csv_format.key_columns
-    labels = {}
-    for values in rows:
-        row = dict(zip(names, values, strict=True))
-        labels[tuple(str(row[k]) for k in keys)] = (row["origin"], row["split"])
-
-    batch = decoded_table(flights.csv_decoder(), [train]).table.combine_chunks().to_batches()[0]
+    labels = {_flights_key(row): (row["origin"], row["split"])
+              for row in _flights_sql_rows(stratify_by="origin")}
+    train, _ = FLIGHTS.default_inputs()
+    batch = decoded_table(FLIGHTS.csv_decoder(), [train]).table.combine_chunks().to_batches()[0]
     origins = batch.column("origin").flatten().to_pylist()
     row_key = batch.column(row_keys.ROW_KEY).flatten().to_numpy()
     limits = {o: row_keys.stratum_limit(np.sort(row_key[np.array(origins) == o]), 20)
               for o in set(origins)}
     in_eval = row_keys.stratified_eval_mask(origins, row_key, limits)
-    local = {tuple(_text(row[k][0]) for k in keys): "eval" if e else "train"
+    local = {tuple(_text(row[k][0]) for k in FLIGHTS_KEYS): "eval" if e else "train"
              for row, e in zip(batch.to_pylist(), in_eval, strict=True)}
     assert {k: split for k, (_, split) in labels.items() if split != "serving"} == local
     for origin in set(origins):

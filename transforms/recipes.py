@@ -174,9 +174,13 @@ def weekday_cycle(weekday: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def weekday(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:
-    """The day of the week of a date, Monday 0 to Sunday 6 (1970-01-01 was a
-    Thursday)."""
-    return tf.math.floormod(_days_from_civil(year, month, day) + 3, 7)
+    """The day of the week of a date, Monday 0 to Sunday 6."""
+    return _weekday_of(_days_from_civil(year, month, day))
+
+
+def _weekday_of(days_since_1970: tf.Tensor) -> tf.Tensor:
+    """1970-01-01 was a Thursday: + 3 makes Monday 0."""
+    return tf.math.floormod(days_since_1970 + 3, 7)
 
 
 def month_cycle(month: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -307,9 +311,8 @@ def timestamp_features(x, name: str, text: bool = False) -> dict[str, tf.Tensor]
     seconds = tf.where(known, seconds, tf.cast(mean, tf.float64))
     day_seconds = tf.math.floormod(seconds, SECONDS_PER_DAY)
     days = tf.math.floordiv(seconds, SECONDS_PER_DAY)
-    hour_sin, hour_cos = cyclical(day_seconds / 3600.0, period=24.0)
-    # 1970-01-01 was a Thursday: + 3 makes Monday 0.
-    weekday_sin, weekday_cos = cyclical(tf.math.floormod(days + 3, 7), period=7.0)
+    hour_sin, hour_cos = hour_cycle(day_seconds / 3600.0)
+    weekday_sin, weekday_cos = weekday_cycle(_weekday_of(days))
     return {
         f"{name}_hour_sin": hour_sin, f"{name}_hour_cos": hour_cos,
         f"{name}_weekday_sin": weekday_sin, f"{name}_weekday_cos": weekday_cos,

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -44,9 +45,8 @@ from pipelines import datasets
 from pipelines.commands.infer_schema import infer
 from pipelines.commands.suggest_thresholds import noise_between_halves
 from pipelines.decode import dialect
-from pipelines.decode.columns import SERVING, TRAINING, CsvFormat, columns_from_schema
-from pipelines.decode.csv_decoder import CsvDecoder
-from pipelines.decode.files import decoded_table, match_files
+from pipelines.decode.columns import SERVING, TRAINING, CsvFormat
+from pipelines.decode.files import match_files
 from pipelines.errors import UserError
 
 __all__ = ["Drafted", "init_dataset", "name_of"]
@@ -122,7 +122,7 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
     if not inferred.typed.num_rows:
         raise UserError(f"{train_input} holds no row that decodes as {csv_format}")
     schema = inferred.schema
-    choices = [_choose(inferred.typed.column(n), _feature(schema, n), n == label)
+    choices = [_choose(inferred.typed.column(n), tfdv.get_feature(schema, n), n == label)
                for n in names]
     _declare_environments(schema, label)
     # A column with one value or none has no distribution to compare, and its
@@ -131,7 +131,7 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
     for feature in schema.feature:
         if feature.name in constant:
             feature.presence.ClearField("min_count")
-    thresholds = _set_thresholds(schema, csv_format, files, limit, constant)
+    thresholds = _set_thresholds(schema, pa.Table.from_batches([inferred.typed]), constant)
     name = name or name_of(directory)
     detected = dialect.Detected(csv_format, names).describe()
     header = (f"# Drafted by `python -m pipelines init` from {train_input}\n"
@@ -163,10 +163,6 @@ def _dialect(path: str, column_names, delimiter, null_values, encoding
     if not names:
         raise UserError(f"{path} holds no line to read columns from")
     return csv_format, names
-
-
-def _feature(schema: schema_pb2.Schema, name: str) -> schema_pb2.Feature:
-    return next(f for f in schema.feature if f.name == name)
 
 
 def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bool) -> Choice:
@@ -235,17 +231,16 @@ def _declare_environments(schema: schema_pb2.Schema, label: str | None) -> None:
     """Training and serving data; serving data may lack the label."""
     schema.default_environment.extend([TRAINING, SERVING])
     if label:
-        _feature(schema, label).not_in_environment.append(SERVING)
+        tfdv.get_feature(schema, label).not_in_environment.append(SERVING)
 
 
-def _set_thresholds(schema: schema_pb2.Schema, csv_format: CsvFormat, files: list[str],
-                    limit: int | None, uncompared: set[str]) -> dict[str, float]:
+def _set_thresholds(schema: schema_pb2.Schema, table: pa.Table, uncompared: set[str]
+                    ) -> dict[str, float]:
     """Skew and drift comparators on every column used, thresholds from the
-    noise between random halves of the rows. A number is compared by the
-    histogram that is less noisy between halves: equal-width buckets suit
-    discrete values, quantile buckets heavy tails."""
-    table = decoded_table(CsvDecoder(columns_from_schema(schema), csv_format), files,
-                          limit).table
+    noise between random halves of ``table`` (the rows the schema was inferred
+    from, typed as it says). A number is compared by the histogram that is less
+    noisy between halves: equal-width buckets suit discrete values, quantile
+    buckets heavy tails."""
     compared = [f for f in schema.feature if f.name not in uncompared]
     noise = {}
     for source in (schema_pb2.HistogramSelection.STANDARD,

@@ -17,11 +17,11 @@ import tempfile
 import time
 
 from pipelines import datasets, layout
-from pipelines.commands import bigquery_sql, dataflow, init, preflight, staging
+from pipelines.commands import dataflow, init, preflight, staging
 from pipelines.decode.bigquery import BigQueryInput
 from pipelines.decode.columns import columns_from_schema
 from pipelines.decode.files import match_files
-from pipelines.decode.row_keys import eval_percent
+from pipelines.decode.row_keys import check_stratify_by, eval_percent
 from pipelines.errors import UserError
 from pipelines.pipeline import RunConfig, build_pipeline, execute
 from pipelines.reports import anomalies, history, html, summary
@@ -117,7 +117,7 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
                         f"{args.max_rejected_fraction}")
     schema, schema_file = preflight.load_schema(dataset, args.schema)
-    bigquery_sql.check_stratify_by(args.stratify_by, schema)
+    check_stratify_by(args.stratify_by, columns_from_schema(schema))
     bigquery = None
     if args.bigquery_table or args.bigquery_query:
         if args.train_input:

@@ -22,8 +22,8 @@ from pipelines.errors import UserError
 
 __all__ = [
     "DEFAULT_EVAL_FRACTION", "FLOAT_FORMAT", "KEY_SEPARATOR", "NULL_TEXT", "ROW_KEY",
-    "column_texts", "eval_mask", "eval_percent", "is_eval", "row_keys", "split_buckets",
-    "stratified_eval_mask", "stratum_eval_rows", "stratum_limit", "value_text",
+    "check_stratify_by", "column_texts", "eval_mask", "eval_percent", "is_eval", "row_keys",
+    "split_buckets", "stratified_eval_mask", "stratum_eval_rows", "stratum_limit", "value_text",
 ]
 
 
@@ -112,6 +112,20 @@ def eval_mask(keys: np.ndarray, percent: int) -> np.ndarray:
     ``percent`` buckets of 100 held out (``eval_percent``): the one place the
     split is decided, for CSV and BigQuery rows alike."""
     return split_buckets(keys) < percent
+
+
+def check_stratify_by(column: str | None, columns: list) -> None:
+    """A stratified split needs a column every row has (of ``columns``, the
+    schema's ``Column``s): a class to count the row in."""
+    if column is None:
+        return
+    by_name = {c.name: c for c in columns}
+    if column not in by_name:
+        raise UserError(f"--stratify_by {column}: no such column; the schema's columns: "
+                        f"{', '.join(by_name)}")
+    if not by_name[column].required:
+        raise UserError(f"--stratify_by {column}: the column may be missing, and a row "
+                        f"without a class cannot be stratified; pick a required column")
 
 
 def stratum_eval_rows(rows: int, percent: int) -> int:
