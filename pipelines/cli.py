@@ -83,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="fail when more rows than this share are rejected (default 0.001)")
     run.add_argument("--schema", help="a TFMD schema (.pbtxt) instead of the dataset's own")
     _add_stratify_flag(run)
+    run.add_argument("--drop_duplicates", action="store_true",
+                     help="keep one of each set of identical training rows (they are "
+                          "counted either way; serving rows are never dropped)")
+    run.add_argument("--oversample_minority", nargs="?", const=1.0, type=float,
+                     metavar="RATIO",
+                     help="repeat the training records of every class smaller than RATIO "
+                          "(default 1.0) x the largest class up to that size; eval and "
+                          "serving are untouched")
     _add_bigquery_flags(run)
     run.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
                      help="with --runner DataflowRunner: build the job, do not submit it")

@@ -36,6 +36,8 @@ from pipelines.decode.columns import columns_from_schema
 from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION, ROW_KEY, eval_percent
 from pipelines.stages import counters, progress
 from pipelines.stages.bigquery import ReadBigQuery
+from pipelines.stages.duplicates import Deduplicate, RepeatedRows
+from pipelines.stages.oversample import OversampleMinority
 from pipelines.stages.read import ReadRaw
 from pipelines.stages.split import SplitExamples, StratumLimits
 from pipelines.stages.statistics import GenerateStats, ValidateStats
@@ -50,6 +52,10 @@ __all__ = [
 STAGE_LABELS = {
     "ReadRaw": "read",
     "ReadAgain": "read",
+    "RepeatedRowsTrain": "duplicates",
+    "RepeatedRowsServing": "duplicates",
+    "Deduplicate": "duplicates",
+    "DeduplicateAgain": "duplicates",
     "SplitExamples": "split",
     "SplitAgain": "split",
     "StratumLimits": "split",
@@ -57,6 +63,7 @@ STAGE_LABELS = {
     "ValidateStats": "validate",
     "Analyze": "analyze",
     "Transform": "transform",
+    "OversampleMinority": "oversample",
     "WriteOutputs": "write",
 }
 
@@ -85,6 +92,11 @@ class RunConfig:
     serving_lacks: tuple[str, ...] = ()
     # Eval takes eval_fraction of every class of this column (SplitExamples).
     stratify_by: str | None = None
+    # Keep one row of every set of identical training rows (Deduplicate).
+    drop_duplicates: bool = False
+    # Repeat the smaller classes' training records up to this share of the
+    # largest class's (OversampleMinority).
+    oversample_minority: float | None = None
 
     @property
     def serving_without(self) -> list[str]:
@@ -136,6 +148,12 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     with tft_beam.Context(temp_dir=config.temp_dir, passthrough_keys={ROW_KEY}):
         raw = pipeline | "ReadRaw" >> ReadRaw(
             csv_inputs, decoder, layout.rejected_prefix(out), config.limit, bigquery)
+        # Identical rows are counted in every input, and dropped from the
+        # training input only when asked.
+        repeated = {name: raw[name] | f"RepeatedRows{name.capitalize()}" >> RepeatedRows(name)
+                    for name in ("train", "serving") if name in raw}
+        if config.drop_duplicates:
+            raw["train"] = raw["train"] | "Deduplicate" >> Deduplicate(repeated["train"])
         limits = None
         if config.stratify_by:
             limits = raw["train"] | "StratumLimits" >> StratumLimits(
@@ -153,6 +171,9 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             # the CSV again streams them instead: memory stays flat as inputs grow.
             again = pipeline | "ReadAgain" >> ReadRaw(
                 csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
+            if config.drop_duplicates:
+                again["train"] = again["train"] | "DeduplicateAgain" >> Deduplicate(
+                    repeated["train"], counted=False)
             splits = again | "SplitAgain" >> SplitExamples(
                 config.eval_fraction, counted=False, stratify_by=config.stratify_by,
                 limits=limits)
@@ -161,6 +182,11 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             serving = (tensor_adapter_config(decoder.output_schema, schema, serving=True),
                        config.serving_without)
         transformed = splits | "Transform" >> Transform(adapter_config, transform_fn, serving)
+        if config.oversample_minority:
+            # After the analysis and the statistics: they see each row once.
+            transformed["train"] = transformed["train"] | "OversampleMinority" >> (
+                OversampleMinority(config.dataset.transforms.LABEL_KEY,
+                                   config.oversample_minority))
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline
 
@@ -207,7 +233,7 @@ class Executed:
     """A finished pipeline: its result and its rows, accounted for."""
 
     result: beam.runners.runner.PipelineResult
-    rows: dict[str, int]  # read, train, eval, serving, rejected
+    rows: dict[str, int]  # counters.ROW_COUNTS
 
     def counter(self, name: str) -> int:
         return counters.counter_totals(self.result).get(name, 0)
@@ -215,13 +241,17 @@ class Executed:
     def rejected_by_kind(self) -> dict[str, int]:
         return counters.rejected_by_kind(self.result)
 
+    def duplicates_found(self) -> dict[str, int]:
+        return counters.duplicates_found(self.result)
+
     def stage_seconds(self) -> dict[str, float] | None:
         return counters.stage_seconds(self.result, STAGE_LABELS)
 
 
 def execute(pipeline: beam.Pipeline) -> Executed:
     """Runs ``pipeline`` to the end and checks that every row read is accounted
-    for: read == train + eval + serving + rejected.
+    for: read == train + eval + serving + rejected + duplicates dropped (the
+    oversampled copies are extra records, counted apart).
 
     Raises:
       RuntimeError: the row accounting does not add up.
@@ -230,8 +260,9 @@ def execute(pipeline: beam.Pipeline) -> Executed:
     result.wait_until_finish()
     progress.finish()
     rows = counters.row_counts(result)
-    accounted = rows["train"] + rows["eval"] + rows["serving"] + rows["rejected"]
+    accounted = (rows["train"] + rows["eval"] + rows["serving"] + rows["rejected"]
+                 + rows["duplicates_dropped"])
     if rows["read"] != accounted:
-        raise RuntimeError(f"row accounting failed: read {rows['read']} != "
-                           f"train + eval + serving + rejected = {accounted}")
+        raise RuntimeError(f"row accounting failed: read {rows['read']} != train + eval + "
+                           f"serving + rejected + duplicates dropped = {accounted}")
     return Executed(result, rows)

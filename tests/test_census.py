@@ -3,7 +3,9 @@
 
 One run (a module fixture) and the tests that inspect it: the wide features'
 values and ranges, recomputed from the raw rows with ``bisect`` and pyfarmhash,
-the 0/1 label, serving parity over every eval row, and a trained model.
+the 0/1 label, serving parity over every eval row, and a trained model. A
+second run selects instances (stratified eval, duplicates dropped, the
+minority oversampled), its counts recomputed from the file's lines.
 """
 
 import bisect
@@ -105,20 +107,57 @@ def test_rank_features_reports_every_feature_by_mutual_information(census_run):
     assert {"relationship_id", "marital_status_id"} <= {row[0] for row in rows[:4]}
 
 
-def test_a_stratified_split_holds_out_the_same_share_of_every_class(census_run, tmp_path):
-    out = str(tmp_path / "stratified")
+def _label_counts(run: RunDir, split: str) -> dict[int, int]:
+    counts = {0: 0, 1: 0}
+    for batch in make_dataset(run, split, 4096):  # every record, copies included
+        labels = batch["income_bracket"].numpy()
+        for label in counts:
+            counts[label] += int((labels == label).sum())
+    return counts
+
+
+def test_instance_selection_stratifies_drops_duplicates_and_balances_train(tmp_path):
+    """One run with all three: --stratify_by, --drop_duplicates and
+    --oversample_minority 1.0, plus a serving file holding repeats, which stay."""
+    with open(CENSUS, "rb") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    serving = tmp_path / "serving.data"
+    serving_lines = lines[:1000] + lines[:5]
+    serving.write_bytes(b"".join(line + b"\n" for line in serving_lines))
+    out = str(tmp_path / "selected")
     result = run_cli("run", "--dataset", "census", "--train_input", CENSUS,
-                     "--stratify_by", "income_bracket", "--output_dir", out)
+                     "--serving_input", str(serving), "--stratify_by", "income_bracket",
+                     "--drop_duplicates", "--oversample_minority", "1.0", "--output_dir", out)
     assert result.returncode == 0, result.stderr[-3000:]
-    stratified = RunDir(out)
-    counts = {}
-    for split in ("train", "eval"):  # every record: duplicate rows share a row_key
-        for batch in make_dataset(stratified, split, 4096):
-            labels = batch["income_bracket"].numpy()
-            for label in (0, 1):
-                counts[split, label] = counts.get((split, label), 0) + int((labels == label).sum())
-    for label, rows in ((0, ROWS - HIGH_INCOME_ROWS), (1, HIGH_INCOME_ROWS)):
-        assert counts["train", label] + counts["eval", label] == rows
-        # 20% of the class, half rounded up: 4,944 of 24,720 and 1,568 of 7,841.
-        assert counts["eval", label] == (rows * 20 + 50) // 100
-    assert stratified.summary["rows"]["eval"] == 4_944 + 1_568
+    selected = RunDir(out)
+    summary = selected.summary
+
+    distinct = set(lines)
+    by_class = {label: sum(1 for line in distinct if line.endswith(b">50K") == bool(label))
+                for label in (0, 1)}
+    assert len(lines) == ROWS and len(distinct) == ROWS - 24  # adult.data repeats 24 rows
+    assert summary["duplicates"] == {"train_input": 24,
+                                     "serving_input": len(serving_lines) - len(set(serving_lines))}
+    rows = summary["rows"]
+    assert rows["read"] == ROWS + len(serving_lines) and rows["rejected"] == 0
+    assert rows["duplicates_dropped"] == 24 and rows["serving"] == len(serving_lines)
+    assert rows["read"] == (rows["train"] + rows["eval"] + rows["serving"] + rows["rejected"]
+                            + rows["duplicates_dropped"])
+
+    # Eval: 20% of every class of the distinct rows, half rounded up, each once.
+    evaluated = _label_counts(selected, "eval")
+    assert evaluated == {label: (n * 20 + 50) // 100 for label, n in by_class.items()}
+    assert len(written_rows(selected, "eval")) == rows["eval"] == sum(evaluated.values())
+    # Train: the minority repeated up to the majority, to the row; the copies
+    # are counted apart from the rows read.
+    trained = _label_counts(selected, "train")
+    majority = by_class[0] - evaluated[0]
+    assert trained == {0: majority, 1: majority}
+    assert rows["train"] == sum(by_class.values()) - rows["eval"]
+    assert rows["oversampled"] == 2 * majority - rows["train"]
+    # Serving: untouched, its repeats included.
+    assert sum(_label_counts(selected, "serving").values()) == len(serving_lines)
+    assert summary["instance_selection"] == {
+        "stratify_by": "income_bracket", "drop_duplicates": True, "oversample_minority": 1.0}
+    assert "oversampled: " in result.stdout and "duplicates found: 24 in the train input" in (
+        result.stdout)

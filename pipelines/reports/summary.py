@@ -19,8 +19,16 @@ __all__ = ["add_timing", "build_summary", "format_report", "write_json"]
 def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction: float,
                   limit: int | None, output_dir: str, rows: dict,
                   rejected_by_reason: dict[str, int], stage_times: dict | None,
-                  validated: dict[str, Validated], serving_without: list[str] = ()) -> dict:
-    """The ``run_summary.json`` document, but for its timing (``add_timing``)."""
+                  validated: dict[str, Validated], serving_without: list[str] = (),
+                  duplicates: dict[str, int] | None = None,
+                  instance_selection: dict | None = None) -> dict:
+    """The ``run_summary.json`` document, but for its timing (``add_timing``).
+
+    ``rows`` accounts for every row read: read = train + eval + serving +
+    rejected + duplicates_dropped; ``oversampled`` counts the extra training
+    records written (the train split's records are train + oversampled).
+    ``duplicates`` counts the rows repeating an earlier row of the same input.
+    """
     stage_rows = {
         "read": rows["read"],
         "analyze": rows["train"],
@@ -41,6 +49,8 @@ def build_summary(*, dataset: str, schema_file: str, inputs: dict, eval_fraction
         "limit": limit,
         "output_dir": output_dir,
         "rows": rows,
+        "duplicates": duplicates or {},
+        "instance_selection": instance_selection or {},
         "rejected_by_reason": rejected_by_reason,
         "stages": stages,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
@@ -96,7 +106,15 @@ def format_report(document: dict) -> str:
         lines.append(f"{split:<10}{rows[split]:>12,}  {listed}")
     kinds = ", ".join(f"{k} {n:,}" for k, n in document["rejected_by_reason"].items())
     lines.append(f"{'rejected':<10}{rows['rejected']:>12,}" + (f"  {kinds}" if kinds else ""))
+    found = document.get("duplicates", {})
+    if any(found.values()) or rows.get("duplicates_dropped"):
+        inputs = ", ".join(f"{n:,} in the {name.replace('_', ' ')}" for name, n in found.items())
+        lines.append(f"{'dropped':<10}{rows['duplicates_dropped']:>12,}  duplicates found: "
+                     f"{inputs}")
     lines.append(f"{'read':<10}{rows['read']:>12,}")
+    if rows.get("oversampled"):
+        lines.append(f"oversampled: {rows['oversampled']:,} extra training records "
+                     f"({rows['train'] + rows['oversampled']:,} written)")
     skew = document["skew"]
     if skew:
         over = [f for f, m in skew.items() if not m["ok"]]

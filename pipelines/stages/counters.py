@@ -11,11 +11,14 @@ from apache_beam.metrics.metric import MetricsFilter
 
 __all__ = [
     "NAMESPACE", "REJECTED_PREFIX", "ROW_COUNTS", "count", "count_rejected", "counter_totals",
-    "rejected_by_kind", "row_counts", "stage_seconds",
+    "duplicates_found", "rejected_by_kind", "row_counts", "stage_seconds",
 ]
 
 NAMESPACE = "tft_preprocessing"
-ROW_COUNTS = ("read", "train", "eval", "serving", "rejected")
+# Every row read is train, eval, serving, rejected or a dropped duplicate;
+# oversampled copies are records written beyond the rows read.
+ROW_COUNTS = ("read", "train", "eval", "serving", "rejected", "duplicates_dropped",
+              "oversampled")
 _EXECUTION_TIME = "metric:ptransform_execution_time:total_msecs:v1"  # namespace "beam"
 
 REJECTED_PREFIX = "rows_rejected_"
@@ -48,19 +51,30 @@ def row_counts(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
     return {name: totals.get(f"rows_{name}", 0) for name in ROW_COUNTS}
 
 
+def duplicates_found(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """Rows repeating an earlier row of the same input, dropped or not, by input
+    (``train``: the training input, both splits)."""
+    totals = counter_totals(result)
+    return {f"{name}_input": totals.get(f"rows_duplicates_{name}", 0)
+            for name in ("train", "serving")}
+
+
 def stage_seconds(result, stage_labels: dict[str, str]) -> dict[str, float] | None:
     """Seconds of execution time per stage, or None if the runner has no such metric."""
     monitoring = getattr(result, "monitoring_metrics", None)
     if monitoring is None:
         return None
-    seconds = dict.fromkeys(stage_labels.values(), 0.0)
+    seconds: dict[str, float] = {}  # in pipeline order; a stage the run had not is left out
+    ran = set()
     for counter in monitoring().query()["counters"]:
         if counter.key.metric.name != _EXECUTION_TIME or not counter.key.step:
             continue
         stage = stage_labels.get(counter.key.step.split("/", 1)[0])
         if stage:
-            seconds[stage] += (counter.committed or 0) / 1000.0
-    return seconds
+            ran.add(stage)
+            seconds[stage] = seconds.get(stage, 0.0) + (counter.committed or 0) / 1000.0
+    return {stage: seconds[stage] for stage in dict.fromkeys(stage_labels.values())
+            if stage in ran}
 
 
 def rejected_by_kind(result) -> dict[str, int]:
