@@ -49,7 +49,8 @@ def csv_job(tmp_path_factory):
 def bigquery_job(tmp_path_factory):
     return _dry_run(tmp_path_factory, "bigquery_job",
                     "--bigquery_table", "my-project.flights.flights_2013",
-                    "--serving_where", "month >= 11", "--sample_percent", "10")
+                    "--serving_where", "month >= 11", "--sample_percent", "10",
+                    "--drop_duplicates", "--oversample_minority", "0.5")
 
 
 def _top_level_stages(proto) -> set[str]:
@@ -80,6 +81,10 @@ def test_bigquery_job_reads_the_generated_query(bigquery_job):
     result, _, proto = bigquery_job
     names = {t.unique_name for t in proto.components.transforms.values()}
     assert "ReadRaw/BigQuery/Query" in names
+    # Instance selection runs on BigQuery rows too (one read, no second pass).
+    assert {"RepeatedRowsTrain", "RepeatedRowsServing", "Deduplicate", "OversampleMinority"
+            } <= _top_level_stages(proto)
+    assert "DeduplicateAgain" not in _top_level_stages(proto)
     assert "WHEN (month >= 11) THEN 'serving'" in result.stdout
     assert "< 1000" in result.stdout  # 10 percent, in hundredths of a percent
 

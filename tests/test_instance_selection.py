@@ -102,6 +102,12 @@ def _transformed(labels: list[int], keys: list[int]) -> tuple[pa.RecordBatch, di
     return batch, {}
 
 
+def _label_and_key(transformed: tuple[pa.RecordBatch, dict]):
+    batch, _ = transformed
+    return zip(batch.column("label").flatten().to_pylist(),
+               batch.column(ROW_KEY).flatten().to_pylist(), strict=True)
+
+
 def test_oversampling_repeats_the_minority_to_the_row():
     keys = list(range(-500, 500, 7))  # 143 rows
     labels = [int(k % 5 == 0) for k in keys]  # 29 of class 1, 114 of class 0
@@ -115,8 +121,7 @@ def test_oversampling_repeats_the_minority_to_the_row():
     transformed = pipeline | beam.Create(
         [_transformed(labels[:70], keys[:70]), _transformed(labels[70:], keys[70:])])
     oversampled = transformed | OversampleMinority("label", 1.0)
-    rows = oversampled | beam.FlatMap(lambda t: zip(t[0].column("label").flatten().to_pylist(),
-                                                    t[0].column(ROW_KEY).flatten().to_pylist()))
+    rows = oversampled | beam.FlatMap(_label_and_key)
     assert_that(rows, equal_to(expected))
     totals = counters.counter_totals(pipeline.run())
     assert totals["rows_oversampled"] == 114 - 29

@@ -6,7 +6,7 @@ a baseline on eval, and export the serving model.
 The label's transformed schema picks the task (``wide_and_deep.label_task``):
 
 - ``binary``: accuracy and AUC, against always predicting the training split's
-  majority class;
+  majority class (each row counted once, whatever ``--oversample_minority`` wrote);
 - ``multiclass``: accuracy, against the majority class likewise;
 - ``regression``: RMSE, against always predicting the training split's mean.
 
@@ -20,6 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from pipelines.decode.row_keys import ROW_KEY
 from pipelines.errors import UserError
 from pipelines.model import export_serving, inputs, wide_and_deep
 from pipelines.model.wide_and_deep import BINARY, MULTICLASS, REGRESSION
@@ -48,6 +49,10 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
 
     train_labels = _labels(split("train"))
     eval_labels = _labels(split("eval"))
+    # Oversampled records misstate the classes' shares: the baseline learns
+    # from each training row once (its copies share its row_key).
+    baseline_labels = (_labels_once(run, label, label_dtype)
+                       if run.summary["rows"].get("oversampled") else train_labels)
     if task == BINARY and not np.isin(train_labels, (0, 1)).all():
         # An INT label without a domain is read as 0/1 (see label_task): say so
         # rather than fit a classifier to counts.
@@ -65,8 +70,10 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
         "train_rows": len(train_labels),
         "eval_rows": len(eval_labels),
         "train_loss": float(history.history["loss"][-1]),
-        **_scores(task, evaluated, train_labels, eval_labels),
+        **_scores(task, evaluated, baseline_labels, eval_labels),
     }
+    if baseline_labels is not train_labels:
+        metrics["baseline_rows"] = len(baseline_labels)
     export_serving.export_serving_model(os.path.join(model_dir, "serving"), run.tft_output,
                                         run.dataset, model)
     with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
@@ -76,6 +83,19 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
 
 def _labels(dataset: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([labels.numpy() for _, labels in dataset])
+
+
+def _labels_once(run: RunDir, label: str, label_dtype: tf.DType | None) -> np.ndarray:
+    """The training split's labels, each row once: without the copies
+    ``--oversample_minority`` wrote."""
+    keys, labels = [], []
+    for features, batch_labels in inputs.make_dataset(
+            run, "train", BATCH_SIZE, label_key=label, label_dtype=label_dtype,
+            with_row_key=True):
+        keys.append(features[ROW_KEY].numpy())
+        labels.append(batch_labels.numpy())
+    _, first = np.unique(np.concatenate(keys), return_index=True)
+    return np.concatenate(labels)[np.sort(first)]
 
 
 def _scores(task: str, evaluated: dict, train_labels: np.ndarray, eval_labels: np.ndarray
