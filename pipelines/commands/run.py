@@ -92,7 +92,9 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
                 "bigquery": config.bigquery_sql()},
         eval_fraction=config.eval_fraction, limit=config.limit, output_dir=final,
         rows=rows, rejected_by_reason=rejected, stage_times=stage_times, validated=validated,
-        serving_without=config.serving_without, duplicates=executed.duplicates_found(),
+        serving_without=config.serving_without,
+        duplicates={name: found for name, found in executed.duplicates_found().items()
+                    if name == "train_input" or config.has_serving},
         instance_selection={"stratify_by": config.stratify_by,
                             "drop_duplicates": config.drop_duplicates,
                             "oversample_minority": config.oversample_minority})
