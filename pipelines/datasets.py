@@ -25,6 +25,7 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 
+import pyarrow as pa
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -32,6 +33,7 @@ import schemas
 from pipelines import nycflights
 from pipelines.decode.columns import CsvFormat, columns_from_schema
 from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.decode.windows import Windows, window_features_of_table, windows_of
 from pipelines.errors import UserError
 
 __all__ = [
@@ -93,6 +95,17 @@ class Dataset:
         curated one): the one way every stage and command decodes its rows."""
         return CsvDecoder(columns_from_schema(self.schema() if schema is None else schema),
                           self.csv_format)
+
+    def windows(self, schema: schema_pb2.Schema | None = None) -> Windows | None:
+        """The window features its transforms module declares (None: none),
+        checked against ``schema`` (default: the curated one)."""
+        return windows_of(self.transforms, self.schema() if schema is None else schema)
+
+    def add_windows(self, table: pa.Table, schema: schema_pb2.Schema | None = None) -> pa.Table:
+        """All of an input's decoded rows with the window features the pipeline
+        adds to them (the rows as they are for a dataset without any)."""
+        windows = self.windows(schema)
+        return window_features_of_table(windows, table) if windows else table
 
     @property
     def transforms(self) -> types.ModuleType:

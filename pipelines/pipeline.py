@@ -34,6 +34,7 @@ from pipelines.datasets import Dataset
 from pipelines.decode.bigquery import BigQueryInput, RowDecoder, build_query
 from pipelines.decode.columns import columns_from_schema
 from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION, ROW_KEY, eval_percent
+from pipelines.decode.windows import Windows
 from pipelines.stages import counters, progress
 from pipelines.stages.bigquery import ReadBigQuery
 from pipelines.stages.duplicates import Deduplicate, RepeatedRows
@@ -42,6 +43,7 @@ from pipelines.stages.read import ReadRaw
 from pipelines.stages.split import SplitExamples, StratumLimits
 from pipelines.stages.statistics import GenerateStats, ValidateStats
 from pipelines.stages.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
+from pipelines.stages.windows import AddWindowFeatures, WindowEvents
 
 __all__ = [
     "STAGE_LABELS", "Executed", "RunConfig", "ValidateConfig", "build_pipeline",
@@ -56,6 +58,12 @@ STAGE_LABELS = {
     "RepeatedRowsServing": "duplicates",
     "Deduplicate": "duplicates",
     "DeduplicateAgain": "duplicates",
+    "WindowEventsTrain": "windows",
+    "WindowEventsServing": "windows",
+    "WindowFeaturesTrain": "windows",
+    "WindowFeaturesServing": "windows",
+    "WindowFeaturesAgainTrain": "windows",
+    "WindowFeaturesAgainServing": "windows",
     "SplitExamples": "split",
     "SplitAgain": "split",
     "StratumLimits": "split",
@@ -129,7 +137,9 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     beam_speedups.install()
     schema = config.schema
     decoder = config.dataset.csv_decoder(schema)
-    adapter_config = tensor_adapter_config(decoder.output_schema, schema)
+    windows = config.dataset.windows(schema)
+    decoded = windows.output_schema(decoder.output_schema) if windows else decoder.output_schema
+    adapter_config = tensor_adapter_config(decoded, schema)
     csv_inputs = config.csv_inputs
     bigquery = None
     if config.bigquery:
@@ -154,6 +164,12 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
                     for name in ("train", "serving") if name in raw}
         if config.drop_duplicates:
             raw["train"] = raw["train"] | "Deduplicate" >> Deduplicate(repeated["train"])
+        events = {}
+        if windows:
+            # Over every row of each input, before the split.
+            events = {name: raw[name] | f"WindowEvents{name.capitalize()}" >> WindowEvents(windows)
+                      for name in ("train", "serving") if name in raw}
+            raw = _with_windows(raw, windows, events, "WindowFeatures")
         limits = None
         if config.stratify_by:
             limits = raw["train"] | "StratumLimits" >> StratumLimits(
@@ -174,12 +190,14 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             if config.drop_duplicates:
                 again["train"] = again["train"] | "DeduplicateAgain" >> Deduplicate(
                     repeated["train"], counted=False)
+            if windows:
+                again = _with_windows(again, windows, events, "WindowFeaturesAgain")
             splits = again | "SplitAgain" >> SplitExamples(
                 config.eval_fraction, counted=False, stratify_by=config.stratify_by,
                 limits=limits)
         serving = None
         if config.serving_without:
-            serving = (tensor_adapter_config(decoder.output_schema, schema, serving=True),
+            serving = (tensor_adapter_config(decoded, schema, serving=True),
                        config.serving_without)
         transformed = splits | "Transform" >> Transform(adapter_config, transform_fn, serving)
         if config.oversample_minority:
@@ -189,6 +207,14 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
                                    config.oversample_minority))
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline
+
+
+def _with_windows(raw: dict, windows: Windows, events: dict, label: str) -> dict:
+    """The inputs' batches with their window features, each input's from its
+    own rows' ``events``."""
+    return {name: (batches | f"{label}{name.capitalize()}" >> AddWindowFeatures(
+                windows, events[name]) if name in events else batches)
+            for name, batches in raw.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +243,10 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
     raw = pipeline | "ReadRaw" >> ReadRaw(
         {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),
         layout.rejected_prefix(out), config.limit)
+    windows = config.dataset.windows(config.schema)
+    if windows:
+        events = {"serving": raw["serving"] | "WindowEventsServing" >> WindowEvents(windows)}
+        raw = _with_windows(raw, windows, events, "WindowFeatures")
     splits = {"serving": raw["serving"]} | "SplitExamples" >> SplitExamples(
         config.eval_fraction)
     statistics = splits | "GenerateStats" >> GenerateStats(config.schema, out)

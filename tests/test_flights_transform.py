@@ -12,10 +12,11 @@ import math
 
 import farmhash
 import numpy as np
+import pyarrow as pa
 from tensorflow_transform.beam import tft_unit
 
 from pipelines import datasets
-from pipelines.decode.columns import RejectedRow
+from pipelines.decode.columns import RejectedRow, as_list_array
 from pipelines.stages.transform import tensor_adapter_config
 from transforms import flights
 
@@ -49,13 +50,33 @@ VOCABULARIES = {
 }
 
 
+# The window features, as a feature store would supply them (the pipeline's
+# own computation is tested in tests/test_windows.py): counts, then means.
+WINDOWS = {
+    "origin_departures_1h": [0, 3, 1, 2, 4],
+    "carrier_departures_1h": [5, 0, 0, 1, 9],
+    "origin_dep_delay_mean_24h": [0.0, 12.5, -3.0, 7.0, 1.5],
+    "carrier_dep_delay_mean_24h": [2.0, 0.0, 4.0, 8.0, 6.0],
+}
+
+
 def _decoded_rows():
     dataset = datasets.get_dataset("flights")
     schema = dataset.schema()
     decoder = dataset.csv_decoder(schema)
-    batches = list(decoder.decode(io.BytesIO(HEADER + b"".join(ROWS)), "rows.csv"))
-    assert not any(isinstance(b, RejectedRow) for b in batches)
-    return batches, tensor_adapter_config(decoder.output_schema, schema)
+    (batch,) = list(decoder.decode(io.BytesIO(HEADER + b"".join(ROWS)), "rows.csv"))
+    assert not isinstance(batch, RejectedRow)
+    windows = dataset.windows(schema)
+    batch = pa.RecordBatch.from_arrays(
+        [*batch.columns, *(as_list_array(pa.array(WINDOWS[f.name], f.arrow_type))
+                           for f in windows.features)],
+        schema=windows.output_schema(decoder.output_schema))
+    return [batch], tensor_adapter_config(batch.schema, schema)
+
+
+def _z_scores(values: list[float]) -> list[float]:
+    values = np.array(values, dtype=np.float64)
+    return list((values - values.mean()) / values.std())
 
 
 def _expected_rows():
@@ -88,6 +109,8 @@ def _expected_rows():
             "origin_x_dest": farmhash.fingerprint64(f"{ORIGINS[i]}_{DESTS[i]}")
             % flights.ROUTE_HASH_BUCKETS,
             "delayed": [0, 1, 1, 1, 0][i],
+            **{name: values[i] for name, values in WINDOWS.items()},
+            **{f"{name}_z": _z_scores(values)[i] for name, values in WINDOWS.items()},
         })
     return rows
 

@@ -102,7 +102,9 @@ def test_predictions_match_the_saved_model(server, trained_model, flights_run):
 
 
 GOOD = {"year": 2013, "month": 1, "day": 1, "hour": 5, "minute": 15, "carrier": "UA",
-        "origin": "EWR", "dest": "IAH", "distance": 1400, "dep_delay": 2, "tailnum": "N14228"}
+        "origin": "EWR", "dest": "IAH", "distance": 1400, "dep_delay": 2, "tailnum": "N14228",
+        "origin_departures_1h": 0, "carrier_departures_1h": 0,
+        "origin_dep_delay_mean_24h": 0.0, "carrier_dep_delay_mean_24h": 0.0}
 
 
 @pytest.mark.parametrize("method, path, body, status, message", [

@@ -70,8 +70,11 @@ def test_predict_raw_agrees_with_serving_default_including_missing_values(
 def test_a_missing_optional_value_is_imputed_as_in_training(trained_model, flights_run):
     example = tf.train.Example()
     for name, value in [("year", 2013), ("month", 1), ("day", 2), ("hour", 9), ("minute", 0),
-                        ("distance", 1000)]:
+                        ("distance", 1000), ("origin_departures_1h", 7),
+                        ("carrier_departures_1h", 3)]:
         example.features.feature[name].int64_list.value.append(value)
+    for name, value in [("origin_dep_delay_mean_24h", 4.5), ("carrier_dep_delay_mean_24h", -1.0)]:
+        example.features.feature[name].float_list.value.append(value)
     for name, value in [("carrier", b"UA"), ("origin", b"EWR"), ("dest", b"ORD")]:
         example.features.feature[name].bytes_list.value.append(value)
     loaded = tf.saved_model.load(trained_model.serving_dir)

@@ -11,13 +11,26 @@ flights. ``arr_delay``, ``arr_time`` and ``air_time`` are known only after the
 flight, so they feed the label alone, never a feature; ``dep_delay`` is kept as
 a feature (the model predicts at departure). Every feature is a technique of
 ``transforms.recipes``.
+
+Four window features are computed by the pipeline before TFT, from the *other*
+flights of the same input, and known at the flight's scheduled departure ``t``
+(``WINDOW_TIME``: ``time_hour`` plus the minutes of ``sched_dep_time``): the
+flights scheduled from the same origin, and by the same carrier, in
+``[t - 1 h, t)``; and the mean departure delay of the flights of the same
+origin, and carrier, that actually departed (``t`` plus ``dep_delay``) in
+``[t - 24 h, t)``, 0 when none did. They are written unscaled under their own
+names, and z-scored beside them.
 """
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import tensorflow as tf
 
 from transforms import recipes
 
-__all__ = ["LABEL_INPUTS", "LABEL_KEY", "OUTPUT_KEYS", "SERVING_INPUTS", "preprocessing_fn"]
+__all__ = ["LABEL_INPUTS", "LABEL_KEY", "OUTPUT_KEYS", "SERVING_INPUTS", "WINDOW_FEATURES",
+           "WINDOW_TIME", "preprocessing_fn"]
 
 LABEL_KEY = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
@@ -25,7 +38,9 @@ DELAY_THRESHOLD_MINUTES = 15
 # carries. tests/test_serving.py checks that they suffice for every output but
 # the label.
 SERVING_INPUTS = ("year", "month", "day", "hour", "minute", "carrier", "origin", "dest",
-                  "distance", "dep_delay", "tailnum")
+                  "distance", "dep_delay", "tailnum", "origin_departures_1h",
+                  "carrier_departures_1h", "origin_dep_delay_mean_24h",
+                  "carrier_dep_delay_mean_24h")
 # Raw features only the label needs; known after the flight, absent at serving.
 LABEL_INPUTS = ("arr_delay",)
 
@@ -35,11 +50,48 @@ TAILNUM_HASH_BUCKETS = 1000
 ROUTE_HASH_BUCKETS = 512
 DISTANCE_QUANTILE_BUCKETS = 10
 
+HOUR, DAY = 3600, 86_400
+# The window features (pipelines.decode.windows.WindowFeature's fields); the
+# schema declares each, tagged "window_feature".
+WINDOW_FEATURES = (
+    {"name": "origin_departures_1h", "entity": "origin", "aggregate": "count",
+     "seconds": HOUR},
+    {"name": "carrier_departures_1h", "entity": "carrier", "aggregate": "count",
+     "seconds": HOUR},
+    {"name": "origin_dep_delay_mean_24h", "entity": "origin", "aggregate": "mean",
+     "seconds": DAY, "value": "dep_delay", "known_after": "dep_delay"},
+    {"name": "carrier_dep_delay_mean_24h", "entity": "carrier", "aggregate": "mean",
+     "seconds": DAY, "value": "dep_delay", "known_after": "dep_delay"},
+)
+WINDOW_NAMES = tuple(f["name"] for f in WINDOW_FEATURES)
+
+
+def _scalars(batch, name: str) -> pa.Array:
+    return pc.list_element(batch.column(name), 0)
+
+
+def scheduled_departure(batch) -> pa.Array:
+    """Each flight's scheduled departure in seconds since the epoch (UTC):
+    ``time_hour`` (the scheduled hour, as ``2013-01-01T10:00:00Z``) plus the
+    minutes of ``sched_dep_time`` (HHMM); null where either is missing."""
+    hour = pc.strptime(pc.cast(_scalars(batch, "time_hour"), pa.string()),
+                       format="%Y-%m-%dT%H:%M:%SZ", unit="s", error_is_null=True)
+    minutes = pc.cast(_scalars(batch, "sched_dep_time"), pa.int64()).to_numpy(
+        zero_copy_only=False)
+    seconds = pc.cast(hour, pa.int64())
+    return pc.add(seconds, pa.array(np.nan_to_num(minutes % 100) * 60, pa.int64(),
+                                    mask=np.isnan(minutes)))
+
+
+WINDOW_TIME = scheduled_departure
+
+
 OUTPUT_KEYS = (
     "dep_delay_z", "dep_delay_missing", "distance_log", "distance_bucket",
     "sched_dep_minute_01", "sched_hour_sin", "sched_hour_cos",
     "day_of_week_sin", "day_of_week_cos", "carrier_id", "origin_id", "dest_id",
-    "tailnum_hash", "origin_x_dest", LABEL_KEY,
+    "tailnum_hash", "origin_x_dest", *WINDOW_NAMES, *(f"{n}_z" for n in WINDOW_NAMES),
+    LABEL_KEY,
 )
 
 
@@ -74,6 +126,11 @@ def preprocessing_fn(inputs: dict) -> dict:
     outputs["origin_x_dest"] = recipes.cross(
         [recipes.dense(inputs["origin"]), recipes.dense(inputs["dest"])], ROUTE_HASH_BUCKETS,
         separator="_")
+
+    for name in WINDOW_NAMES:
+        window = recipes.dense(inputs[name])
+        outputs[name] = window  # unscaled, as computed
+        outputs[f"{name}_z"] = recipes.z_score(window, name=f"{name}_z")
 
     arr_delay = recipes.dense(inputs["arr_delay"], default_value=-1)
     arrived = recipes.missing(inputs["arr_delay"]) == 0

@@ -21,6 +21,7 @@ from pipelines.decode.row_keys import ROW_KEY
 __all__ = [
     "HARD_DOMAIN_TAG",
     "SERVING",
+    "WINDOW_FEATURE_TAG",
     "TRAINING",
     "Column",
     "CsvFormat",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 HARD_DOMAIN_TAG = "reject_out_of_domain"
+# A feature the pipeline computes from the other rows (``pipelines.decode.windows``):
+# in the schema, for TFDV and TFT, but not a column of the input.
+WINDOW_FEATURE_TAG = "window_feature"
 # TFDV's environments: a feature ``not_in_environment: "SERVING"`` (the label,
 # and what only the label needs) may be absent from serving data.
 TRAINING, SERVING = "TRAINING", "SERVING"
@@ -103,11 +107,14 @@ class RejectedRow:
 
 
 def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
-    """The schema's features as columns; required means present in every row."""
+    """The schema's features read from an input, as columns (not the window
+    features the pipeline adds); required means present in every row."""
     string_domains = {d.name: frozenset(v.encode() for v in d.value)
                       for d in schema.string_domain}
     columns = []
     for feature in schema.feature:
+        if WINDOW_FEATURE_TAG in feature.annotation.tag:
+            continue
         domain = None
         if feature.HasField("int_domain"):
             bounds = feature.int_domain

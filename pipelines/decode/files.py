@@ -163,7 +163,8 @@ class Decoded:
 def decoded_table(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
                   limit: int | None = None, *,
                   keep: Callable[[pa.RecordBatch], np.ndarray] | None = None,
-                  max_rows: int | None = None) -> Decoded:
+                  max_rows: int | None = None,
+                  prepare: Callable[[pa.Table], pa.Table] | None = None) -> Decoded:
     """Decodes files into one in-memory table, for commands that work on a sample.
 
     Args:
@@ -172,7 +173,18 @@ def decoded_table(decoder: CsvDecoder, paths: list[str] | tuple[str, ...],
       limit: decode only the first ``limit`` data lines, as ``decode_files``.
       keep: a row mask per batch (e.g. the rows of one split); others are dropped.
       max_rows: stop once this many rows are kept.
+      prepare: applied to all the decoded rows before ``keep`` and ``max_rows``
+        (e.g. adding the window features, which depend on every row).
     """
+    if prepare is not None:
+        whole = decoded_table(decoder, paths, limit)
+        table = prepare(whole.table)
+        if keep is not None and table.num_rows:
+            batch = table.combine_chunks().to_batches()[0]
+            table = pa.Table.from_batches([batch.filter(pa.array(keep(batch)))])
+        if max_rows is not None:
+            table = table.slice(0, max_rows)
+        return Decoded(table, whole.rejected)
     batches, rows, rejected = [], 0, 0
     for item in decode_files(decoder, paths, limit):
         if isinstance(item, RejectedRow):

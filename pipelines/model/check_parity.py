@@ -26,6 +26,7 @@ from pipelines.decode.row_keys import ROW_KEY, eval_percent, is_eval
 from pipelines.errors import UserError
 from pipelines.model import export_serving, inputs
 from pipelines.reports.run_dir import RunDir
+from pipelines.stages.duplicates import content_fingerprints
 
 __all__ = ["ParityReport", "check_parity", "raw_examples", "read_raw_rows", "written_rows"]
 
@@ -65,10 +66,30 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
     if split_name == "serving":  # serving files may lack the label
         decoder = decoder.for_serving()
     table = decoded_table(decoder, match_files(pattern), run.summary["limit"], keep=keep,
-                          max_rows=count).table
+                          max_rows=count, prepare=_as_the_run_prepared(run, input_name)).table
     if not table.num_rows:
         raise UserError(f"the {split_name!r} split of {run.path} has no rows")
     return table.combine_chunks().to_batches()[0]
+
+
+def _as_the_run_prepared(run: RunDir, input_name: str):
+    """What the run did to all of an input's rows before splitting them: drop
+    duplicates (the training input's, if asked) and add the window features
+    (if any); None: nothing."""
+    windows = run.dataset.windows(run.schema())
+    dropped = input_name == "train" and run.summary.get("instance_selection", {}).get(
+        "drop_duplicates")
+    if windows is None and not dropped:
+        return None
+
+    def prepare(table: pa.Table) -> pa.Table:
+        if dropped and table.num_rows:
+            batch = table.combine_chunks().to_batches()[0]
+            _, first = np.unique(content_fingerprints(batch), return_index=True)
+            table = table.take(pa.array(np.sort(first)))
+        return run.dataset.add_windows(table, run.schema())
+
+    return prepare
 
 
 def raw_examples(run: RunDir, split_name: str, count: int) -> tuple[pa.RecordBatch, list]:

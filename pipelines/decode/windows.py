@@ -1,0 +1,319 @@
+"""Trailing-window aggregates, point-in-time correct: features of a row computed
+from the *other* rows of its entity whose values were known in a window that
+ends at the row's own time.
+
+A ``WindowFeature`` says what to aggregate (``count``, ``sum``, ``mean``,
+``min``, ``max``), over which ``entity`` column, how far back (``seconds``) and
+when a row's value became known: at the row's own time, or ``known_after`` a
+column of minutes later (a flight's departure delay is known when it actually
+departs, ``dep_delay`` minutes after its scheduled time). A row's *event* is its
+value at that time; the feature of a row at time ``T`` aggregates the events of
+its entity in ``[T - seconds, T)``, never the row's own event, and is
+``default`` when there is none. No value from ``T`` on can reach it: the
+features cannot leak the future into training.
+
+The computation is one code path, whatever drives it. Events are gathered by
+(feature, entity, bucket), a bucket being a span of ``bucket_seconds`` (at least
+the window) of target times: an event goes to the (at most two) buckets of the
+targets it can reach. ``event_chunks`` cuts a batch's events into such keyed
+chunks, ``merge_events`` merges a key's chunks, and ``add_window_features``
+computes every row's features from the merged events of its keys. The Beam
+stages (``pipelines.stages.windows``: batch, with the merged events as a side
+input; streaming, per entity as the watermark passes) and the commands that
+read raw rows in memory (``window_features_of_table``) call these same
+functions.
+"""
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines.decode.columns import WINDOW_FEATURE_TAG
+from pipelines.errors import UserError
+
+__all__ = [
+    "AGGREGATES", "DAY", "NO_TIME", "Events", "WindowFeature", "Windows", "add_window_features",
+    "aggregate", "event_chunks", "merge_events", "window_features_of_table", "windows_of",
+]
+
+AGGREGATES = ("count", "sum", "mean", "min", "max")
+DAY = 86_400
+# Row times are whole seconds; a missing time (NO_TIME) or entity gives no
+# event and the default feature.
+NO_TIME = np.iinfo(np.int64).min
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowFeature:
+    """One trailing-window feature.
+
+    Attributes:
+      name: the column it becomes.
+      entity: the column whose equal values form a group (``origin``).
+      aggregate: one of ``AGGREGATES``; ``count`` counts rows, the others
+        aggregate ``value``.
+      seconds: the window's length; it ends at the row's time (excluded).
+      value: the column aggregated (not for ``count``).
+      known_after: a column of minutes after the row's time at which its value
+        is known (the event's time); none: known at the row's time.
+      default: the feature when the window holds no event.
+    """
+
+    name: str
+    entity: str
+    aggregate: str
+    seconds: int
+    value: str | None = None
+    known_after: str | None = None
+    default: float = 0.0
+
+    def __post_init__(self):
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"{self.name}: aggregate must be one of {AGGREGATES}")
+        if (self.value is None) != (self.aggregate == "count"):
+            raise ValueError(f"{self.name}: count takes no value; the others need one")
+        if self.seconds <= 0:
+            raise ValueError(f"{self.name}: the window must be positive")
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return pa.int64() if self.aggregate == "count" else pa.float32()
+
+    @property
+    def bucket_seconds(self) -> int:
+        """Targets are grouped by spans this long: a day, or the window if longer,
+        so an event reaches at most two of them."""
+        return max(DAY, self.seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Windows:
+    """A dataset's window features and how to read a row's time.
+
+    ``time`` maps a RecordBatch of decoded rows to each row's time in whole
+    seconds since the epoch, an int64 Arrow array, null where unknown; it must
+    be a module-level function, so that workers can import it.
+    """
+
+    time: Callable[[pa.RecordBatch], pa.Array]
+    features: tuple[WindowFeature, ...]
+
+    def row_times(self, batch: pa.RecordBatch) -> np.ndarray:
+        """``time`` as int64 seconds, ``NO_TIME`` where unknown."""
+        times = pc.fill_null(pc.cast(self.time(batch), pa.int64()), NO_TIME)
+        return np.asarray(times.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def inputs(self) -> set[str]:
+        """The columns the features are computed from (besides the time's)."""
+        return {c for f in self.features for c in (f.entity, f.value, f.known_after) if c}
+
+    def output_schema(self, decoded: pa.Schema) -> pa.Schema:
+        """The schema of decoded batches once the features are added."""
+        for feature in self.features:
+            decoded = decoded.append(pa.field(feature.name, pa.large_list(feature.arrow_type)))
+        return decoded
+
+
+@dataclasses.dataclass(frozen=True)
+class Events:
+    """One key's events, sorted by (time, value): their times (seconds), values
+    and the running sums of the values (one longer, from 0)."""
+
+    times: np.ndarray
+    values: np.ndarray
+    sums: np.ndarray
+
+    @classmethod
+    def of(cls, times: np.ndarray, values: np.ndarray) -> "Events":
+        order = np.lexsort((values, times))
+        values = values[order]
+        return cls(times[order], values, np.concatenate([[0.0], np.cumsum(values)]))
+
+
+def _scalars(batch, name: str) -> pa.Array:
+    column = batch.column(name)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        return pc.list_element(column, 0)
+    return column
+
+
+def _entities(batch, name: str) -> np.ndarray:
+    """An entity column as Python values (text as ``bytes``), None where missing."""
+    return np.array(_scalars(batch, name).to_pylist(), dtype=object)
+
+
+def _numbers(batch, name: str) -> np.ndarray:
+    return _scalars(batch, name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _event_times(feature: WindowFeature, batch, times: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which rows have an event, and the events' times and values."""
+    has = times != NO_TIME
+    event_times = times.copy()
+    if feature.known_after:
+        after = _numbers(batch, feature.known_after)
+        has &= ~np.isnan(after)
+        event_times[has] += np.round(after[has] * 60).astype(np.int64)
+    values = np.ones(len(times)) if feature.value is None else _numbers(batch, feature.value)
+    has &= ~np.isnan(values)
+    return has, event_times, values
+
+
+def _groups(entities: np.ndarray, buckets: np.ndarray) -> Iterator[tuple[tuple, np.ndarray]]:
+    """The row positions of each distinct ``(entity, bucket)``."""
+    if not len(entities):
+        return
+    values, codes = np.unique(entities, return_inverse=True)
+    keyed = np.rec.fromarrays([codes.ravel(), buckets])
+    distinct, group = np.unique(keyed, return_inverse=True)
+    order = np.argsort(group.ravel(), kind="stable")
+    ends = np.cumsum(np.bincount(group.ravel(), minlength=len(distinct)))
+    for (code, bucket), start, end in zip(distinct.tolist(), ends - np.diff(ends, prepend=0),
+                                          ends, strict=True):
+        yield (values[code], bucket), order[start:end]
+
+
+def event_chunks(windows: Windows, batch) -> Iterator[tuple[tuple, tuple[np.ndarray, np.ndarray]]]:
+    """A batch's events by key ``(feature name, entity, bucket)``: each event
+    goes to the buckets of the target times it reaches, ``(time, time + seconds]``."""
+    times = windows.row_times(batch)
+    for feature in windows.features:
+        has, event_times, values = _event_times(feature, batch, times)
+        entities = _entities(batch, feature.entity)
+        has &= np.array([e is not None for e in entities], dtype=bool)
+        entities, event_times, values = entities[has], event_times[has], values[has]
+        size = feature.bucket_seconds
+        first = (event_times + 1) // size
+        last = (event_times + feature.seconds) // size
+        for buckets, reach in ((first, np.ones(len(first), dtype=bool)), (last, last != first)):
+            for key, rows in _groups(entities[reach], buckets[reach]):
+                yield (feature.name, *key), (event_times[reach][rows], values[reach][rows])
+
+
+def merge_events(chunks) -> Events:
+    """One key's event chunks, merged and sorted."""
+    chunks = list(chunks)
+    return Events.of(np.concatenate([t for t, _ in chunks]),
+                     np.concatenate([v for _, v in chunks]))
+
+
+def _reduce(ufunc, values: np.ndarray, lo: np.ndarray, hi: np.ndarray, identity: float
+            ) -> np.ndarray:
+    """``ufunc`` over ``values[lo:hi]`` for each pair; ``identity`` when empty."""
+    if not len(lo):
+        return np.empty(0)
+    padded = np.append(values, identity)
+    bounds = np.empty(2 * len(lo), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = lo, hi
+    reduced = ufunc.reduceat(padded, bounds)[0::2]
+    return np.where(lo < hi, reduced, identity)
+
+
+def aggregate(feature: WindowFeature, events: Events, targets: np.ndarray,
+              own: np.ndarray, own_times: np.ndarray, own_values: np.ndarray) -> np.ndarray:
+    """The feature at each target time, from ``events`` in ``[T - seconds, T)``
+    less the row's own event where it has one (``own``) in that window."""
+    lo = np.searchsorted(events.times, targets - feature.seconds, side="left")
+    hi = np.searchsorted(events.times, targets, side="left")
+    inside = own & (own_times >= targets - feature.seconds) & (own_times < targets)
+    count = hi - lo - inside
+    if feature.aggregate == "count":
+        return count.astype(np.float64)
+    total = events.sums[hi] - events.sums[lo] - np.where(inside, own_values, 0.0)
+    if feature.aggregate == "sum":
+        result = total
+    elif feature.aggregate == "mean":
+        result = total / np.maximum(count, 1)
+    else:
+        ufunc, identity = ((np.minimum, np.inf) if feature.aggregate == "min"
+                           else (np.maximum, -np.inf))
+        # Leave the own event out: the window is split around its position
+        # (the first event equal to it in time and value).
+        keyed = np.rec.fromarrays([events.times, events.values])
+        at = np.searchsorted(keyed, np.rec.fromarrays([own_times, own_values]))
+        at = np.where(inside, at, hi)
+        result = ufunc(_reduce(ufunc, events.values, lo, at, identity),
+                       _reduce(ufunc, events.values, np.where(inside, at + 1, hi), hi,
+                               identity))
+    return np.where(count > 0, result, feature.default)
+
+
+def add_window_features(windows: Windows, batch: pa.RecordBatch,
+                        events_of: Callable[[tuple], Events | None]) -> pa.RecordBatch:
+    """``batch`` with a column per feature, computed from the merged events of
+    each row's key (``events_of(key)``, None for a key without events)."""
+    times = windows.row_times(batch)
+    arrays = list(batch.columns)
+    names = list(batch.schema.names)
+    for feature in windows.features:
+        result = np.full(batch.num_rows, feature.default, dtype=np.float64)
+        has, own_times, own_values = _event_times(feature, batch, times)
+        entities = _entities(batch, feature.entity)
+        known = (times != NO_TIME) & np.array([e is not None for e in entities], dtype=bool)
+        positions = np.flatnonzero(known)
+        for key, rows in _groups(entities[known], times[known] // feature.bucket_seconds):
+            events = events_of((feature.name, *key))
+            if events is not None:
+                rows = positions[rows]
+                result[rows] = aggregate(feature, events, times[rows], has[rows],
+                                         own_times[rows], own_values[rows])
+        values = pa.array(result.astype(feature.arrow_type.to_pandas_dtype()))
+        offsets = pa.array(np.arange(batch.num_rows + 1, dtype=np.int64))
+        arrays.append(pa.LargeListArray.from_arrays(offsets, values))
+        names.append(feature.name)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def window_features_of_table(windows: Windows, table: pa.Table) -> pa.Table:
+    """Every row of an in-memory table with its window features, computed from
+    all of its rows, as the pipeline computes them over one input."""
+    batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+    if batch is None:
+        return table
+    merged: dict[tuple, list] = {}
+    for key, chunk in event_chunks(windows, batch):
+        merged.setdefault(key, []).append(chunk)
+    events = {key: merge_events(chunks) for key, chunks in merged.items()}
+    return pa.Table.from_batches([add_window_features(windows, batch, events.get)])
+
+
+def windows_of(transforms, schema: schema_pb2.Schema) -> Windows | None:
+    """A dataset's window features, as its transforms module declares them:
+    ``WINDOW_FEATURES`` (dicts of ``WindowFeature``'s fields) and
+    ``WINDOW_TIME`` (the row-time function); None without them. The schema
+    must declare each as a required feature tagged ``window_feature``, of
+    type INT for a count and FLOAT otherwise.
+
+    Raises:
+      UserError: the declarations and the schema disagree.
+    """
+    declared = getattr(transforms, "WINDOW_FEATURES", ())
+    tagged = {f.name: f for f in schema.feature if WINDOW_FEATURE_TAG in f.annotation.tag}
+    if not declared and not tagged:
+        return None
+    try:
+        features = tuple(WindowFeature(**fields) for fields in declared)
+        time = transforms.WINDOW_TIME
+    except (AttributeError, TypeError, ValueError) as error:
+        raise UserError(f"{transforms.__name__}: WINDOW_FEATURES/WINDOW_TIME: {error}") from None
+    names = [f.name for f in features]
+    if set(names) != set(tagged):
+        raise UserError(f"{transforms.__name__} declares the window features {sorted(names)}, "
+                        f"the schema tags {sorted(tagged)} '{WINDOW_FEATURE_TAG}'")
+    for feature in features:
+        expected = schema_pb2.INT if feature.aggregate == "count" else schema_pb2.FLOAT
+        if tagged[feature.name].type != expected:
+            raise UserError(f"the schema's {feature.name} must be "
+                            f"{schema_pb2.FeatureType.Name(expected)} ({feature.aggregate})")
+    return Windows(time, features)
