@@ -54,6 +54,8 @@ __all__ = [
 STAGE_LABELS = {
     "ReadRaw": "read",
     "ReadAgain": "read",
+    "ReadForWindows": "read",
+    "DeduplicateForWindows": "duplicates",
     "RepeatedRowsTrain": "duplicates",
     "RepeatedRowsServing": "duplicates",
     "Deduplicate": "duplicates",
@@ -166,9 +168,18 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             raw["train"] = raw["train"] | "Deduplicate" >> Deduplicate(repeated["train"])
         events = {}
         if windows:
-            # Over every row of each input, before the split.
-            events = {name: raw[name] | f"WindowEvents{name.capitalize()}" >> WindowEvents(windows)
-                      for name in ("train", "serving") if name in raw}
+            # Over every row of each input, before the split. The events come
+            # from a read of their own: taken from this one, they would be a
+            # side input of their own rows, which the DirectRunner then holds
+            # in memory (BigQuery rows are held anyway).
+            source = raw
+            if bigquery is None:
+                source = pipeline | "ReadForWindows" >> ReadRaw(
+                    csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
+                if config.drop_duplicates:
+                    source["train"] = source["train"] | "DeduplicateForWindows" >> Deduplicate(
+                        repeated["train"], counted=False)
+            events = _window_events(source, windows)
             raw = _with_windows(raw, windows, events, "WindowFeatures")
         limits = None
         if config.stratify_by:
@@ -209,6 +220,12 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     return pipeline
 
 
+def _window_events(raw: dict, windows: Windows) -> dict:
+    """Each input's window events (``WindowEvents``), by input name."""
+    return {name: raw[name] | f"WindowEvents{name.capitalize()}" >> WindowEvents(windows)
+            for name in ("train", "serving") if name in raw}
+
+
 def _with_windows(raw: dict, windows: Windows, events: dict, label: str) -> dict:
     """The inputs' batches with their window features, each input's from its
     own rows' ``events``."""
@@ -245,8 +262,10 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
         layout.rejected_prefix(out), config.limit)
     windows = config.dataset.windows(config.schema)
     if windows:
-        events = {"serving": raw["serving"] | "WindowEventsServing" >> WindowEvents(windows)}
-        raw = _with_windows(raw, windows, events, "WindowFeatures")
+        source = pipeline | "ReadForWindows" >> ReadRaw(
+            {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),
+            rejected_prefix=None, limit=config.limit)
+        raw = _with_windows(raw, windows, _window_events(source, windows), "WindowFeatures")
     splits = {"serving": raw["serving"]} | "SplitExamples" >> SplitExamples(
         config.eval_fraction)
     statistics = splits | "GenerateStats" >> GenerateStats(config.schema, out)

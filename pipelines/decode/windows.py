@@ -36,12 +36,13 @@ from pipelines.decode.columns import WINDOW_FEATURE_TAG
 from pipelines.errors import UserError
 
 __all__ = [
-    "AGGREGATES", "DAY", "NO_TIME", "Events", "WindowFeature", "Windows", "add_window_features",
+    "AGGREGATES", "DAY", "NO_TIME", "WEEK", "Events", "WindowFeature", "Windows", "add_window_features",
     "aggregate", "event_chunks", "merge_events", "window_features_of_table", "windows_of",
 ]
 
 AGGREGATES = ("count", "sum", "mean", "min", "max")
 DAY = 86_400
+WEEK = 7 * DAY
 # Row times are whole seconds; a missing time (NO_TIME) or entity gives no
 # event and the default feature.
 NO_TIME = np.iinfo(np.int64).min
@@ -85,9 +86,10 @@ class WindowFeature:
 
     @property
     def bucket_seconds(self) -> int:
-        """Targets are grouped by spans this long: a day, or the window if longer,
-        so an event reaches at most two of them."""
-        return max(DAY, self.seconds)
+        """Targets are grouped by spans this long: a week, or the window if
+        longer, so an event reaches at most two of them. (Shorter spans make
+        more, smaller keys: more Beam elements and lookups for the same rows.)"""
+        return max(WEEK, self.seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +149,12 @@ def _scalars(batch, name: str) -> pa.Array:
     return column
 
 
-def _entities(batch, name: str) -> np.ndarray:
-    """An entity column as Python values (text as ``bytes``), None where missing."""
-    return np.array(_scalars(batch, name).to_pylist(), dtype=object)
+def _entities(batch, name: str) -> tuple[np.ndarray, list]:
+    """An entity column as codes (-1 where missing) into its distinct values
+    (text as ``bytes``)."""
+    encoded = pc.dictionary_encode(_scalars(batch, name))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64), encoded.dictionary.to_pylist()
 
 
 def _numbers(batch, name: str) -> np.ndarray:
@@ -170,18 +175,21 @@ def _event_times(feature: WindowFeature, batch, times: np.ndarray
     return has, event_times, values
 
 
-def _groups(entities: np.ndarray, buckets: np.ndarray) -> Iterator[tuple[tuple, np.ndarray]]:
-    """The row positions of each distinct ``(entity, bucket)``."""
-    if not len(entities):
+def _groups(codes: np.ndarray, values: list, buckets: np.ndarray
+            ) -> Iterator[tuple[tuple, np.ndarray]]:
+    """The row positions of each distinct ``(entity, bucket)``, given the
+    rows' entity codes into ``values`` and their buckets."""
+    if not len(codes):
         return
-    values, codes = np.unique(entities, return_inverse=True)
-    keyed = np.rec.fromarrays([codes.ravel(), buckets])
-    distinct, group = np.unique(keyed, return_inverse=True)
-    order = np.argsort(group.ravel(), kind="stable")
-    ends = np.cumsum(np.bincount(group.ravel(), minlength=len(distinct)))
-    for (code, bucket), start, end in zip(distinct.tolist(), ends - np.diff(ends, prepend=0),
-                                          ends, strict=True):
-        yield (values[code], bucket), order[start:end]
+    low = int(buckets.min())
+    span = int(buckets.max()) - low + 1
+    combined = codes * span + (buckets - low)
+    order = np.argsort(combined, kind="stable")
+    distinct, starts = np.unique(combined[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    for key, start, end in zip(distinct.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        code, bucket = divmod(key, span)
+        yield (values[code], bucket + low), order[start:end]
 
 
 def event_chunks(windows: Windows, batch) -> Iterator[tuple[tuple, tuple[np.ndarray, np.ndarray]]]:
@@ -190,15 +198,16 @@ def event_chunks(windows: Windows, batch) -> Iterator[tuple[tuple, tuple[np.ndar
     times = windows.row_times(batch)
     for feature in windows.features:
         has, event_times, values = _event_times(feature, batch, times)
-        entities = _entities(batch, feature.entity)
-        has &= np.array([e is not None for e in entities], dtype=bool)
-        entities, event_times, values = entities[has], event_times[has], values[has]
+        codes, entities = _entities(batch, feature.entity)
+        has &= codes >= 0
+        codes, event_times, values = codes[has], event_times[has], values[has]
         size = feature.bucket_seconds
         first = (event_times + 1) // size
         last = (event_times + feature.seconds) // size
         for buckets, reach in ((first, np.ones(len(first), dtype=bool)), (last, last != first)):
-            for key, rows in _groups(entities[reach], buckets[reach]):
-                yield (feature.name, *key), (event_times[reach][rows], values[reach][rows])
+            reached_times, reached_values = event_times[reach], values[reach]
+            for key, rows in _groups(codes[reach], entities, buckets[reach]):
+                yield (feature.name, *key), (reached_times[rows], reached_values[rows])
 
 
 def merge_events(chunks) -> Events:
@@ -259,10 +268,10 @@ def add_window_features(windows: Windows, batch: pa.RecordBatch,
     for feature in windows.features:
         result = np.full(batch.num_rows, feature.default, dtype=np.float64)
         has, own_times, own_values = _event_times(feature, batch, times)
-        entities = _entities(batch, feature.entity)
-        known = (times != NO_TIME) & np.array([e is not None for e in entities], dtype=bool)
+        codes, entities = _entities(batch, feature.entity)
+        known = (times != NO_TIME) & (codes >= 0)
         positions = np.flatnonzero(known)
-        for key, rows in _groups(entities[known], times[known] // feature.bucket_seconds):
+        for key, rows in _groups(codes[known], entities, times[known] // feature.bucket_seconds):
             events = events_of((feature.name, *key))
             if events is not None:
                 rows = positions[rows]
