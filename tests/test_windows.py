@@ -266,3 +266,72 @@ def test_every_rows_window_features_equal_pandas(edge_days_run, references, spli
     assert month_starts > 50  # rows whose windows reach into the month before
     if split != "serving":
         assert year_start > 0  # the year's first flights from an airport: nothing before
+
+
+# Streaming: real rows of the year's first hours, in event-time order.
+LATENESS, EARLY = 300, 3600
+
+
+def _one_row_batches(table: pa.Table) -> list[pa.RecordBatch]:
+    batch = table.combine_chunks().to_batches()[0]
+    return [batch.slice(i, 1) for i in range(batch.num_rows)]
+
+
+def _key(batch: pa.RecordBatch) -> int:
+    return batch.column("row_key")[0].as_py()[0]
+
+
+def _by_key(batches) -> dict[int, tuple]:
+    names = flights.WINDOW_NAMES
+    found = {}
+    for batch in batches:
+        for i in range(batch.num_rows):
+            key = batch.column("row_key")[i].as_py()[0]
+            found[key] = tuple(batch.column(n)[i].as_py()[0] for n in names)
+    return found
+
+
+def test_streaming_gives_every_row_the_batch_features():
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.testing.test_stream import TestStream
+    from apache_beam.transforms.window import TimestampedValue
+
+    from pipelines.stages.windows import StreamingWindowFeatures
+
+    header, lines = _lines_of_days(nycflights.default_inputs()[0], {(1, 1)})
+    table = _flights_rows(lines[:400], header)
+    windows = FLIGHTS.windows()
+    rows = _one_row_batches(table)
+    times = [int(windows.row_times(r)[0]) for r in rows]
+    # Late: three early EWR flights of UA, the busiest airport and carrier,
+    # sent once the watermark has passed them by hours.
+    late = [i for i, r in enumerate(rows)
+            if r.column("origin")[0].as_py() == [b"EWR"]
+            and r.column("carrier")[0].as_py() == [b"UA"]][5:8]
+    on_time = [i for i in range(len(rows)) if i not in late]
+    assert len({_key(r) for r in rows}) == len(rows)
+
+    # Each quarter hour's rows, then the watermark to its end.
+    stream = TestStream()
+    for quarter in sorted({times[i] // 900 for i in on_time}):
+        stream = stream.add_elements([TimestampedValue(rows[i], times[i]) for i in on_time
+                                      if times[i] // 900 == quarter])
+        stream = stream.advance_watermark_to((quarter + 1) * 900)
+    # Time moves on past every row's wait; what comes at the end of time would
+    # be too late for the assertion's own grouping.
+    stream = stream.advance_watermark_to(max(times) + LATENESS + EARLY + 1)
+    stream = stream.add_elements([TimestampedValue(rows[i], times[i]) for i in late])
+    stream = stream.advance_watermark_to_infinity()
+
+    reference = _by_key(window_features_of_table(
+        windows, pa.Table.from_batches([rows[i] for i in on_time])).to_batches())
+    late_keys = sorted(_key(rows[i]) for i in late)
+
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with beam.Pipeline(options=options) as pipeline:
+        enriched = pipeline | stream | StreamingWindowFeatures(windows, LATENESS, EARLY)
+        assert_that(enriched["rows"] | "Rows" >> beam.Map(lambda b: _by_key([b]).popitem()),
+                    equal_to(list(reference.items())), label="EveryRowsFeatures")
+        assert_that(enriched["late"] | "Late" >> beam.Map(_key),
+                    equal_to(late_keys), label="LateRows")

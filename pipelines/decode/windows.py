@@ -36,8 +36,9 @@ from pipelines.decode.columns import WINDOW_FEATURE_TAG
 from pipelines.errors import UserError
 
 __all__ = [
-    "AGGREGATES", "DAY", "NO_TIME", "WEEK", "Events", "WindowFeature", "Windows", "add_window_features",
-    "aggregate", "event_chunks", "merge_events", "window_features_of_table", "windows_of",
+    "AGGREGATES", "DAY", "NO_TIME", "WEEK", "Events", "WindowFeature", "Windows",
+    "add_window_features", "aggregate", "event_chunks", "events_reach", "merge_events",
+    "window_features_of_table", "windows_of",
 ]
 
 AGGREGATES = ("count", "sum", "mean", "min", "max")
@@ -208,6 +209,18 @@ def event_chunks(windows: Windows, batch) -> Iterator[tuple[tuple, tuple[np.ndar
             reached_times, reached_values = event_times[reach], values[reach]
             for key, rows in _groups(codes[reach], entities, buckets[reach]):
                 yield (feature.name, *key), (reached_times[rows], reached_values[rows])
+
+
+def events_reach(windows: Windows, batch) -> np.ndarray:
+    """The latest target time each row's events can count for (its latest
+    event's time plus that feature's window; ``NO_TIME`` without events): what
+    a streaming computation must keep a row for."""
+    times = windows.row_times(batch)
+    reach = np.full(batch.num_rows, NO_TIME, dtype=np.int64)
+    for feature in windows.features:
+        has, event_times, _ = _event_times(feature, batch, times)
+        reach = np.where(has, np.maximum(reach, event_times + feature.seconds), reach)
+    return reach
 
 
 def merge_events(chunks) -> Events:
