@@ -92,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
                           "(default 1.0) x the largest class up to that size; eval and "
                           "serving are untouched")
     _add_bigquery_flags(run)
+    run.add_argument("--input_topic", metavar="projects/P/topics/T",
+                     help="with --streaming (on Dataflow): read CSV lines from this Pub/Sub "
+                          "topic and publish each row with its window features to "
+                          "--output_topic")
+    run.add_argument("--output_topic", help="where the streaming job publishes rows (JSON)")
+    run.add_argument("--rejected_topic", help="where it publishes rejected and late rows "
+                                              "(default: OUTPUT_TOPIC-rejected)")
+    run.add_argument("--allowed_lateness", type=int, default=300, metavar="SECONDS",
+                     help="a row arriving later than its time plus this is late (default 300)")
     run.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
                      help="with --runner DataflowRunner: build the job, do not submit it")
     run.add_argument("--job_description",

@@ -39,15 +39,17 @@ from pipelines.stages import counters, progress
 from pipelines.stages.bigquery import ReadBigQuery
 from pipelines.stages.duplicates import Deduplicate, RepeatedRows
 from pipelines.stages.oversample import OversampleMinority
+from pipelines.stages.pubsub import REJECTED as PUBSUB_REJECTED
+from pipelines.stages.pubsub import DecodeMessages, EncodeRows, late_message, line_decoder
 from pipelines.stages.read import ReadRaw
 from pipelines.stages.split import SplitExamples, StratumLimits
 from pipelines.stages.statistics import GenerateStats, ValidateStats
 from pipelines.stages.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
-from pipelines.stages.windows import AddWindowFeatures, WindowEvents
+from pipelines.stages.windows import AddWindowFeatures, StreamingWindowFeatures, WindowEvents
 
 __all__ = [
-    "STAGE_LABELS", "Executed", "RunConfig", "ValidateConfig", "build_pipeline",
-    "build_validate_pipeline", "execute",
+    "STAGE_LABELS", "Executed", "RunConfig", "StreamConfig", "ValidateConfig", "build_pipeline",
+    "build_streaming_pipeline", "build_validate_pipeline", "execute",
 ]
 
 # Top-level labels of the stages, and the names the run summary uses for them.
@@ -274,6 +276,44 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
         config.schema, out,
         training=pipeline | "TrainingStats" >> beam.Create([config.training_statistics]),
         previous=(pipeline | "PreviousStats" >> beam.Create([previous])) if previous else None)
+    return pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """The streaming job: CSV lines from ``input_topic`` -> rows with their
+    window features, as JSON, to ``output_topic``; rejected and late rows to
+    ``rejected_topic``."""
+
+    dataset: Dataset
+    schema: schema_pb2.Schema
+    input_topic: str
+    output_topic: str
+    rejected_topic: str
+    allowed_lateness: int
+
+
+def build_streaming_pipeline(config: StreamConfig, beam_args: list[str]) -> beam.Pipeline:
+    """Constructs the streaming job (``--streaming`` among ``beam_args``)."""
+    beam_speedups.install()
+    windows = config.dataset.windows(config.schema)
+    decoder = line_decoder(columns_from_schema(config.schema), config.dataset.csv_format)
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    decoded = (pipeline
+               | "ReadPubSub" >> beam.io.ReadFromPubSub(topic=config.input_topic)
+               | "DecodeMessages" >> beam.ParDo(DecodeMessages(decoder, windows)).with_outputs(
+                   PUBSUB_REJECTED, main="rows"))
+    enriched = decoded.rows | "WindowFeatures" >> StreamingWindowFeatures(
+        windows, config.allowed_lateness)
+    _ = (enriched["rows"]
+         | "EncodeRows" >> beam.ParDo(EncodeRows())
+         | "WriteRows" >> beam.io.WriteToPubSub(config.output_topic))
+    late = (enriched["late"]
+            | "EncodeLate" >> beam.ParDo(EncodeRows())
+            | "AsLate" >> beam.Map(late_message))
+    _ = ((decoded[PUBSUB_REJECTED], late)
+         | "AllRejected" >> beam.Flatten()
+         | "WriteRejected" >> beam.io.WriteToPubSub(config.rejected_topic))
     return pipeline
 
 

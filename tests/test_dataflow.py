@@ -148,3 +148,31 @@ def test_dataflow_flags_are_checked_before_building(output_dir, train_input, ove
 def test_dry_run_needs_the_dataflow_runner(tmp_path, capsys):
     assert cli.main(["run", "--output_dir", str(tmp_path), "--dry_run"]) == 2
     assert "--dry_run builds a Dataflow job" in capsys.readouterr().err
+
+
+def test_the_streaming_job_reads_pubsub_and_computes_the_window_features(tmp_path_factory):
+    result, job_file, proto = _dry_run(
+        tmp_path_factory, "streaming_job", "--streaming",
+        "--input_topic", "projects/my-project/topics/flights-raw",
+        "--output_topic", "projects/my-project/topics/flights-windows")
+    urns = {t.spec.urn for t in proto.components.transforms.values()}
+    assert {"beam:transform:pubsub_read:v1", "beam:transform:pubsub_write:v1"} <= urns
+    assert {"ReadPubSub", "DecodeMessages", "WindowFeatures", "WriteRows", "WriteRejected"} <= (
+        _top_level_stages(proto) | {t.unique_name for t in proto.components.transforms.values()})
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    # One stateful step per entity column the features group by, and the join.
+    assert {"WindowFeatures/Windowsorigin", "WindowFeatures/Windowscarrier",
+            "WindowFeatures/Join"} <= names
+    assert "not submitted (dry run)" in result.stdout and job_file in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input_topic", "projects/p/topics/t", "--output_topic", "projects/p/topics/o"],
+     "error: --input_topic is a streaming job: add --streaming"),
+    (["--input_topic", "projects/p/topics/t", "--streaming"],
+     "error: --input_topic needs --output_topic, where the rows go"),
+])
+def test_streaming_flags_are_checked_in_one_line(args, message):
+    result = _run_dataflow(ENV, "--dry_run", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == message

@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from transforms import recipes
 
-__all__ = ["LABEL_INPUTS", "LABEL_KEY", "OUTPUT_KEYS", "SERVING_INPUTS", "WINDOW_FEATURES",
-           "WINDOW_TIME", "preprocessing_fn"]
+__all__ = ["LABEL_INPUTS", "LABEL_KEY", "OUTPUT_KEYS", "SERVING_INPUTS", "WINDOW_EARLY_SECONDS",
+           "WINDOW_FEATURES", "WINDOW_TIME", "preprocessing_fn"]
 
 LABEL_KEY = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
@@ -64,6 +64,9 @@ WINDOW_FEATURES = (
      "seconds": DAY, "value": "dep_delay", "known_after": "dep_delay"},
 )
 WINDOW_NAMES = tuple(f["name"] for f in WINDOW_FEATURES)
+# A flight departs at most this long before its scheduled time (in 2013: 43
+# minutes): how long a streaming computation waits for early departures.
+WINDOW_EARLY_SECONDS = HOUR
 
 
 def _scalars(batch, name: str) -> pa.Array:

@@ -23,7 +23,13 @@ from pipelines.decode.columns import columns_from_schema
 from pipelines.decode.files import match_files
 from pipelines.decode.row_keys import check_stratify_by, eval_percent
 from pipelines.errors import UserError
-from pipelines.pipeline import RunConfig, build_pipeline, execute
+from pipelines.pipeline import (
+    RunConfig,
+    StreamConfig,
+    build_pipeline,
+    build_streaming_pipeline,
+    execute,
+)
 from pipelines.reports import anomalies, history, html, summary
 from pipelines.stages.oversample import check_ratio
 
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     """
     preflight.check_beam_flags(beam_args)
     remote = dataflow.settings(beam_args, args.dry_run)
+    if args.input_topic:
+        return _stream(args, beam_args, remote)
     final = args.output_dir.rstrip("/")
     staged = staging.staging_dir(final)
     config = _config(args, remote, staged)
@@ -111,6 +119,37 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     # Written last: its presence marks a completed run.
     summary.write_json(os.path.join(final, layout.SUMMARY_FILE), document)
     print(summary.format_report(document), flush=True)
+    return 0
+
+
+def _stream(args: argparse.Namespace, beam_args: list[str],
+            remote: dataflow.DataflowSettings | None) -> int:
+    """The streaming job: Pub/Sub in, rows with their window features out."""
+    dataset = _dataset(args)
+    schema, _ = preflight.load_schema(dataset, args.schema)
+    if dataset.windows(schema) is None:
+        raise UserError(f"--input_topic streams window features, and dataset "
+                        f"{dataset.name!r} declares none (WINDOW_FEATURES in its transforms.py)")
+    if not args.output_topic:
+        raise UserError("--input_topic needs --output_topic, where the rows go")
+    if "--streaming" not in beam_args:
+        raise UserError("--input_topic is a streaming job: add --streaming")
+    if remote is None:
+        raise UserError("--input_topic runs on Dataflow (add --runner DataflowRunner); locally, "
+                        "tests drive the same StreamingWindowFeatures with Beam's TestStream")
+    if args.allowed_lateness < 0:
+        raise UserError(f"--allowed_lateness must be >= 0 seconds, got {args.allowed_lateness}")
+    config = StreamConfig(dataset=dataset, schema=schema, input_topic=args.input_topic,
+                          output_topic=args.output_topic,
+                          rejected_topic=args.rejected_topic or f"{args.output_topic}-rejected",
+                          allowed_lateness=args.allowed_lateness)
+    build = functools.partial(build_streaming_pipeline, config, beam_args)
+    if remote.dry_run:
+        return dataflow.dry_run(
+            functools.partial(build_streaming_pipeline, config, beam_args + ["--dry_run=True"]),
+            args.job_description or dataflow.default_job_description(f"{dataset.name}_streaming"))
+    build().run()
+    print(f"submitted the streaming job: {args.input_topic} -> {args.output_topic}", flush=True)
     return 0
 
 

@@ -104,6 +104,9 @@ class Windows:
 
     time: Callable[[pa.RecordBatch], pa.Array]
     features: tuple[WindowFeature, ...]
+    # How long before its row's time a row's event can be (a flight departs at
+    # most so early): how long streaming waits beyond the allowed lateness.
+    early_seconds: int = 0
 
     def row_times(self, batch: pa.RecordBatch) -> np.ndarray:
         """``time`` as int64 seconds, ``NO_TIME`` where unknown."""
@@ -313,7 +316,8 @@ def window_features_of_table(windows: Windows, table: pa.Table) -> pa.Table:
 def windows_of(transforms, schema: schema_pb2.Schema) -> Windows | None:
     """A dataset's window features, as its transforms module declares them:
     ``WINDOW_FEATURES`` (dicts of ``WindowFeature``'s fields) and
-    ``WINDOW_TIME`` (the row-time function); None without them. The schema
+    ``WINDOW_TIME`` (the row-time function), and ``WINDOW_EARLY_SECONDS``
+    (``Windows.early_seconds``, default 0); None without them. The schema
     must declare each as a required feature tagged ``window_feature``, of
     type INT for a count and FLOAT otherwise.
 
@@ -338,4 +342,4 @@ def windows_of(transforms, schema: schema_pb2.Schema) -> Windows | None:
         if tagged[feature.name].type != expected:
             raise UserError(f"the schema's {feature.name} must be "
                             f"{schema_pb2.FeatureType.Name(expected)} ({feature.aggregate})")
-    return Windows(time, features)
+    return Windows(time, features, int(getattr(transforms, "WINDOW_EARLY_SECONDS", 0)))

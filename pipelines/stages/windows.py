@@ -10,6 +10,7 @@ of a run use the events of the first, so they add the same features; on
 Dataflow the side input is a dict that workers fetch as they need keys.
 """
 
+import typing
 import uuid
 
 import apache_beam as beam
@@ -224,13 +225,15 @@ class StreamingWindowFeatures(beam.PTransform):
     """Unbounded one-row decoded batches, timestamped with each row's time ->
     ``{"rows": the rows with their window features, "late": late rows}``.
 
-    ``allowed_lateness`` and ``early_seconds`` in seconds (see above)."""
+    ``allowed_lateness`` and ``early_seconds`` (default: the windows') in
+    seconds (see above)."""
 
-    def __init__(self, windows: Windows, allowed_lateness: int, early_seconds: int = 0):
+    def __init__(self, windows: Windows, allowed_lateness: int,
+                 early_seconds: int | None = None):
         super().__init__()
         self._windows = windows
         self._lateness = allowed_lateness
-        self._early = early_seconds
+        self._early = windows.early_seconds if early_seconds is None else early_seconds
 
     def expand(self, rows):
         identified = rows | "Identify" >> beam.Map(lambda batch: (uuid.uuid4().hex, batch))
@@ -247,6 +250,6 @@ class StreamingWindowFeatures(beam.PTransform):
                     _EntityWindows(subset, self._lateness, self._early)))
         joined = (parts
                   | "Parts" >> beam.Flatten()
-                  | "Join" >> beam.ParDo(_JoinParts(self._windows, len(entities))).with_outputs(
-                      _LATE, main="rows"))
+                  | "Join" >> beam.ParDo(_JoinParts(self._windows, len(entities)))
+                  .with_input_types(tuple[str, typing.Any]).with_outputs(_LATE, main="rows"))
         return {"rows": joined.rows, "late": joined[_LATE]}

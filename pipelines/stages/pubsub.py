@@ -1,0 +1,80 @@
+"""``DecodeMessages`` and ``EncodeRows``: the edges of the streaming job
+(``python -m pipelines run --input_topic ... --streaming``).
+
+Each Pub/Sub message carries one CSV line of the dataset, without a header, in
+the dataset's column order (the header its files have, or its
+``column_names``). A line is decoded as a file's line is, by the dataset's
+decoder; one that cannot be becomes a rejected row (JSON, with its reason) on
+the dead-letter topic. Rows leave as JSON objects, one message each: the raw
+columns as decoded, the window features, and the ``row_key``, what a serving
+system subscribes to and hands to the model (see the README).
+"""
+
+import dataclasses
+import io
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.transforms.window import TimestampedValue
+
+from pipelines.decode.columns import CsvFormat, RejectedRow
+from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.decode.windows import NO_TIME, Windows
+from pipelines.stages import counters
+
+__all__ = ["REJECTED", "DecodeMessages", "EncodeRows", "late_message", "line_decoder"]
+
+REJECTED = "rejected"
+
+
+def line_decoder(decoder_columns: list, csv_format: CsvFormat) -> CsvDecoder:
+    """The dataset's decoder for header-less lines in its column order."""
+    names = csv_format.column_names or tuple(c.name for c in decoder_columns)
+    return CsvDecoder(decoder_columns, dataclasses.replace(
+        csv_format, has_header=False, column_names=names))
+
+
+class DecodeMessages(beam.DoFn):
+    """A message's CSV line -> a one-row batch timestamped with the row's time,
+    or a rejected row (the ``rejected`` output)."""
+
+    def __init__(self, decoder: CsvDecoder, windows: Windows):
+        self._decoder = decoder
+        self._windows = windows
+
+    def process(self, message: bytes):
+        counters.count("read", 1)
+        for item in self._decoder.decode(io.BytesIO(message.rstrip(b"\r\n") + b"\n"),
+                                         "pubsub"):
+            if isinstance(item, RejectedRow):
+                counters.count_rejected(item.kind)
+                yield beam.pvalue.TaggedOutput(REJECTED, item.to_json().encode())
+                continue
+            t = int(self._windows.row_times(item)[0])
+            if t == NO_TIME:
+                yield TimestampedValue(item, 0)  # no time: the window defaults, at once
+            else:
+                yield TimestampedValue(item, t)
+
+
+def _value(values: list | None):
+    if not values:
+        return None
+    value = values[0]
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+class EncodeRows(beam.DoFn):
+    """A one-row batch with its window features -> a JSON message."""
+
+    def process(self, batch: pa.RecordBatch):
+        counters.count("serving", batch.num_rows)
+        for row in batch.to_pylist():
+            yield json.dumps({name: _value(values) for name, values in row.items()}).encode()
+
+
+def late_message(message: bytes) -> bytes:
+    """A late row's message on the dead-letter topic."""
+    return b'{"kind": "late", "reason": "arrived after the watermark passed its time '\
+        b'plus the allowed lateness", "row": ' + message + b"}"
