@@ -33,6 +33,7 @@ import schemas
 from pipelines import nycflights
 from pipelines.decode.columns import CsvFormat, columns_from_schema
 from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.decode.lookups import Lookup, add_lookups, lookups_of, output_fields
 from pipelines.decode.windows import Windows, window_features_of_table, windows_of
 from pipelines.errors import UserError
 
@@ -101,10 +102,27 @@ class Dataset:
         checked against ``schema`` (default: the curated one)."""
         return windows_of(self.transforms, self.schema() if schema is None else schema)
 
-    def add_windows(self, table: pa.Table, schema: schema_pb2.Schema | None = None) -> pa.Table:
-        """All of an input's decoded rows with the window features the pipeline
-        adds to them (the rows as they are for a dataset without any)."""
+    def lookups(self, schema: schema_pb2.Schema | None = None) -> tuple[Lookup, ...]:
+        """The lookup joins its transforms module declares, checked against ``schema``."""
+        return lookups_of(self.transforms, self.schema() if schema is None else schema)
+
+    def decoded_schema(self, decoder: CsvDecoder, schema: schema_pb2.Schema | None = None
+                       ) -> pa.Schema:
+        """The Arrow schema of decoded batches once the pipeline has added the
+        joined columns and the window features, in that order."""
+        decoded = decoder.output_schema
+        for field in output_fields(self.lookups(schema)):
+            decoded = decoded.append(field)
         windows = self.windows(schema)
+        return windows.output_schema(decoded) if windows else decoded
+
+    def add_derived(self, table: pa.Table, schema: schema_pb2.Schema | None = None) -> pa.Table:
+        """All of an input's decoded rows with what the pipeline adds to them
+        before the split: the joined columns, then the window features."""
+        lookups, windows = self.lookups(schema), self.windows(schema)
+        if lookups and table.num_rows:
+            table = pa.Table.from_batches(
+                [add_lookups(lookups, table.combine_chunks().to_batches()[0])])
         return window_features_of_table(windows, table) if windows else table
 
     @property

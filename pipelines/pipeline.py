@@ -38,10 +38,11 @@ from pipelines.decode.windows import Windows
 from pipelines.stages import counters, progress
 from pipelines.stages.bigquery import ReadBigQuery
 from pipelines.stages.duplicates import Deduplicate, RepeatedRows
+from pipelines.stages.lookups import JoinLookups
 from pipelines.stages.oversample import OversampleMinority
 from pipelines.stages.pubsub import REJECTED as PUBSUB_REJECTED
 from pipelines.stages.pubsub import DecodeMessages, EncodeRows, late_message, line_decoder
-from pipelines.stages.read import ReadRaw
+from pipelines.stages.read import REJECTED, ReadRaw
 from pipelines.stages.split import SplitExamples, StratumLimits
 from pipelines.stages.statistics import GenerateStats, ValidateStats
 from pipelines.stages.transform import Analyze, Transform, WriteOutputs, tensor_adapter_config
@@ -62,6 +63,10 @@ STAGE_LABELS = {
     "RepeatedRowsServing": "duplicates",
     "Deduplicate": "duplicates",
     "DeduplicateAgain": "duplicates",
+    "JoinLookupsTrain": "lookups",
+    "JoinLookupsServing": "lookups",
+    "JoinLookupsAgainTrain": "lookups",
+    "JoinLookupsAgainServing": "lookups",
     "WindowEventsTrain": "windows",
     "WindowEventsServing": "windows",
     "WindowFeaturesTrain": "windows",
@@ -141,8 +146,8 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     beam_speedups.install()
     schema = config.schema
     decoder = config.dataset.csv_decoder(schema)
-    windows = config.dataset.windows(schema)
-    decoded = windows.output_schema(decoder.output_schema) if windows else decoder.output_schema
+    windows, lookups = config.dataset.windows(schema), config.dataset.lookups(schema)
+    decoded = config.dataset.decoded_schema(decoder, schema)
     adapter_config = tensor_adapter_config(decoded, schema)
     csv_inputs = config.csv_inputs
     bigquery = None
@@ -168,6 +173,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
                     for name in ("train", "serving") if name in raw}
         if config.drop_duplicates:
             raw["train"] = raw["train"] | "Deduplicate" >> Deduplicate(repeated["train"])
+        raw = _with_lookups(raw, lookups, "JoinLookups")
         events = {}
         if windows:
             # Over every row of each input, before the split. The events come
@@ -203,6 +209,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             if config.drop_duplicates:
                 again["train"] = again["train"] | "DeduplicateAgain" >> Deduplicate(
                     repeated["train"], counted=False)
+            again = _with_lookups(again, lookups, "JoinLookupsAgain")
             if windows:
                 again = _with_windows(again, windows, events, "WindowFeaturesAgain")
             splits = again | "SplitAgain" >> SplitExamples(
@@ -220,6 +227,15 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
                                    config.oversample_minority))
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline
+
+
+def _with_lookups(raw: dict, lookups: tuple, label: str) -> dict:
+    """The inputs' batches with the columns of the dataset's reference tables."""
+    if not lookups:
+        return raw
+    return {name: (batches | f"{label}{name.capitalize()}" >> JoinLookups(lookups)
+                   if name != REJECTED else batches)
+            for name, batches in raw.items()}
 
 
 def _window_events(raw: dict, windows: Windows) -> dict:
@@ -262,6 +278,7 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
     raw = pipeline | "ReadRaw" >> ReadRaw(
         {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),
         layout.rejected_prefix(out), config.limit)
+    raw = _with_lookups(raw, config.dataset.lookups(config.schema), "JoinLookups")
     windows = config.dataset.windows(config.schema)
     if windows:
         source = pipeline | "ReadForWindows" >> ReadRaw(
@@ -303,7 +320,11 @@ def build_streaming_pipeline(config: StreamConfig, beam_args: list[str]) -> beam
                | "ReadPubSub" >> beam.io.ReadFromPubSub(topic=config.input_topic)
                | "DecodeMessages" >> beam.ParDo(DecodeMessages(decoder, windows)).with_outputs(
                    PUBSUB_REJECTED, main="rows"))
-    enriched = decoded.rows | "WindowFeatures" >> StreamingWindowFeatures(
+    rows = decoded.rows
+    lookups = config.dataset.lookups(config.schema)
+    if lookups:
+        rows = rows | "JoinLookups" >> JoinLookups(lookups)
+    enriched = rows | "WindowFeatures" >> StreamingWindowFeatures(
         windows, config.allowed_lateness)
     _ = (enriched["rows"]
          | "EncodeRows" >> beam.ParDo(EncodeRows())

@@ -6,8 +6,9 @@ settings, TFDV statistics of its record batches, ``AnalyzeAndTransformDataset``
 on train, ``TransformDataset`` on the other splits, ``RecordBatchToExamples``
 and ``WriteToTFRecord`` (gzip). It is handed pre-split CSV files with the ``NA``
 markers blanked out, because CsvTFXIO only treats empty fields as missing and
-has no split: both favour the baseline. The window features, which TFT has no
-way to compute, are columns of those files, computed by this package. Each row
+has no split: both favour the baseline. The joined (weather) and window
+features, which TFT has no way to compute, are columns of those files,
+computed by this package. Each row
 carries its ``row_key`` as a TFT passthrough column, so that outputs can be
 compared row by row.
 
@@ -26,7 +27,6 @@ from pipelines import datasets, layout
 from pipelines.decode import row_keys
 from pipelines.decode.columns import RejectedRow
 from pipelines.decode.files import decode_files
-from pipelines.decode.windows import window_features_of_table
 
 __all__ = ["pandas_sklearn_way", "split_for_baseline", "tft_examples_way"]
 
@@ -36,7 +36,7 @@ def split_for_baseline(train_csv: str, serving_csv: str, out_dir: str,
     """Writes train.csv, eval.csv and serving.csv as CsvTFXIO can read them:
     rows split by this package's function, NA blanked, rejected rows left out."""
     dataset = datasets.get_dataset("flights")
-    decoder, windows = dataset.csv_decoder(), dataset.windows()
+    decoder = dataset.csv_decoder()
     percent = row_keys.eval_percent(eval_fraction)
     paths = {name: os.path.join(out_dir, f"{name}.csv") for name in ("train", "eval", "serving")}
     # The schema's features, the window features among them, then row_key.
@@ -47,11 +47,11 @@ def split_for_baseline(train_csv: str, serving_csv: str, out_dir: str,
         writers[name] = csv.writer(files[name])
     try:
         for source, is_serving in ((train_csv, False), (serving_csv, True)):
-            # The baseline reads the window features as columns, as a feature
-            # store would supply them: computed here over the whole input.
+            # The baseline reads the joined and window features as columns, as
+            # a feature store would supply them: computed here over the input.
             decoded = pa.Table.from_batches(
                 [b for b in decode_files(decoder, [source]) if not isinstance(b, RejectedRow)])
-            table = window_features_of_table(windows, decoded) if windows else decoded
+            table = dataset.add_derived(decoded)
             for batch in table.to_batches():
                 is_eval = row_keys.is_eval(batch, percent)
                 columns = [batch.column(n).to_pylist() for n in names]

@@ -69,7 +69,7 @@ def test_commands_on_a_run_of_a_code_defined_dataset_use_its_copy(penguins_run):
     assert "span again: 1,000 rows, 0 rejected" in validated.stdout
     parity = run_cli("check-parity", "--run_dir", out, "--n", "300")
     assert parity.returncode == 0, parity.stderr[-3000:]
-    assert parity.stdout.startswith("compared 300 rows x 19 features (5,700 values): "
+    assert parity.stdout.startswith("compared 300 rows x 24 features (7,200 values): "
                                     "0 mismatches")
 
 

@@ -125,8 +125,8 @@ def test_skewed_serving_slice_is_flagged_and_eval_is_not(flights_run):
 
 def test_summary_reports_every_stage(flights_run):
     stages = flights_run.summary["stages"]
-    assert set(stages) == {"read", "duplicates", "windows", "split", "statistics", "validate",
-                           "analyze", "transform", "write", "summary"}
+    assert set(stages) == {"read", "duplicates", "lookups", "windows", "split", "statistics",
+                           "validate", "analyze", "transform", "write", "summary"}
     for stage in stages.values():
         assert stage["seconds"] >= 0
     assert flights_run.summary["seconds"]["total"] > 0

@@ -60,18 +60,35 @@ WINDOWS = {
 }
 
 
+# The weather joined to each flight (the join is tested in tests/test_lookups.py);
+# the third flight's hour has no observation.
+WEATHER = {
+    "temp": [40.0, 50.0, None, 60.0, 70.0],
+    "wind_speed": [10.0, 5.0, None, 15.0, 10.0],
+    "precip": [0.0, 0.0, None, 0.5, 0.1],
+    "visib": [10.0, 10.0, None, 2.0, 8.0],
+}
+
+
 def _decoded_rows():
     dataset = datasets.get_dataset("flights")
     schema = dataset.schema()
     decoder = dataset.csv_decoder(schema)
     (batch,) = list(decoder.decode(io.BytesIO(HEADER + b"".join(ROWS)), "rows.csv"))
     assert not isinstance(batch, RejectedRow)
-    windows = dataset.windows(schema)
-    batch = pa.RecordBatch.from_arrays(
-        [*batch.columns, *(as_list_array(pa.array(WINDOWS[f.name], f.arrow_type))
-                           for f in windows.features)],
-        schema=windows.output_schema(decoder.output_schema))
+    joined = [as_list_array(pa.array(WEATHER[c], pa.float32()))
+              for lookup in dataset.lookups(schema) for c in lookup.columns]
+    windows = [as_list_array(pa.array(WINDOWS[f.name], f.arrow_type))
+               for f in dataset.windows(schema).features]
+    batch = pa.RecordBatch.from_arrays([*batch.columns, *joined, *windows],
+                                       schema=dataset.decoded_schema(decoder, schema))
     return [batch], tensor_adapter_config(batch.schema, schema)
+
+
+def _z_scores_imputed(values: list) -> list[float]:
+    """z-scores with the present values' mean and deviation; a missing value 0."""
+    present = np.array([v for v in values if v is not None], dtype=np.float64)
+    return [0.0 if v is None else (v - present.mean()) / present.std() for v in values]
 
 
 def _expected_rows():
@@ -105,6 +122,8 @@ def _expected_rows():
             % flights.ROUTE_HASH_BUCKETS,
             "delayed": [0, 1, 1, 1, 0][i],
             **{name: values[i] for name, values in WINDOWS.items()},
+            **{f"{name}_z": _z_scores_imputed(values)[i] for name, values in WEATHER.items()},
+            "weather_missing": int(WEATHER["temp"][i] is None),
         })
     return rows
 

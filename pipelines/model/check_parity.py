@@ -74,12 +74,12 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
 
 def _as_the_run_prepared(run: RunDir, input_name: str):
     """What the run did to all of an input's rows before splitting them: drop
-    duplicates (the training input's, if asked) and add the window features
-    (if any); None: nothing."""
-    windows = run.dataset.windows(run.schema())
+    duplicates (the training input's, if asked) and add the joined columns and
+    window features (if any); None: nothing."""
+    derived = run.dataset.windows(run.schema()) or run.dataset.lookups(run.schema())
     dropped = input_name == "train" and run.summary.get("instance_selection", {}).get(
         "drop_duplicates")
-    if windows is None and not dropped:
+    if not derived and not dropped:
         return None
 
     def prepare(table: pa.Table) -> pa.Table:
@@ -87,7 +87,7 @@ def _as_the_run_prepared(run: RunDir, input_name: str):
             batch = table.combine_chunks().to_batches()[0]
             _, first = np.unique(content_fingerprints(batch), return_index=True)
             table = table.take(pa.array(np.sort(first)))
-        return run.dataset.add_windows(table, run.schema())
+        return run.dataset.add_derived(table, run.schema())
 
     return prepare
 
