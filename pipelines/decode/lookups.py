@@ -12,7 +12,7 @@ hour), so nothing later than the row's time is joined: the table must hold
 what was known at that key, as an hourly observation is.
 
 The table is small (it is held in memory by every worker, loaded once per
-process); each batch is joined with one dictionary lookup per row.
+process); each batch is joined by Arrow's hash lookup (``index_in``).
 """
 
 import dataclasses
@@ -75,8 +75,8 @@ def _open(source: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _table(lookup: Lookup) -> tuple[dict[str, int], dict[str, np.ndarray]]:
-    """The table's rows by key text, and its joined columns (NaN: missing)."""
+def _table(lookup: Lookup) -> tuple[pa.Array, dict[str, np.ndarray]]:
+    """The table's key texts (in row order), and its joined columns (NaN: missing)."""
     names = list(lookup.table_keys) + list(lookup.columns)
     with _open(lookup.source) as f:
         table = pa_csv.read_csv(f, convert_options=pa_csv.ConvertOptions(
@@ -85,20 +85,22 @@ def _table(lookup: Lookup) -> tuple[dict[str, int], dict[str, np.ndarray]]:
             column_types={**{k: pa.string() for k in lookup.table_keys},
                           **{c: pa.float64() for c in lookup.columns}}))
     keys = pc.binary_join_element_wise(*(table.column(k) for k in lookup.table_keys),
-                                       _SEPARATOR).to_pylist()
-    rows = {key: i for i, key in enumerate(keys) if key is not None}
+                                       _SEPARATOR).combine_chunks()
+    if keys.null_count or len(pc.unique(keys)) != len(keys):
+        raise UserError(f"lookup table {lookup.source}: its keys "
+                        f"{', '.join(lookup.table_keys)} must be present and unique")
     values = {c: table.column(c).to_numpy().astype(np.float64) for c in lookup.columns}
-    return rows, values
+    return keys, values
 
 
-def _key_texts(batch: pa.RecordBatch, lookup: Lookup) -> list:
+def _key_texts(batch: pa.RecordBatch, lookup: Lookup) -> pa.Array:
     texts = []
     for name in lookup.keys:
         values = batch.column(name)
         if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
             values = pc.list_element(values, 0)
         texts.append(pc.cast(values, pa.string()))
-    return pc.binary_join_element_wise(*texts, _SEPARATOR).to_pylist()
+    return pc.binary_join_element_wise(*texts, _SEPARATOR)
 
 
 def add_lookups(lookups: tuple[Lookup, ...], batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -106,10 +108,10 @@ def add_lookups(lookups: tuple[Lookup, ...], batch: pa.RecordBatch) -> pa.Record
     the table lacks the row's key or the value)."""
     arrays, names = list(batch.columns), list(batch.schema.names)
     for lookup in lookups:
-        rows, values = _table(lookup)
-        found = np.fromiter((rows.get(k, -1) if k is not None else -1
-                             for k in _key_texts(batch, lookup)),
-                            dtype=np.int64, count=batch.num_rows)
+        keys, values = _table(lookup)
+        # A hash lookup in Arrow's C++: the table row of each row's key, or null.
+        found = pc.fill_null(pc.index_in(_key_texts(batch, lookup), value_set=keys), -1)
+        found = found.to_numpy(zero_copy_only=False).astype(np.int64)
         for column in lookup.columns:
             joined = np.where(found >= 0, values[column][found], np.nan)
             arrays.append(as_list_array(pa.array(joined.astype(np.float32),
