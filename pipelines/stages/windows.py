@@ -1,6 +1,7 @@
 """``WindowEvents`` and ``AddWindowFeatures``: trailing-window aggregates joined
-to every row of one input, in batch (``pipelines.decode.windows`` defines them
-and holds the one computation).
+to every row of one input, in batch; ``StreamingWindowFeatures``: the same over
+an unbounded source (``pipelines.decode.windows`` defines them and holds the
+one computation both call).
 
 Batch: each batch's events are cut into chunks keyed by (feature, entity,
 bucket) and merged per key (``WindowEvents``, one pass over the input); the
@@ -111,12 +112,11 @@ def _entity_key(value) -> str:
     return "b" + value.hex() if isinstance(value, bytes) else "v" + str(value)
 
 
-def _part_rows(windows: Windows, group: tuple[str, ...]):
-    def key(element):
-        row_id, batch = element
-        value = batch.column(group[0])[0].as_py()
-        return _entity_key(value[0] if value else None), (row_id, batch)
-    return key
+def _keyed_by(element: tuple[str, pa.RecordBatch], entity: str):
+    """``(row id, one-row batch)`` keyed by the row's value of ``entity``."""
+    _, batch = element
+    value = batch.column(entity)[0].as_py()
+    return _entity_key(value[0] if value else None), element
 
 
 # State and timers, and the parameters that hand them to a DoFn (module-level,
@@ -244,7 +244,7 @@ class StreamingWindowFeatures(beam.PTransform):
                 f for f in self._windows.features if f.entity == entity))
             parts.append(
                 identified
-                | f"By{entity}" >> beam.Map(_part_rows(subset, (entity,))).with_output_types(
+                | f"By{entity}" >> beam.Map(_keyed_by, entity).with_output_types(
                     tuple[str, tuple[str, pa.RecordBatch]])
                 | f"Windows{entity}" >> beam.ParDo(
                     _EntityWindows(subset, self._lateness, self._early)))
