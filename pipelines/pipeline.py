@@ -171,8 +171,10 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
         # training input only when asked.
         repeated = {name: raw[name] | f"RepeatedRows{name.capitalize()}" >> RepeatedRows(name)
                     for name in ("train", "serving") if name in raw}
-        if config.drop_duplicates:
-            raw["train"] = raw["train"] | "Deduplicate" >> Deduplicate(repeated["train"])
+        # What a second read of the training input drops: the first read's repeats.
+        dropped = repeated["train"] if config.drop_duplicates else None
+        if dropped is not None:
+            raw["train"] = raw["train"] | "Deduplicate" >> Deduplicate(dropped)
         raw = _with_lookups(raw, lookups, "JoinLookups")
         events = {}
         if windows:
@@ -182,11 +184,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             # in memory (BigQuery rows are held anyway).
             source = raw
             if bigquery is None:
-                source = pipeline | "ReadForWindows" >> ReadRaw(
-                    csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
-                if config.drop_duplicates:
-                    source["train"] = source["train"] | "DeduplicateForWindows" >> Deduplicate(
-                        repeated["train"], counted=False)
+                source = _read_again(pipeline, "ForWindows", config, decoder, dropped)
             events = _window_events(source, windows)
             raw = _with_windows(raw, windows, events, "WindowFeatures")
         limits = None
@@ -204,11 +202,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             # Transforming needs the finished transform_fn, so the DirectRunner
             # would hold every row in memory until the analysis is done. Reading
             # the CSV again streams them instead: memory stays flat as inputs grow.
-            again = pipeline | "ReadAgain" >> ReadRaw(
-                csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
-            if config.drop_duplicates:
-                again["train"] = again["train"] | "DeduplicateAgain" >> Deduplicate(
-                    repeated["train"], counted=False)
+            again = _read_again(pipeline, "Again", config, decoder, dropped)
             again = _with_lookups(again, lookups, "JoinLookupsAgain")
             if windows:
                 again = _with_windows(again, windows, events, "WindowFeaturesAgain")
@@ -227,6 +221,18 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
                                    config.oversample_minority))
         _ = transformed | "WriteOutputs" >> WriteOutputs(out, transform_fn, schema)
     return pipeline
+
+
+def _read_again(pipeline: beam.Pipeline, label: str, config: RunConfig, decoder,
+                repeated) -> dict:
+    """An uncounted read of the CSV inputs already read once, less the training
+    input's duplicates when ``repeated`` (the first read's) is given."""
+    again = pipeline | f"Read{label}" >> ReadRaw(
+        config.csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
+    if repeated is not None:
+        again["train"] = again["train"] | f"Deduplicate{label}" >> Deduplicate(
+            repeated, counted=False)
+    return again
 
 
 def _with_lookups(raw: dict, lookups: tuple, label: str) -> dict:

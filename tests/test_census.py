@@ -83,13 +83,17 @@ def test_census_serving_matches_the_pipeline_on_every_eval_row(census_run):
     assert "0 mismatches" in result.stdout
 
 
-def test_wide_and_deep_on_census_beats_the_majority_class(census_run, tmp_path):
-    model_dir = str(tmp_path / "model")
-    result = run_cli("train", "--run_dir", census_run.path, "--model_dir", model_dir,
-                     "--epochs", "2")
+def _trained(run: RunDir, model_dir: str, epochs: int) -> dict:
+    """``train`` on a run; its metrics.json."""
+    result = run_cli("train", "--run_dir", run.path, "--model_dir", model_dir,
+                     "--epochs", str(epochs))
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(model_dir, "metrics.json")) as f:
-        metrics = json.load(f)
+        return json.load(f)
+
+
+def test_wide_and_deep_on_census_beats_the_majority_class(census_run, tmp_path):
+    metrics = _trained(census_run, str(tmp_path / "model"), epochs=2)
     assert metrics["task"] == "binary"
     assert metrics["eval"]["accuracy"] > metrics["baseline"]["accuracy"] + 0.05
     assert metrics["eval"]["auc"] > 0.85
@@ -176,12 +180,7 @@ def test_instance_selection_stratifies_drops_duplicates_and_balances_train(selec
 
 def test_the_baseline_of_an_oversampled_run_counts_each_row_once(selected_run, tmp_path):
     selected, lines, _, _ = selected_run
-    model_dir = str(tmp_path / "model")
-    result = run_cli("train", "--run_dir", selected.path, "--model_dir", model_dir,
-                     "--epochs", "1")
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(os.path.join(model_dir, "metrics.json")) as f:
-        metrics = json.load(f)
+    metrics = _trained(selected, str(tmp_path / "model"), epochs=1)
     rows = selected.summary["rows"]
     # Balanced records would make the minority look like the majority.
     assert metrics["train_rows"] == rows["train"] + rows["oversampled"]

@@ -70,32 +70,14 @@ def _shards(batch: pa.RecordBatch):
         yield int(index), fingerprints[shard == index]
 
 
-class _RepeatedFingerprints(beam.CombineFn):
-    """A shard's fingerprints -> those seen more than once, and how many rows
-    repeat an earlier one."""
-
-    def create_accumulator(self):
-        return []
-
-    def add_input(self, parts, fingerprints):
-        parts.append(fingerprints)
-        return parts
-
-    def merge_accumulators(self, accumulators):
-        return [part for parts in accumulators for part in parts]
-
-    def extract_output(self, parts):
-        if not parts:
-            return np.empty(0, _FINGERPRINT), 0
-        fingerprints = np.concatenate(parts)
-        distinct, seen = np.unique(fingerprints, return_counts=True)
-        return distinct[seen > 1], len(fingerprints) - len(distinct)
-
-
-def _count(shard: tuple[int, tuple[np.ndarray, int]], name: str) -> np.ndarray:
-    _, (repeated, duplicates) = shard
-    counters.count(f"duplicates_{name}", duplicates)
-    return repeated
+def _count(shard: tuple[int, list[np.ndarray]], name: str) -> np.ndarray:
+    """A shard's fingerprints -> those seen more than once; counts how many
+    rows repeat an earlier one."""
+    _, parts = shard
+    fingerprints = np.concatenate(parts)
+    distinct, seen = np.unique(fingerprints, return_counts=True)
+    counters.count(f"duplicates_{name}", len(fingerprints) - len(distinct))
+    return distinct[seen > 1]
 
 
 def _all_repeated(shards) -> np.ndarray:
@@ -146,7 +128,7 @@ class RepeatedRows(beam.PTransform):
     def expand(self, batches):
         return (batches
                 | "Fingerprints" >> beam.FlatMap(_shards)
-                | "CountPerShard" >> beam.CombinePerKey(_RepeatedFingerprints())
+                | "PerShard" >> beam.CombinePerKey(beam.combiners.ToListCombineFn())
                 | "Count" >> beam.Map(_count, self._name)
                 | "AllRepeated" >> beam.CombineGlobally(_all_repeated))
 

@@ -36,19 +36,9 @@ from pipelines.stages import counters
 __all__ = ["AddWindowFeatures", "StreamingWindowFeatures", "WindowEvents"]
 
 
-class _MergeEvents(beam.CombineFn):
-    def create_accumulator(self):
-        return []
-
-    def add_input(self, chunks, chunk):
-        chunks.append(chunk)
-        return chunks
-
-    def merge_accumulators(self, accumulators):
-        return [chunk for chunks in accumulators for chunk in chunks]
-
-    def extract_output(self, chunks):
-        return merge_events(chunks)
+def _merged(keyed_chunks: tuple[tuple, list]):
+    key, chunks = keyed_chunks
+    return key, merge_events(chunks)
 
 
 class WindowEvents(beam.PTransform):
@@ -61,7 +51,8 @@ class WindowEvents(beam.PTransform):
     def expand(self, batches):
         return (batches
                 | "Chunks" >> beam.FlatMap(event_chunks_of, self._windows)
-                | "Merge" >> beam.CombinePerKey(_MergeEvents()))
+                | "PerKey" >> beam.CombinePerKey(beam.combiners.ToListCombineFn())
+                | "Merge" >> beam.Map(_merged))
 
 
 def event_chunks_of(batch, windows: Windows):
