@@ -382,7 +382,7 @@ class CsvDecoder:
             keys = pc.binary_join_element_wise(
                 *(row_keys.column_texts(_key_values(c, raw, typed), c.type)
                   for c in self._columns), row_keys.KEY_SEPARATOR)
-        row_key = row_keys.row_keys(keys.to_pylist())
+        row_key = row_keys.row_keys(keys)
         arrays.append(as_list_array(pa.array(row_key)))
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 

@@ -64,12 +64,17 @@ def column_texts(values: pa.Array, feature_type: int) -> pa.Array:
     return pc.fill_null(texts, NULL_TEXT)
 
 
-def row_keys(keys: Iterable[str]) -> np.ndarray:
+def row_keys(keys: Iterable[str] | pa.Array) -> np.ndarray:
     """Signed 64-bit farmhash fingerprints of the UTF-8 ``keys`` (BigQuery's
-    FARM_FINGERPRINT)."""
-    keys = list(keys)
+    FARM_FINGERPRINT), texts or an Arrow string array."""
+    if isinstance(keys, pa.Array):
+        # A numpy array of str: a quarter of to_pylist's time.
+        keys = keys.to_numpy(zero_copy_only=False)
+    elif not isinstance(keys, np.ndarray):
+        keys = list(keys)
     try:
-        fingerprints = np.fromiter((farmhash.fingerprint64(k) for k in keys), dtype=np.uint64)
+        fingerprints = np.fromiter(map(farmhash.fingerprint64, keys), dtype=np.uint64,
+                                   count=len(keys))
     except ValueError:
         # pyfarmhash takes C strings, so a key holding "\0" fails there;
         # TensorFlow's Fingerprint64 is the same function over the exact bytes.

@@ -59,7 +59,9 @@ def content_fingerprints(batch: pa.RecordBatch) -> np.ndarray:
     values and its ``row_key``), as an array of 16-byte values."""
     texts = [_value_texts(pc.list_element(column, 0)) for column in batch.columns]
     rows = pc.binary_join_element_wise(*texts, _separator(b""))
-    digests = b"".join(hashlib.blake2b(row, digest_size=16).digest() for row in rows.to_pylist())
+    # to_numpy, not to_pylist: a quarter of the time for the same bytes objects.
+    digests = b"".join(hashlib.blake2b(row, digest_size=16).digest()
+                       for row in rows.to_numpy(zero_copy_only=False))
     return np.frombuffer(digests, dtype=_FINGERPRINT)
 
 

@@ -15,6 +15,8 @@ Must be applied inside a ``tft_beam.Context`` whose ``passthrough_keys``
 include ``row_key``, which then rides along untouched into every example.
 """
 
+import collections
+import concurrent.futures
 import os
 import uuid
 from collections.abc import Callable
@@ -123,19 +125,30 @@ class _WriteShards(beam.DoFn):
     example. Only the files of bundles that completed are output, so a retried
     bundle leaves at most an orphan temporary file, which ``_name_shards``
     deletes.
+
+    Encoding runs on a thread of its own, a batch or two ahead of the writes:
+    tfx_bsl releases the GIL while it encodes, so the other core encodes while
+    this one goes on (the writes stay here: each record's write releases and
+    retakes the GIL, which a thread gets back only when this one lets it go).
     """
+
+    # Batches encoded ahead of the writes at most: what it costs in memory.
+    AHEAD = 2
 
     def __init__(self, directory: str):
         self._directory = directory
 
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
+        self._encoding = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="encode-examples")
         self._options = tf.io.TFRecordOptions(compression_type="GZIP",
                                               compression_level=GZIP_LEVEL)
         tf.io.gfile.makedirs(self._directory)
 
     def start_bundle(self):
         self._writer, self._path = None, None
+        self._encoded = collections.deque()
 
     def process(self, transformed):
         record_batch, _ = transformed  # unary passthroughs never occur: row_key is per row
@@ -143,13 +156,23 @@ class _WriteShards(beam.DoFn):
         if self._writer is None:
             self._path = os.path.join(self._directory, f"tmp-{uuid.uuid4().hex}.tfrecord.gz")
             self._writer = tf.io.TFRecordWriter(self._path, self._options)
-        for record in self._encoder.encode(record_batch):
+        self._encoded.append(self._encoding.submit(self._encoder.encode, record_batch))
+        while len(self._encoded) > self.AHEAD:
+            self._write_next()
+
+    def _write_next(self):
+        for record in self._encoded.popleft().result():
             self._writer.write(record)
 
     def finish_bundle(self):
         if self._writer is not None:
+            while self._encoded:
+                self._write_next()
             self._writer.close()
             yield GlobalWindows.windowed_value(self._path)
+
+    def teardown(self):
+        self._encoding.shutdown(cancel_futures=True)
 
 
 def _name_shards(paths: list[str], directory: str) -> list[str]:
