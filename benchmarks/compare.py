@@ -34,14 +34,18 @@ from pipelines import nycflights  # noqa: E402
 from references import baselines  # noqa: E402
 
 SECTION = "## Throughput: this package vs. TFT's own way vs. pandas + scikit-learn"
+# The child's peak is its own VmHWM: Linux keeps ru_maxrss across exec, so
+# getrusage would report this process's peak (the baseline's split) instead.
 _CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
 sys.path.insert(0, {root!r})
 started = time.monotonic()
 from references import baselines
 rows = {call}
+with open("/proc/self/status") as status:
+    peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1))
 print(json.dumps({{"seconds": time.monotonic() - started, "rows": rows,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_mb": peak_kb / 1024}}))
 """
 
 
