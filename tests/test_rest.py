@@ -114,7 +114,7 @@ GOOD = {"year": 2013, "month": 1, "day": 1, "hour": 5, "minute": 15, "carrier": 
     ("POST", "/v1/models/flights:predict", {"instances": []}, 400, "non-empty list"),
     ("POST", "/v1/models/flights:predict",
      {"instances": [{k: v for k, v in GOOD.items() if k != "carrier"}]}, 400,
-     "lacks required features ['carrier']"),
+     "lacks the required feature 'carrier'"),
     ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "carier": "UA"}]}, 400,
      "unknown features ['carier']"),
     ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "distance": "far"}]}, 400,
@@ -123,6 +123,16 @@ GOOD = {"year": 2013, "month": 1, "day": 1, "hour": 5, "minute": 15, "carrier": 
      "whole number"),
     ("POST", "/v1/models/flights:predict",
      {"signature_name": "serving_default", "instances": [{"b64": "%%%"}]}, 400, "base64"),
+    ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "year": 10**30}]}, 400,
+     "instance 0: 'year' = 1000000000000000000000000000000 is outside int64"),
+    ("POST", "/v1/models/flights:predict", {"instances": [GOOD, {**GOOD, "month": 13}]}, 400,
+     "instance 1: 'month' = 13 is outside its domain"),
+    ("POST", "/v1/models/flights:predict", {"instances": [{**GOOD, "temp": 1e300}]}, 400,
+     "'temp' must be a finite float32"),
+    ("POST", "/v1/models/flights:predict",
+     {"signature_name": "serving_default",
+      "instances": [{"b64": base64.b64encode(b"not an example").decode()}]}, 400,
+     "instance 0: is not a serialized tf.Example"),
     ("POST", "/v1/models/flights:predict", {"signature_name": "nope", "instances": [GOOD]},
      400, "unknown signature_name"),
     ("POST", "/v1/models/other:predict", {"instances": [GOOD]}, 404, "/v1/models/flights"),
@@ -135,3 +145,42 @@ def test_bad_requests_get_a_json_error(server, method, path, body, status, messa
     # ... and the server keeps serving.
     ok, answer = _request(server, "POST", "/v1/models/flights:predict", {"instances": [GOOD]})
     assert ok == 200 and 0 < answer["predictions"][0] < 1
+
+
+def _metrics(server) -> dict[str, float]:
+    """The server's Prometheus samples, by name and labels as written."""
+    connection = http.client.HTTPConnection(*server, timeout=60)
+    connection.request("GET", "/monitoring/prometheus/metrics")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type").startswith("text/plain; version=")
+    text = response.read().decode()
+    connection.close()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_count_requests_invalid_and_out_of_domain_values(server):
+    before = _metrics(server)
+
+    def delta(name):
+        return _metrics(server).get(name, 0.0) - before.get(name, 0.0)
+
+    # An unseen carrier is scored, and counted.
+    status, body = _request(server, "POST", "/v1/models/flights:predict",
+                            {"instances": [GOOD, {**GOOD, "carrier": "ZZ"}]})
+    assert status == 200 and len(body["predictions"]) == 2
+    status, body = _request(server, "POST", "/v1/models/flights:predict",
+                            {"instances": [{**GOOD, "distance": "far"}]})
+    assert status == 400 and "'distance'" in body["error"]
+    ok = 'tft_serving_requests_total{signature="predict_raw",status="200"}'
+    refused = 'tft_serving_requests_total{signature="predict_raw",status="400"}'
+    assert delta(ok) == 1 and delta(refused) == 1
+    assert delta('tft_serving_instances_total{signature="predict_raw",status="200"}') == 2
+    assert delta('tft_serving_out_of_domain_values_total{feature="carrier"}') == 1
+    assert delta('tft_serving_invalid_instances_total{feature="distance"}') == 1
+    assert delta('tft_serving_request_latency_seconds_count{signature="predict_raw"}') == 2

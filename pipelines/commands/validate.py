@@ -9,6 +9,9 @@ statistics, for drift. It runs the same stages as ``run`` does for its serving
 split (``pipelines.pipeline.build_validate_pipeline``) and writes
 ``DIR/validations/SPAN/`` (stats, anomalies, rejected rows), appends the result
 to ``DIR/validation_summary.json`` and rewrites ``DIR/report.html``.
+
+The serving input may be ``serve``'s request logs (``--log_dir``), recognised
+by their header: they are checked on the features they hold, as logged.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import tensorflow as tf
 
 from pipelines import layout
 from pipelines.commands import preflight
+from pipelines.decode import csv_decoder, files, request_logs
 from pipelines.errors import UserError
 from pipelines.pipeline import ValidateConfig, build_validate_pipeline, execute
 from pipelines.reports import anomalies, history, html
@@ -38,14 +42,21 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     out = layout.validation_dir(args.run_dir, span)
     if tf.io.gfile.exists(out):
         raise UserError(f"{out} exists: pass another --span")
-    preflight.check_input(args.serving_input, run.dataset.csv_decoder(schema).for_serving())
+    header = _request_log_header(args.serving_input)
+    checked = schema if header is None else request_logs.logged_schema(schema, header)
+    decoder = (run.dataset.csv_decoder(schema) if header is None
+               else request_logs.log_decoder(checked))
+    preflight.check_input(args.serving_input, decoder.for_serving())
     preflight.announce_input_size([args.serving_input], args.limit)
+    if header is not None:
+        print(f"{args.serving_input}: a request log of {len(checked.feature)} features "
+              f"(checked as logged; its prediction and time left out)")
 
     executed = execute(build_validate_pipeline(ValidateConfig(
-        dataset=run.dataset, schema=schema, serving_input=args.serving_input,
+        dataset=run.dataset, schema=checked, serving_input=args.serving_input,
         output_dir=out, eval_fraction=run.summary["eval_fraction"],
-        training_statistics=training, previous_statistics=previous, limit=args.limit),
-        beam_args))
+        training_statistics=training, previous_statistics=previous, limit=args.limit,
+        request_log=header is not None), beam_args))
 
     validated = anomalies.load_split(out, "serving", run.schema_file, name=f"span {span}")
     result_entry = history.entry(span, args.serving_input, validated,
@@ -59,3 +70,29 @@ def validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     page = html.write_report(args.run_dir, run.dataset.name, shown, schema)
     print(history.format_entry(result_entry, page))
     return 1 if args.fail_on_anomalies and not result_entry["ok"] else 0
+
+
+def _request_log_header(pattern: str) -> list[str] | None:
+    """The header of the request logs ``pattern`` matches (``serve --log_dir``),
+    or None for other CSV files; every file must be one or the other.
+
+    Remote inputs are not read before the pipeline runs (building a Dataflow
+    job needs no cloud access): copy logs to local disk to validate them.
+
+    Raises:
+      UserError: some files are request logs and others are not.
+    """
+    if "://" in pattern:
+        return None
+    paths = files.match_files(pattern)
+    headers = []
+    for path in paths:
+        with files.open_input(path) as stream:
+            headers.append(csv_decoder.header_names(stream, request_logs.LOG_FORMAT))
+    logs = [request_logs.is_request_log(h) for h in headers]
+    if not any(logs):
+        return None
+    if not all(logs) or any(h != headers[0] for h in headers):
+        raise UserError(f"{pattern} mixes request logs with other files (or logs of "
+                        f"different features); validate them apart")
+    return headers[0]

@@ -63,6 +63,8 @@ class CsvFormat:
       column_names: the columns in file order when there is no header (default:
         the schema's order).
       encoding: the files' text encoding; they are decoded as UTF-8 after it.
+      ignored_columns: header columns read and left out (a request log's
+        prediction and time).
     """
 
     delimiter: str = ","
@@ -72,6 +74,7 @@ class CsvFormat:
     has_header: bool = True
     column_names: tuple[str, ...] = ()
     encoding: str = "utf-8"
+    ignored_columns: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -256,7 +256,8 @@ class CsvDecoder:
             raise HeaderMismatchError(f"{source} is empty: it has no header line")
         expected = [c.name for c in self._columns]
         missing = [n for n in expected if n not in names and n not in self._may_lack]
-        unexpected = [n for n in names if n not in expected]
+        unexpected = [n for n in names
+                      if n not in expected and n not in self._format.ignored_columns]
         if missing or unexpected:
             problems = []
             if missing:

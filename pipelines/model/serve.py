@@ -1,6 +1,7 @@
 """``serve``: TensorFlow Serving's REST API for a serving model, on loopback.
 
     python -m pipelines serve --model M/serving --port 8501 [--model_name flights]
+        [--log_dir DIR [--log_sample 0.1]]
 
 - ``GET /v1/models/<name>``: the model's status, as TF Serving reports it.
 - ``GET /v1/models/<name>/metadata``: its signatures and the features they take.
@@ -13,23 +14,33 @@
   missing, as in training. With ``"signature_name": "serving_default"`` the
   instances are serialized ``tf.Example``s, ``{"b64": "..."}``.
 
-A malformed request gets a 4xx JSON ``{"error": "..."}`` and never stops the
-server.
+- ``GET /monitoring/prometheus/metrics``: the metrics (``serving_metrics``).
+
+Every instance is checked against the dataset's schema first
+(``request_checks``): one that cannot be scored gets a 400 naming the instance
+and the feature; a value outside a soft domain is scored and counted. A
+malformed request gets a 4xx JSON ``{"error": "..."}`` and never stops the
+server. With ``--log_dir``, a sample of the answered instances is logged
+(``request_log``) for ``validate`` to check against training.
 """
 
 import base64
 import binascii
+import collections
 import http.server
 import json
-import math
 import os
+import signal
 import sys
+import time
 
-import numpy as np
 import tensorflow as tf
 
 from pipelines.errors import UserError
-from pipelines.model import export_serving
+from pipelines.model import export_serving, serving_metrics
+from pipelines.model.request_checks import InvalidInstance, RequestChecks
+from pipelines.model.request_log import RequestLog
+from pipelines.model.serving_metrics import ServingMetrics
 
 __all__ = ["PredictionService", "RequestError", "serve"]
 
@@ -45,7 +56,8 @@ class RequestError(Exception):
 
 
 class PredictionService:
-    """The loaded model and the conversion of JSON instances into its tensors."""
+    """The loaded model, the checks of its instances, its metrics and, when
+    given, its request log (``request_log.RequestLog``, set by ``serve``)."""
 
     def __init__(self, model_dir: str, name: str | None = None):
         info = export_serving.read_info(model_dir)
@@ -58,9 +70,13 @@ class PredictionService:
         self._serve_examples = self._loaded.signatures["serving_default"]
         self._specs = self._predict_raw.structured_input_signature[1]
         self._required = set(info["required_features"])
+        self.checks = RequestChecks(self._specs, self._required,
+                                    export_serving.read_schema(model_dir))
         # The task names the output; every export's info has it, so binary
         # models exported before there were other tasks answer as before.
         self._output = info["output"]
+        self.metrics = ServingMetrics()
+        self.log: RequestLog | None = None
 
     def status(self) -> dict:
         return {"model_version_status": [{
@@ -78,62 +94,66 @@ class PredictionService:
             },
         }
 
-    def predict(self, request: dict) -> dict:
+    def predict(self, request) -> dict:
+        """Answers one parsed request, counted in the metrics and, when it is
+        answered, sampled into the request log."""
+        signature = request.get("signature_name", "predict_raw") if isinstance(
+            request, dict) else "predict_raw"
+        label = signature if signature in ("predict_raw", "serving_default") else "unknown"
+        started = time.perf_counter()
+        status, rows = 200, []
+        try:
+            rows, outside, predictions = self._predict(request, signature)
+        except RequestError as error:
+            status = error.status
+            raise
+        except InvalidInstance as error:
+            status = 400
+            self.metrics.invalid.labels(error.feature or "-").inc()
+            raise RequestError(400, str(error)) from None
+        finally:
+            self.metrics.requests.labels(label, str(status)).inc()
+            self.metrics.instances.labels(label, str(status)).inc(
+                len(rows) if status == 200 else _sent(request))
+            self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+        for feature, count in outside.items():
+            self.metrics.out_of_domain.labels(feature).inc(count)
+        if self.log is not None:
+            self.log.offer(rows, predictions)
+        return {"predictions": predictions}
+
+    def _predict(self, request, signature: str) -> tuple[list, collections.Counter, list]:
         if not isinstance(request, dict):
             raise RequestError(400, "the request body must be a JSON object")
-        signature = request.get("signature_name", "predict_raw")
         if "instances" in request:
-            rows = request["instances"]
-            if not isinstance(rows, list) or not rows:
+            instances = request["instances"]
+            if not isinstance(instances, list) or not instances:
                 raise RequestError(400, '"instances" must be a non-empty list')
         elif "inputs" in request:
-            rows = _rows_from_columns(request["inputs"])
+            instances = _rows_from_columns(request["inputs"])
         else:
             raise RequestError(400, 'the request needs "instances" (or "inputs")')
         if signature == "predict_raw":
-            outputs = self._predict_raw(**self._tensors(rows))
+            rows, outside = self.checks.rows(instances)
+            outputs = self._predict_raw(**self.checks.tensors(rows))
         elif signature == "serving_default":
-            outputs = self._serve_examples(examples=tf.constant(_examples(rows)))
+            examples = _examples(instances)
+            rows, outside = self.checks.example_rows(examples)
+            try:
+                outputs = self._serve_examples(examples=tf.constant(examples))
+            except tf.errors.InvalidArgumentError as error:
+                raise RequestError(400, "the examples do not parse as the model's features: "
+                                        f"{error.message.splitlines()[0]}") from None
         else:
             raise RequestError(400, f"unknown signature_name {signature!r}; this model "
                                     f"has predict_raw and serving_default")
-        return {"predictions": outputs[self._output].numpy().tolist()}
-
-    def _tensors(self, rows: list) -> dict[str, tf.Tensor]:
-        columns = {name: [] for name in self._specs}
-        for i, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise RequestError(400, f"instance {i} is not an object of feature values")
-            unknown = sorted(set(row) - set(self._specs))
-            if unknown:
-                raise RequestError(400, f"instance {i} has unknown features {unknown}; "
-                                        f"the model takes {sorted(self._specs)}")
-            missing = sorted(n for n in self._required if row.get(n) is None)
-            if missing:
-                raise RequestError(400, f"instance {i} lacks required features {missing}")
-            for name, spec in self._specs.items():
-                columns[name].append(_value(i, name, spec.dtype, row.get(name)))
-        return {name: tf.constant(np.array(values, dtype=_numpy_dtype(self._specs[name].dtype)))
-                for name, values in columns.items()}
+        return rows, outside, outputs[self._output].numpy().tolist()
 
 
-def _value(i: int, name: str, dtype: tf.DType, value):
-    """A JSON value as the signature takes it; a missing one as NaN or ""."""
-    if value is None:
-        return "" if dtype == tf.string else math.nan
-    if dtype == tf.string:
-        if not isinstance(value, str):
-            raise RequestError(400, f"instance {i}: {name!r} must be a string")
-        return value.encode("utf-8")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RequestError(400, f"instance {i}: {name!r} must be a number")
-    if dtype.is_integer and not float(value).is_integer():
-        raise RequestError(400, f"instance {i}: {name!r} must be a whole number")
-    return value
-
-
-def _numpy_dtype(dtype: tf.DType):
-    return object if dtype == tf.string else dtype.as_numpy_dtype
+def _sent(request) -> int:
+    """How many instances a refused request held, as far as it can be told."""
+    sent = request.get("instances") if isinstance(request, dict) else None
+    return len(sent) if isinstance(sent, list) else 1
 
 
 def _rows_from_columns(columns) -> list[dict]:
@@ -172,8 +192,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         self._answer(self._post)
 
-    def _get(self) -> dict:
+    def _get(self) -> dict | tuple[str, bytes]:
         base = f"/v1/models/{self.service.name}"
+        if self.path.rstrip("/") == serving_metrics.PATH:
+            return serving_metrics.CONTENT_TYPE, self.service.metrics.text()
         if self.path.rstrip("/") == base:
             return self.service.status()
         if self.path.rstrip("/") == f"{base}/metadata":
@@ -189,6 +211,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             request = json.loads(self.rfile.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            self.service.metrics.requests.labels("unknown", "400").inc()
             raise RequestError(400, f"the request body is not valid JSON: {error}") from None
         return self.service.predict(request)
 
@@ -199,9 +222,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             status, body = error.status, {"error": str(error)}
         except Exception as error:  # noqa: BLE001 - one bad request must not stop the server
             status, body = 500, {"error": f"internal error: {type(error).__name__}: {error}"}
-        payload = json.dumps(body).encode("utf-8")
+        content_type = "application/json"
+        if isinstance(body, tuple):  # already rendered (the metrics)
+            content_type, payload = body
+        else:
+            payload = json.dumps(body).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -212,16 +239,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def serve(model_dir: str, port: int, host: str = "127.0.0.1",
-          model_name: str | None = None) -> None:
-    """Serves until interrupted."""
+          model_name: str | None = None, log_dir: str | None = None,
+          log_sample: float = 1.0) -> None:
+    """Serves until SIGTERM or SIGINT; then completes the request log."""
     service = PredictionService(model_dir, model_name)
+    if log_dir:
+        service.log = RequestLog(log_dir, service.checks.names, log_sample,
+                                 on_written=service.metrics.log_written.inc,
+                                 on_dropped=service.metrics.log_dropped.inc)
     handler = type("Handler", (_Handler,), {"service": service})
-    with http.server.ThreadingHTTPServer((host, port), handler) as server:
-        server.daemon_threads = True
-        print(f"Serving {service.name!r} from {model_dir} at "
-              f"http://{host}:{server.server_address[1]}/v1/models/{service.name}",
-              file=sys.stderr, flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+    # SIGTERM (how a process manager stops a server) ends it as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with http.server.ThreadingHTTPServer((host, port), handler) as server:
+            server.daemon_threads = True
+            print(f"Serving {service.name!r} from {model_dir} at "
+                  f"http://{host}:{server.server_address[1]}/v1/models/{service.name}"
+                  + (f", logging {log_sample:.0%} of instances to {log_dir}" if log_dir
+                     else ""), file=sys.stderr, flush=True)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if service.log is not None:
+            service.log.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

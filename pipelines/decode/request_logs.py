@@ -1,0 +1,71 @@
+"""Request logs (``serve --log_dir``) read back as serving data.
+
+A request log is CSV with a header: the serving features a model received,
+then ``logged_prediction`` and ``logged_at`` (``LOG_COLUMNS``), by which it is
+recognised. It holds only what requests carry: a feature the pipeline derives
+(a window aggregate, a joined weather column) is a column of the log as the
+request supplied it, and a column requests never carry (a flight's arrival) is
+not there. So a log is checked against the schema's features it names
+(``logged_schema``), decoded as written (``log_decoder``), and nothing is
+derived from its rows again.
+"""
+
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines.decode.columns import (
+    LOOKUP_FEATURE_TAG,
+    WINDOW_FEATURE_TAG,
+    CsvFormat,
+    columns_from_schema,
+)
+from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.errors import UserError
+
+__all__ = [
+    "LOG_COLUMNS", "LOG_FORMAT", "PREDICTION_COLUMN", "TIME_COLUMN", "is_request_log",
+    "log_decoder", "logged_schema",
+]
+
+PREDICTION_COLUMN = "logged_prediction"
+TIME_COLUMN = "logged_at"
+LOG_COLUMNS = (PREDICTION_COLUMN, TIME_COLUMN)
+# How the log is written: comma-separated, a header, a missing value empty.
+LOG_FORMAT = CsvFormat(delimiter=",", null_values=("",), has_header=True,
+                       ignored_columns=LOG_COLUMNS)
+
+
+def is_request_log(header: list[str]) -> bool:
+    """Whether a CSV header is a request log's: it ends with ``LOG_COLUMNS``."""
+    return tuple(header[-len(LOG_COLUMNS):]) == LOG_COLUMNS
+
+
+def logged_schema(schema: schema_pb2.Schema, header: list[str]) -> schema_pb2.Schema:
+    """The schema of the features a log's ``header`` names, each a column of
+    the log (the tags that make a feature derived are dropped).
+
+    Raises:
+      UserError: the header names a feature the schema does not have.
+    """
+    logged = [n for n in header if n not in LOG_COLUMNS]
+    known = {f.name for f in schema.feature}
+    unknown = [n for n in logged if n not in known]
+    if unknown:
+        raise UserError(f"the request log names features the run's schema does not have: "
+                        f"{', '.join(unknown)}; was it logged by a model of another dataset?")
+    result = schema_pb2.Schema()
+    result.CopyFrom(schema)
+    del result.feature[:]
+    for feature in schema.feature:
+        if feature.name in logged:
+            kept = result.feature.add()
+            kept.CopyFrom(feature)
+            tags = [t for t in kept.annotation.tag
+                    if t not in (WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG)]
+            del kept.annotation.tag[:]
+            kept.annotation.tag.extend(tags)
+    return result
+
+
+def log_decoder(schema: schema_pb2.Schema) -> CsvDecoder:
+    """The decoder of request logs of ``logged_schema``'s features."""
+    return CsvDecoder(columns_from_schema(schema), LOG_FORMAT)

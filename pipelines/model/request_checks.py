@@ -1,0 +1,183 @@
+"""What a serving request's instances must be: the model's serving features,
+typed, present and within their domains as the dataset's schema declares them.
+
+An instance that cannot be scored is refused, naming the instance and the
+feature (``InvalidInstance``): a feature the model does not take, a required
+one missing, a value of the wrong type, a number beyond what its tensor holds
+(an integer outside int64, a float that is not finite or outside float32), or
+a value outside a *hard* domain (a feature tagged ``reject_out_of_domain``,
+whose rows the pipeline rejects too). A value outside a *soft* domain (an
+unseen carrier) is scored as training would have transformed it, and counted.
+
+Instances arrive as JSON objects (``predict_raw``) or as serialized
+``tf.Example``s (``serving_default``); both become the same rows of Python
+values, which is also what the request log writes.
+"""
+
+import collections
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines.decode.columns import columns_from_schema
+
+__all__ = ["InvalidInstance", "RequestChecks", "Row"]
+
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+# One instance: feature -> int, float, str, or None for a missing value.
+Row = dict
+
+
+class InvalidInstance(ValueError):
+    """An instance that cannot be scored; ``feature`` names the culprit (None
+    when the instance as a whole is wrong)."""
+
+    def __init__(self, instance: int, feature: str | None, message: str):
+        super().__init__(f"instance {instance}: {message}")
+        self.instance = instance
+        self.feature = feature
+
+
+@dataclasses.dataclass(frozen=True)
+class _Feature:
+    name: str
+    dtype: tf.DType  # the predict_raw signature's
+    required: bool
+    integer: bool  # INT in the schema (an optional one is a float32 tensor: NaN is missing)
+    domain: tuple | frozenset | None = None  # (min, max), or the allowed texts
+    hard: bool = False
+
+
+class RequestChecks:
+    """The checks of one model's serving features.
+
+    Args:
+      specs: the ``predict_raw`` signature's input specs, by feature.
+      required: the features every instance must carry.
+      schema: the dataset's schema, for the domains; None (a model exported
+        before it carried its schema) checks types and presence only.
+    """
+
+    def __init__(self, specs: dict[str, tf.TensorSpec], required: set[str],
+                 schema: schema_pb2.Schema | None):
+        columns = {c.name: c for c in columns_from_schema(schema)} if schema else {}
+        # In the schema's order (the request log's columns), else by name.
+        order = {f.name: i for i, f in enumerate(schema.feature)} if schema else {}
+        self.features = {}
+        for name, spec in sorted(specs.items(), key=lambda item: (
+                order.get(item[0], len(order)), item[0])):
+            column = columns.get(name)
+            integer = spec.dtype.is_integer or bool(column and column.type == schema_pb2.INT)
+            self.features[name] = _Feature(
+                name, spec.dtype, name in required, integer,
+                column.domain if column else None, bool(column and column.hard_domain))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.features)
+
+    def rows(self, instances: list) -> tuple[list[Row], collections.Counter]:
+        """JSON instances -> checked rows, and the count of soft-domain
+        violations by feature.
+
+        Raises:
+          InvalidInstance: the first instance that cannot be scored.
+        """
+        rows, outside = [], collections.Counter()
+        for i, instance in enumerate(instances):
+            if not isinstance(instance, dict):
+                raise InvalidInstance(i, None, "is not an object of feature values")
+            unknown = sorted(set(instance) - set(self.features))
+            if unknown:
+                raise InvalidInstance(i, unknown[0], f"has unknown features {unknown}; the "
+                                                     f"model takes {sorted(self.features)}")
+            row = {}
+            for feature in self.features.values():
+                row[feature.name] = value = self._value(i, feature, instance.get(feature.name))
+                if value is not None and not _inside(value, feature.domain):
+                    if feature.hard:
+                        raise InvalidInstance(i, feature.name, f"{feature.name!r} = {value!r} "
+                                                               f"is outside its domain")
+                    outside[feature.name] += 1
+            rows.append(row)
+        return rows, outside
+
+    def example_rows(self, serialized: list[bytes]) -> tuple[list[Row], collections.Counter]:
+        """Serialized ``tf.Example``s -> checked rows, as ``rows``; features the
+        model does not take are left out, as ``tf.io.parse_example`` does."""
+        instances = []
+        for i, data in enumerate(serialized):
+            try:
+                example = tf.train.Example.FromString(data)
+            except DecodeError:
+                raise InvalidInstance(i, None, "is not a serialized tf.Example") from None
+            instance = {}
+            for name, feature in example.features.feature.items():
+                if name not in self.features:
+                    continue  # parsing takes the model's features and leaves the rest
+                kind = feature.WhichOneof("kind")
+                values = list(getattr(feature, kind).value) if kind else []
+                if len(values) > 1:
+                    raise InvalidInstance(i, name, f"{name!r} has {len(values)} values; "
+                                                   f"one is expected")
+                value = values[0] if values else None
+                instance[name] = value.decode("utf-8", "replace") if isinstance(
+                    value, bytes) else value
+            instances.append(instance)
+        return self.rows(instances)
+
+    def tensors(self, rows: list[Row]) -> dict[str, tf.Tensor]:
+        """Checked rows -> the ``predict_raw`` signature's inputs: a missing
+        value is NaN (numbers) or ``""`` (text), as the signature takes it."""
+        tensors = {}
+        for name, feature in self.features.items():
+            if feature.dtype == tf.string:
+                values = np.array([b"" if r[name] is None else r[name].encode("utf-8")
+                                   for r in rows], dtype=object)
+            else:
+                values = np.array([math.nan if r[name] is None else r[name] for r in rows],
+                                  dtype=feature.dtype.as_numpy_dtype)
+            tensors[name] = tf.constant(values)
+        return tensors
+
+    @staticmethod
+    def _value(i: int, feature: _Feature, value):
+        name = feature.name
+        if value is None:
+            if feature.required:
+                raise InvalidInstance(i, name, f"lacks the required feature {name!r}")
+            return None
+        if feature.dtype == tf.string:
+            if not isinstance(value, str):
+                raise InvalidInstance(i, name, f"{name!r} must be a string, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInstance(i, name, f"{name!r} must be a number, got {value!r}")
+        if feature.integer:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise InvalidInstance(i, name, f"{name!r} must be a whole number, "
+                                                   f"got {value!r}")
+                value = int(value)
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise InvalidInstance(i, name, f"{name!r} = {value} is outside int64")
+            return value
+        value = float(value)
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise InvalidInstance(i, name, f"{name!r} must be a finite float32, got {value!r}")
+        return value
+
+
+def _inside(value, domain) -> bool:
+    if domain is None:
+        return True
+    if isinstance(domain, frozenset):
+        return value.encode("utf-8") in domain
+    low, high = domain
+    return (low is None or value >= low) and (high is None or value <= high)

@@ -1,0 +1,58 @@
+"""The serving metrics, in Prometheus' text format at TF Serving's path
+``GET /monitoring/prometheus/metrics`` (``prometheus_client``).
+
+- ``tft_serving_requests_total{signature, status}``: requests by HTTP status;
+- ``tft_serving_instances_total{signature, status}``: their instances;
+- ``tft_serving_invalid_instances_total{feature}``: instances refused, by the
+  feature that was wrong (``-`` when the instance as a whole was);
+- ``tft_serving_out_of_domain_values_total{feature}``: values outside a soft
+  domain (an unseen carrier) that were scored;
+- ``tft_serving_request_latency_seconds{signature}``: a histogram of the time
+  from the parsed request to the answer;
+- ``tft_serving_log_rows_written_total`` and ``..._dropped_total``: the
+  request log's rows (``--log_dir``).
+
+Each server has a registry of its own, so that two in one process (tests)
+count apart.
+"""
+
+import prometheus_client
+
+__all__ = ["CONTENT_TYPE", "PATH", "ServingMetrics"]
+
+PATH = "/monitoring/prometheus/metrics"
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+# From a fraction of a millisecond (one instance) to seconds (a large batch).
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
+
+
+class ServingMetrics:
+    """The counters one server keeps."""
+
+    def __init__(self):
+        self.registry = prometheus_client.CollectorRegistry()
+        registry = self.registry
+        self.requests = prometheus_client.Counter(
+            "tft_serving_requests", "Requests answered, by signature and HTTP status",
+            ["signature", "status"], registry=registry)
+        self.instances = prometheus_client.Counter(
+            "tft_serving_instances", "Instances of the requests answered, by signature and "
+            "HTTP status", ["signature", "status"], registry=registry)
+        self.invalid = prometheus_client.Counter(
+            "tft_serving_invalid_instances", "Instances refused, by the feature that was wrong",
+            ["feature"], registry=registry)
+        self.out_of_domain = prometheus_client.Counter(
+            "tft_serving_out_of_domain_values", "Values outside a soft domain that were "
+            "scored, by feature", ["feature"], registry=registry)
+        self.latency = prometheus_client.Histogram(
+            "tft_serving_request_latency_seconds", "Seconds from the parsed request to the "
+            "answer", ["signature"], buckets=_LATENCY_BUCKETS, registry=registry)
+        self.log_written = prometheus_client.Counter(
+            "tft_serving_log_rows_written", "Request-log rows written", registry=registry)
+        self.log_dropped = prometheus_client.Counter(
+            "tft_serving_log_rows_dropped", "Request-log rows dropped because the log's queue "
+            "was full", registry=registry)
+
+    def text(self) -> bytes:
+        """Every metric in Prometheus' text exposition format."""
+        return prometheus_client.generate_latest(self.registry)
