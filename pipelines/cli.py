@@ -148,6 +148,22 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--fail_on_anomalies", action="store_true",
                        help="exit 1 when anything is out of bounds")
 
+    score = _command(commands, "predict", _predict,
+                     "score raw CSV rows in batch with a serving model (RunInference)")
+    score.add_argument("--model", required=True, help="a serving SavedModel (M/serving)")
+    score.add_argument("--input", required=True, help="CSV glob, in the model's dataset's "
+                                                      "dialect; the label may be absent")
+    score.add_argument("--output_dir", required=True,
+                       help="where predictions-*.csv and rejected/ go")
+    score.add_argument("--limit", type=_positive_int, help="score only the first N rows")
+    score.add_argument("--overwrite", action="store_true",
+                       help="replace what --output_dir holds")
+    score.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
+                       help="with --runner DataflowRunner: build the job, do not submit it")
+    score.add_argument("--job_description",
+                       help="where --dry_run writes the job (default "
+                            "output/dataflow/DATASET_predict_job.json)")
+
     noise = _command(commands, "suggest-thresholds", _suggest_thresholds,
                      "measure skew metrics between random halves; suggest thresholds")
     noise.add_argument("--dataset", default="flights",
@@ -309,6 +325,13 @@ def _validate(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.commands import validate
 
     return validate.validate(args, beam_args)
+
+
+def _predict(args: argparse.Namespace, beam_args: list[str]) -> int:
+    _import_tfdv_quietly()
+    from pipelines.commands import predict
+
+    return predict.predict(args, beam_args)
 
 
 def _suggest_thresholds(args: argparse.Namespace, extra: list[str]) -> int:

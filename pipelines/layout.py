@@ -16,6 +16,15 @@ model side and the reports read them. Paths may be local or ``gs://``::
       validations/SPAN/              what ``validate`` wrote for each span
       dataset/                       the dataset the run used, as a dataset directory
       run_summary.json               written last: its presence marks a completed run
+
+A serving model (``M/serving``) carries what ``serve`` and ``predict`` need
+besides its graph, under TF Serving's ``assets.extra/``::
+
+    assets.extra/serving_info.json   the dataset's name, signatures, features, output key
+    assets.extra/dataset/            the dataset it was trained on, as a dataset directory
+                                     (its CSV dialect, schema and transforms)
+
+``predict`` writes ``predictions-*.csv`` and ``rejected/`` under its output directory.
 """
 
 import os
@@ -23,7 +32,8 @@ import os
 __all__ = [
     "OUTPUTS", "REPORT", "SPLITS", "STAGING", "SUMMARY_FILE", "TEMP", "VALIDATION_SUMMARY",
     "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
-    "rejected_dir", "rejected_prefix", "stats_file", "validation_dir",
+    "predictions_prefix", "rejected_dir", "rejected_prefix", "serving_dataset_dir",
+    "serving_info_file", "stats_file", "validation_dir",
 ]
 
 SPLITS = ("train", "eval", "serving")
@@ -35,6 +45,7 @@ STAGING = ".staging"  # runs in progress, each in a directory of its own
 TEMP = "tmp"  # TFT's temporary files when --temp_dir is not given
 _STATS, _ANOMALIES, _DATA, _REJECTED = "stats", "anomalies", "data", "rejected"
 _METADATA, _VALIDATIONS, _DATASET = "metadata", "validations", "dataset"
+_ASSETS_EXTRA = "assets.extra"  # TF Serving's place for a model's extra files
 # Written by tft_beam.WriteTransformFn, read by tft.TFTransformOutput.
 _TRANSFORM_FN, _TRANSFORMED_METADATA = "transform_fn", "transformed_metadata"
 
@@ -81,3 +92,16 @@ def dataset_dir(root: str) -> str:
 def validation_dir(root: str, span: str) -> str:
     """What ``validate`` writes for one span: the same names as a run, below it."""
     return os.path.join(root, _VALIDATIONS, span)
+
+
+def serving_info_file(model_dir: str) -> str:
+    return os.path.join(model_dir, _ASSETS_EXTRA, "serving_info.json")
+
+
+def serving_dataset_dir(model_dir: str) -> str:
+    return os.path.join(model_dir, _ASSETS_EXTRA, _DATASET)
+
+
+def predictions_prefix(root: str) -> str:
+    """``predict``'s shards: ``PREFIX-NNNNN-of-NNNNN.csv``."""
+    return os.path.join(root, "predictions")

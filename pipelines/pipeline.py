@@ -41,6 +41,7 @@ from pipelines.stages.bigquery import ReadBigQuery
 from pipelines.stages.duplicates import Deduplicate, RepeatedRows
 from pipelines.stages.lookups import JoinLookups
 from pipelines.stages.oversample import OversampleMinority
+from pipelines.stages.predictions import Predict
 from pipelines.stages.pubsub import REJECTED as PUBSUB_REJECTED
 from pipelines.stages.pubsub import DecodeMessages, EncodeRows, late_message, line_decoder
 from pipelines.stages.read import REJECTED, ReadRaw
@@ -50,7 +51,8 @@ from pipelines.stages.transform import Analyze, Transform, WriteOutputs, tensor_
 from pipelines.stages.windows import AddWindowFeatures, StreamingWindowFeatures, WindowEvents
 
 __all__ = [
-    "STAGE_LABELS", "Executed", "RunConfig", "StreamConfig", "ValidateConfig", "build_pipeline",
+    "STAGE_LABELS", "Executed", "PredictConfig", "RunConfig", "StreamConfig", "ValidateConfig",
+    "build_pipeline", "build_predict_pipeline",
     "build_streaming_pipeline", "build_validate_pipeline", "execute",
 ]
 
@@ -305,6 +307,44 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
         config.schema, out,
         training=pipeline | "TrainingStats" >> beam.Create([config.training_statistics]),
         previous=(pipeline | "PreviousStats" >> beam.Create([previous])) if previous else None)
+    return pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    """What one ``predict`` reads and writes: raw CSV rows of ``dataset`` (as
+    the serving model carries it) scored by the model at ``model_dir``, whose
+    ``predict_raw`` signature names its output ``output``."""
+
+    dataset: Dataset
+    schema: schema_pb2.Schema
+    input: str
+    output_dir: str
+    model_dir: str
+    output: str
+    limit: int | None = None
+
+
+def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.Pipeline:
+    """Constructs the ``predict`` pipeline: the rows read as ``run`` reads a
+    serving input (rejected rows to ``rejected/``), their joined and window
+    features derived from the input's own rows, then ``RunInference``."""
+    beam_speedups.install()
+    out = config.output_dir
+    decoder = config.dataset.csv_decoder(config.schema)
+    inputs = {"serving": config.input}
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    raw = pipeline | "ReadRaw" >> ReadRaw(inputs, decoder, layout.rejected_prefix(out),
+                                          config.limit)
+    raw = _with_lookups(raw, config.dataset.lookups(config.schema), "JoinLookups")
+    windows = config.dataset.windows(config.schema)
+    if windows:
+        source = pipeline | "ReadForWindows" >> ReadRaw(
+            inputs, decoder, rejected_prefix=None, limit=config.limit)
+        raw = _with_windows(raw, windows, _window_events(source, windows), "WindowFeatures")
+    _ = raw["serving"] | "Predict" >> Predict(
+        config.model_dir, config.output, config.dataset.csv_format.key_columns,
+        layout.predictions_prefix(out))
     return pipeline
 
 

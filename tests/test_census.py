@@ -98,6 +98,23 @@ def test_wide_and_deep_on_census_beats_the_majority_class(census_run, tmp_path):
     assert metrics["eval"]["accuracy"] > metrics["baseline"]["accuracy"] + 0.05
     assert metrics["eval"]["auc"] > 0.85
 
+    # The model scores census rows as they are written, label-free: it
+    # carries the dialect (no header, ", ", "?") and predict needs no other flag.
+    with open(CENSUS, "rb") as f:
+        lines = [line for line in f.readlines()[:2000] if line.strip()]
+    unlabelled = tmp_path / "unlabelled.data"
+    unlabelled.write_bytes(b"".join(line.rstrip(b"\r\n").rsplit(b", ", 1)[0] + b"\n"
+                                    for line in lines))
+    out = tmp_path / "predictions"
+    result = run_cli("predict", "--model", str(tmp_path / "model" / "serving"),
+                     "--input", str(unlabelled), "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(next(out.glob("predictions-*.csv"))) as f:
+        header, *predicted = f.read().splitlines()
+    assert header == "row_key,probability"
+    assert len(predicted) == len(lines)
+    assert all(0 <= float(row.split(",")[1]) <= 1 for row in predicted)
+
 
 def test_rank_features_reports_every_feature_by_mutual_information(census_run):
     result = run_cli("rank-features", "--run_dir", census_run.path)

@@ -1,6 +1,8 @@
 """``python -m pipelines serve``: real HTTP requests to TF Serving's REST API."""
 
 import base64
+import csv
+import glob
 import http.client
 import json
 import re
@@ -11,7 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import PROJECT_ROOT, raw_rows
+from pipelines.datasets import get_dataset
+from pipelines.decode import row_keys
+from pipelines.decode.files import decoded_table
+from pipelines.decode.row_keys import ROW_KEY
+from tests.conftest import PROJECT_ROOT, raw_rows, run_cli
 from transforms import flights
 
 
@@ -184,3 +190,61 @@ def test_metrics_count_requests_invalid_and_out_of_domain_values(server):
     assert delta('tft_serving_out_of_domain_values_total{feature="carrier"}') == 1
     assert delta('tft_serving_invalid_instances_total{feature="distance"}') == 1
     assert delta('tft_serving_request_latency_seconds_count{signature="predict_raw"}') == 2
+
+
+def _eval_lines(path: str) -> bytes:
+    """The header and the eval rows of a flights CSV, chosen by their split key
+    from the raw text (the rows the run held out)."""
+    with open(path, "rb") as f:
+        header, lines = f.readline(), f.readlines()
+    names = header.decode().strip().split(",")
+    key_fields = [names.index(c) for c in get_dataset("flights").csv_format.key_columns]
+    kept = []
+    for line in lines:
+        fields = line.decode().strip().split(",")
+        if len(fields) != len(names):
+            continue
+        key = row_keys.KEY_SEPARATOR.join(fields[i] for i in key_fields)
+        if row_keys.eval_mask(row_keys.row_keys([key]), 20)[0]:
+            kept.append(line)
+    return header + b"".join(kept)
+
+
+def test_batch_predictions_equal_the_rest_api_on_every_eval_row(
+        server, trained_model, flights_run, tmp_path):
+    source = tmp_path / "eval.csv"
+    source.write_bytes(_eval_lines(flights_run.train_input) + b"2013,1,1,not,a,flight\n")
+    out = tmp_path / "predictions"
+    result = run_cli("predict", "--model", trained_model.serving_dir, "--input", str(source),
+                     "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(glob.glob(str(out / "predictions-*.csv"))[0], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["row_key", "year", "month", "day", "carrier", "flight", "origin",
+                             "probability"]
+    rejected = [json.loads(line) for path in glob.glob(str(out / "rejected" / "*.jsonl"))
+                for line in open(path)]
+    assert "2013,1,1,not,a,flight" in [r["text"] for r in rejected
+                                       if r["kind"] == "wrong_field_count"]
+    lines = source.read_bytes().count(b"\n") - 1  # less the header
+    assert len(rows) + len(rejected) == lines
+    assert f"{len(rows):,} rows predicted, {len(rejected)} rejected" in result.stdout
+
+    # The REST API, given the same rows with the features predict derived from
+    # them (the windows over this file's own rows, the weather joined).
+    dataset = get_dataset("flights")
+    table = dataset.add_derived(decoded_table(dataset.csv_decoder(),
+                                              [str(source)]).table)
+    instances = _instances(table)
+    assert len(instances) == len(rows)
+    rest = []
+    for start in range(0, len(instances), 500):
+        status, body = _request(server, "POST", "/v1/models/flights:predict",
+                                {"instances": instances[start:start + 500]})
+        assert status == 200
+        rest += body["predictions"]
+    keys = table.column(ROW_KEY).combine_chunks().flatten().to_pylist()
+    by_key = dict(zip(keys, rest, strict=True))
+    assert set(by_key) == {int(r["row_key"]) for r in rows}
+    np.testing.assert_allclose([float(r["probability"]) for r in rows],
+                               [by_key[int(r["row_key"])] for r in rows], rtol=0, atol=1e-6)

@@ -23,8 +23,10 @@ model keeps working after the run directory is gone. Signatures:
 A transform-only export (no model) has just ``transform_features``.
 ``assets.extra/serving_info.json`` (``read_info``) names the dataset, the
 signatures, the features a request needs and the output key (``"output"``);
-``assets.extra/schema.pbtxt`` (``read_schema``) is the raw schema, whose types
-and domains the REST server checks requests against.
+``assets.extra/dataset/`` is the dataset as a dataset directory, with the run's
+schema: ``serve`` checks requests against its types and domains
+(``read_schema``), ``predict`` reads raw CSV in its dialect and derives its
+window and joined features.
 """
 
 import json
@@ -33,22 +35,18 @@ import os
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines.datasets import Dataset
+from pipelines import layout
+from pipelines.datasets import Dataset, load_directory
 from pipelines.model import wide_and_deep
 from pipelines.reports.run_dir import RunDir
 
 __all__ = [
-    "INFO_FILE", "SCHEMA_FILE", "export_from_run", "export_serving_model", "read_info",
-    "read_schema", "serving_feature_spec",
+    "export_from_run", "export_serving_model", "read_info", "read_schema",
+    "serving_feature_spec",
 ]
 
-# Describes the export for the REST server; TF Serving's place for extra files.
-INFO_FILE = os.path.join("assets.extra", "serving_info.json")
-# The raw schema (types, domains) that requests are checked against.
-SCHEMA_FILE = os.path.join("assets.extra", "schema.pbtxt")
 
 
 def serving_feature_spec(tft_output: tft.TFTransformOutput, dataset: Dataset,
@@ -105,19 +103,20 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
         signatures["predict_raw"] = predict_raw.get_concrete_function()
     tf.saved_model.save(module, out_dir, signatures=signatures)
     _write_info(out_dir, dataset, serving_spec, output)
-    _write_schema(out_dir, tft_output, dataset)
+    _write_dataset(out_dir, tft_output, dataset)
     return out_dir
 
 
-def _write_schema(out_dir: str, tft_output: tft.TFTransformOutput, dataset: Dataset) -> None:
-    """The run's raw schema (``metadata/schema.pbtxt``, as the run wrote it),
-    or the dataset's when a run directory lacks it."""
+def _write_dataset(out_dir: str, tft_output: tft.TFTransformOutput, dataset: Dataset) -> None:
+    """The dataset as a dataset directory in the model, with the run's raw
+    schema (``metadata/schema.pbtxt``, as the run wrote it; the dataset's own
+    when a run directory lacks it): the model then reads and checks raw rows
+    without the package's copy of the dataset."""
     try:
         schema = tft_output.raw_metadata.schema
     except (OSError, tf.errors.NotFoundError):
         schema = dataset.schema()
-    with tf.io.gfile.GFile(os.path.join(out_dir, SCHEMA_FILE), "w") as f:
-        f.write(text_format.MessageToString(schema))
+    dataset.save(layout.serving_dataset_dir(out_dir), schema)
 
 
 VALUES, ROW_LENGTHS = "__values", "__row_lengths"
@@ -161,18 +160,17 @@ def export_from_run(run_dir: str, out_dir: str) -> str:
 
 
 def read_info(model_dir: str) -> dict:
-    with tf.io.gfile.GFile(os.path.join(model_dir, INFO_FILE)) as f:
+    with tf.io.gfile.GFile(layout.serving_info_file(model_dir)) as f:
         return json.load(f)
 
 
 def read_schema(model_dir: str) -> schema_pb2.Schema | None:
-    """The dataset's raw schema the model was exported with (its domains check
-    requests); None for a model exported before models carried it."""
-    path = os.path.join(model_dir, SCHEMA_FILE)
-    if not tf.io.gfile.exists(path):
+    """The raw schema the model was exported with (its types and domains check
+    requests); None for a model exported before models carried their dataset."""
+    directory = layout.serving_dataset_dir(model_dir)
+    if not tf.io.gfile.exists(directory):
         return None
-    with tf.io.gfile.GFile(path) as f:
-        return text_format.Parse(f.read(), schema_pb2.Schema())
+    return load_directory(directory).schema()
 
 
 def _raw_tensor_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
@@ -218,7 +216,7 @@ def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, output: str 
         "optional_features": [n for n in serving_spec if n not in required],
         "output": output,
     }
-    path = os.path.join(out_dir, INFO_FILE)
+    path = layout.serving_info_file(out_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(info, f, indent=2)

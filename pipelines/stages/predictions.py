@@ -1,0 +1,147 @@
+"""``Predict``: batch scoring of decoded rows with a serving SavedModel, through
+Beam's ``RunInference``.
+
+``RunInference`` batches the elements, loads the model once per worker process
+and shares it between threads. Beam 2.59's own TensorFlow handler imports
+``tensorflow_hub`` and loads with Keras; ``SavedModelHandler`` is a small
+``ModelHandler`` around ``tf.saved_model.load`` instead. Elements are slices
+of decoded RecordBatches, which the handler concatenates and feeds to the
+model's ``predict_raw`` signature in one call: the signature, and so the
+transformation, that the REST API answers with.
+
+Each scored row becomes one CSV line: ``row_key``, the dataset's key columns
+and the model's output (a number, or a JSON list of class probabilities).
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import tensorflow as tf
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from pipelines.decode.row_keys import ROW_KEY
+from pipelines.stages import counters
+
+__all__ = ["Predict", "SavedModelHandler", "prediction_header"]
+
+# Rows per RunInference element: decoded batches are cut to this size, and
+# RunInference batches up to MAX_ELEMENTS of them into one model call.
+ROWS_PER_ELEMENT = 2048
+MAX_ELEMENTS = 16
+
+
+class SavedModelHandler(ModelHandler[pa.RecordBatch, PredictionResult, object]):
+    """RecordBatches of decoded rows -> the serving model's output per row.
+
+    Args:
+      model_dir: the serving SavedModel (``M/serving``).
+      output: the output key of its ``predict_raw`` signature.
+    """
+
+    def __init__(self, model_dir: str, output: str):
+        super().__init__()
+        self._model_dir = model_dir
+        self._output = output
+
+    def load_model(self):
+        return tf.saved_model.load(self._model_dir)
+
+    def run_inference(self, batch: Sequence[pa.RecordBatch], model, inference_args=None
+                      ) -> Iterable[PredictionResult]:
+        signature = model.signatures["predict_raw"]
+        specs = signature.structured_input_signature[1]
+        table = pa.Table.from_batches(batch).combine_chunks()
+        outputs = signature(**{name: _tensor(table.column(name), spec)
+                               for name, spec in specs.items()})[self._output].numpy()
+        start = 0
+        for record_batch in batch:
+            end = start + record_batch.num_rows
+            yield PredictionResult(record_batch, outputs[start:end])
+            start = end
+
+    def get_num_bytes(self, batch: Sequence[pa.RecordBatch]) -> int:
+        return sum(b.nbytes for b in batch)
+
+    def batch_elements_kwargs(self) -> dict:
+        return {"min_batch_size": 1, "max_batch_size": MAX_ELEMENTS}
+
+    def get_metrics_namespace(self) -> str:
+        return "tft_preprocessing_predict"
+
+
+def _tensor(column: pa.ChunkedArray, spec: tf.TensorSpec) -> tf.Tensor:
+    """A decoded column (lists of one value, null when missing) as the
+    ``predict_raw`` signature takes it: a missing number NaN, a missing text ``""``."""
+    values = pc.list_element(column.combine_chunks(), 0)
+    if spec.dtype == tf.string:
+        return tf.constant(pc.fill_null(values, b"").to_numpy(zero_copy_only=False)
+                           .astype(object))
+    numbers = pc.cast(values, pa.float64() if spec.dtype.is_floating else pa.int64())
+    if spec.dtype.is_floating:
+        numbers = pc.fill_null(numbers, np.nan)
+    return tf.constant(numbers.to_numpy(zero_copy_only=False).astype(spec.dtype.as_numpy_dtype))
+
+
+def prediction_header(key_columns: Sequence[str], output: str) -> str:
+    return _line([ROW_KEY, *key_columns, output])
+
+
+def _line(fields: list) -> str:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="").writerow(fields)
+    return text.getvalue()
+
+
+def _slices(batch: pa.RecordBatch) -> Iterable[pa.RecordBatch]:
+    for start in range(0, batch.num_rows, ROWS_PER_ELEMENT):
+        yield batch.slice(start, ROWS_PER_ELEMENT)
+
+
+def _lines(result: PredictionResult, key_columns: tuple[str, ...]) -> Iterable[str]:
+    batch, predictions = result.example, result.inference
+    # A scored row is a serving row of the accounting: read = scored + rejected.
+    counters.count("serving", batch.num_rows)
+    keys = batch.column(ROW_KEY).flatten().to_numpy()
+    columns = [pc.list_element(batch.column(name), 0).to_pylist() for name in key_columns]
+    for i, prediction in enumerate(predictions):
+        keyed = [_text(column[i]) for column in columns]
+        yield _line([int(keys[i]), *keyed, _output(prediction)])
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _output(prediction: np.ndarray) -> str:
+    if np.ndim(prediction):
+        return json.dumps([float(p) for p in prediction])
+    return repr(float(prediction))
+
+
+class Predict(beam.PTransform):
+    """Decoded batches (with their window and joined features) -> CSV lines of
+    predictions, written as ``prefix-NNNNN-of-NNNNN.csv`` with a header each."""
+
+    def __init__(self, model_dir: str, output: str, key_columns: Sequence[str], prefix: str):
+        super().__init__()
+        self._handler = SavedModelHandler(model_dir, output)
+        self._output = output
+        self._key_columns = tuple(key_columns)
+        self._prefix = prefix
+
+    def expand(self, batches):
+        return (batches
+                | "Slice" >> beam.FlatMap(_slices)
+                | "RunInference" >> RunInference(self._handler)
+                | "Lines" >> beam.FlatMap(_lines, self._key_columns)
+                | "Write" >> beam.io.WriteToText(
+                    self._prefix, file_name_suffix=".csv",
+                    header=prediction_header(self._key_columns, self._output)))
