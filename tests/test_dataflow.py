@@ -176,3 +176,36 @@ def test_streaming_flags_are_checked_in_one_line(args, message):
     result = _run_dataflow(ENV, "--dry_run", *args)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == message
+
+
+def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_model, monkeypatch):
+    # The launcher reads the serving model's info and dataset (on GCS in real
+    # use): here, from the local model the workers' GCS copy would be.
+    from pipelines.commands import predict
+
+    carried = predict._model(trained_model.serving_dir)
+    monkeypatch.setattr(predict, "_model", lambda model_dir: carried)
+    monkeypatch.chdir(PROJECT_ROOT)
+    job_file = tmp_path / "predict_job.json"
+    assert cli.main([
+        "predict", "--model", "gs://my-bucket/models/flights/serving",
+        "--input", "gs://my-bucket/raw/new-*.csv", "--output_dir", "gs://my-bucket/predictions",
+        "--runner", "DataflowRunner", "--project", "my-project", "--region", "us-central1",
+        "--temp_location", "gs://my-bucket/tmp", "--setup_file", "./setup.py",
+        "--dry_run", "--job_description", str(job_file)]) == 0
+    proto = json_format.Parse(job_file.read_text(), beam_runner_api_pb2.Pipeline())
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    assert {"ReadRaw", "ReadForWindows", "Predict"} <= _top_level_stages(proto)
+    assert {"Predict/RunInference", "Predict/Write"} <= {n.rsplit("/", 1)[0] if n.count("/") > 1
+                                                         else n for n in names}
+    assert any(n.startswith("WindowFeaturesServing") for n in names)
+    assert any(n.startswith("JoinLookupsServing") for n in names)
+
+
+def test_predict_on_dataflow_needs_inputs_on_gcs(tmp_path, trained_model, capsys):
+    assert cli.main([
+        "predict", "--model", trained_model.serving_dir, "--input", "new.csv",
+        "--output_dir", "gs://my-bucket/predictions", "--runner", "DataflowRunner",
+        "--project", "my-project", "--region", "us-central1", "--temp_location",
+        "gs://my-bucket/tmp", "--setup_file", "./setup.py", "--dry_run"]) == 2
+    assert "new.csv is not on GCS" in capsys.readouterr().err

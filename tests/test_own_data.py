@@ -213,6 +213,16 @@ def test_train_on_taxi_is_a_regression_that_beats_the_mean(taxi, tmp_path):
     assert metrics["task"] == "regression"
     assert metrics["eval"]["rmse"] < metrics["baseline"]["rmse"]
 
+    # The zero-code dataset travels with the model: predict reads the
+    # untipped serving file in its dialect and writes the regression's output.
+    out = tmp_path / "predictions"
+    stdout = _ok(run_cli("predict", "--model", str(tmp_path / "model" / "serving"),
+                         "--input", taxi["serving"], "--output_dir", str(out)))
+    assert f"{SERVING_ROWS:,} rows predicted, 0 rejected" in stdout
+    with open(next(out.glob("predictions-*.csv"))) as f:
+        header, *rows = f.read().splitlines()
+    assert header == "row_key,prediction" and len(rows) == SERVING_ROWS
+
 
 # -- a hand-written file: the rest of the recipe -----------------------------------------------
 
