@@ -10,12 +10,16 @@ import os
 import re
 import subprocess
 import tarfile
+import types
 
 import pytest
+from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
 from apache_beam.portability.api import beam_runner_api_pb2
+from apache_beam.runners.dataflow.internal import apiclient
 from google.protobuf import json_format
 
 from pipelines import cli
+from pipelines.commands import dataflow
 from tests.conftest import PROJECT_ROOT
 
 STAGES = {"ReadRaw", "SplitExamples", "GenerateStats", "ValidateStats", "Analyze",
@@ -209,3 +213,50 @@ def test_predict_on_dataflow_needs_inputs_on_gcs(tmp_path, trained_model, capsys
         "--project", "my-project", "--region", "us-central1", "--temp_location",
         "gs://my-bucket/tmp", "--setup_file", "./setup.py", "--dry_run"]) == 2
     assert "new.csv is not on GCS" in capsys.readouterr().err
+
+
+class _Request:
+    """What Beam's ``create_job`` handles: options, the request's steps, its JSON."""
+
+    def __init__(self, size: int):
+        self.options = PipelineOptions(["--staging_location", "gs://my-bucket/staging"])
+        self.proto = types.SimpleNamespace(steps=["a step"], stepsLocation=None)
+        self._size = size
+
+    def json(self) -> str:
+        return "x" * self._size
+
+
+def test_a_job_request_near_the_limit_has_its_graph_staged(monkeypatch):
+    dataflow.settings(["--runner", "DataflowRunner", "--project", "my-project", "--region",
+                       "us-central1", "--temp_location", "gs://my-bucket/tmp",
+                       "--setup_file", "./setup.py"], dry_run=True)
+    client_class = apiclient.DataflowApplicationClient
+    assert client_class.create_job_description.stages_large_graphs  # the switch is on
+    client = object.__new__(client_class)  # no GCS client: staging and submitting recorded
+    staged, submitted = [], []
+    monkeypatch.setattr(client_class, "stage_file",
+                        lambda self, location, name, stream: staged.append(name))
+    monkeypatch.setattr(client_class, "submit_job_description",
+                        lambda self, job: submitted.append(job))
+    monkeypatch.setattr(client_class, "create_job_description",
+                        dataflow._staging_large_graphs(lambda self, job: None))
+
+    large, small = _Request(dataflow.UPLOAD_GRAPH_BYTES + 1), _Request(7_000)
+    for job in (large, small):
+        client_class.create_job(client, job)  # Beam's own create_job
+    assert submitted == [large, small]
+    assert large.options.view_as(DebugOptions).lookup_experiment("upload_graph")
+    assert staged == ["dataflow_graph.json"] and large.proto.steps == []
+    assert large.proto.stepsLocation == "gs://my-bucket/staging/dataflow_graph.json"
+    assert not small.options.view_as(DebugOptions).lookup_experiment("upload_graph")
+    assert small.proto.steps == ["a step"]
+
+
+def test_the_dry_run_reports_the_job_sizes(csv_job):
+    result, _, _ = csv_job
+    sizes = re.search(r"job request: ([\d,]+) bytes \(under Dataflow's 10 MB limit\); "
+                      r"pipeline proto: ([\d,]+) bytes", result.stdout)
+    assert sizes, result.stdout
+    request, pipeline = (int(s.replace(",", "")) for s in sizes.groups())
+    assert request < dataflow.UPLOAD_GRAPH_BYTES < 10_000_000 and pipeline > request

@@ -10,6 +10,14 @@ Beam 2.59 would otherwise reach for the network while the job is built, and
   exponential backoff (about 25 s of warnings) before going on anonymously;
 - validating ``--temp_location`` probes the bucket's soft-delete policy, which
   only serves to log a storage-cost warning.
+
+Dataflow refuses a job request over 10 MB ("Job graph is too large"), as TFT's
+jobs with many features used to make. When a request to submit is over
+``UPLOAD_GRAPH_BYTES``, ``--experiments=upload_graph`` is added: Beam then
+stages the graph's steps to GCS and the request only names them. (Beam 2.59
+runs Python jobs on Runner v2, which already stages the pipeline proto as a
+file and sends no steps: the request stays small, and the switch is the guard
+for what else would grow it.) A dry run reports both sizes.
 """
 
 import contextlib
@@ -19,6 +27,7 @@ from collections.abc import Callable
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import (
+    DebugOptions,
     GoogleCloudOptions,
     PipelineOptions,
     SetupOptions,
@@ -26,14 +35,62 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+from apache_beam.runners.dataflow.internal import apiclient
 from google.protobuf import json_format
 
 from pipelines.errors import UserError
 
 __all__ = [
-    "DataflowSettings", "default_job_description", "dry_run", "offline", "settings",
-    "write_job_description",
+    "UPLOAD_GRAPH_BYTES", "DataflowSettings", "default_job_description", "dry_run", "job_bytes",
+    "offline", "settings", "write_job_description",
 ]
+
+
+# Dataflow's limit is 10 MB; the switch is made with room to spare.
+UPLOAD_GRAPH_BYTES = 8 << 20
+_UPLOAD_GRAPH = "upload_graph"
+
+
+def job_bytes(job) -> int:
+    """The size of the job request Dataflow receives (its JSON), once its
+    environment is described."""
+    return len(job.json().encode("utf-8"))
+
+
+def _staging_large_graphs(create_job_description: Callable) -> Callable:
+    """``create_job_description`` that then adds ``upload_graph`` to a job over
+    ``UPLOAD_GRAPH_BYTES``: ``create_job`` reads the experiment right after."""
+
+    def create_job_description_staging_large_graphs(client, job):
+        create_job_description(client, job)
+        debug = job.options.view_as(DebugOptions)
+        size = job_bytes(job)
+        if size > UPLOAD_GRAPH_BYTES and not debug.lookup_experiment(_UPLOAD_GRAPH):
+            debug.add_experiment(_UPLOAD_GRAPH)
+            print(f"the job request is {size / 2**20:.1f} MiB, near Dataflow's 10 MB limit: "
+                  f"its graph is staged to GCS (--experiments={_UPLOAD_GRAPH})", flush=True)
+
+    create_job_description_staging_large_graphs.stages_large_graphs = True
+    return create_job_description_staging_large_graphs
+
+
+def _switch_upload_graph() -> None:
+    """Makes every Dataflow submission of this process stage a large graph."""
+    client = apiclient.DataflowApplicationClient
+    if not getattr(client.create_job_description, "stages_large_graphs", False):
+        client.create_job_description = _staging_large_graphs(client.create_job_description)
+
+
+def _described_bytes(job) -> tuple[int, int]:
+    """A dry-run job's request size as ``create_job_description`` would make it
+    (less the staged packages' list), and its pipeline proto's size (staged to
+    GCS as a file, not sent in the request)."""
+    pipeline = job.proto_pipeline
+    environment = apiclient.Environment(
+        proto_pipeline_staged_url="gs://staging/pipeline.pb", packages=[], options=job.options,
+        environment_version="0", proto_pipeline=pipeline).proto
+    job.proto.environment = environment  # a dry run's job, never sent
+    return job_bytes(job), pipeline.ByteSize()
 
 
 class DataflowSettings:
@@ -80,6 +137,7 @@ def settings(beam_args: list[str], dry_run: bool) -> DataflowSettings | None:
     errors += validator.validate_cloud_options(cloud)
     if errors:
         raise UserError("invalid Dataflow options: " + " ".join(errors))
+    _switch_upload_graph()
     return dataflow
 
 
@@ -122,7 +180,12 @@ def dry_run(build: Callable[[], beam.Pipeline], job_description: str) -> int:
     with offline():
         result = build().run()
     transforms, stages = write_job_description(result, job_description)
+    request, pipeline = _described_bytes(result.job)
+    switch = (f"over {UPLOAD_GRAPH_BYTES >> 20} MiB: its graph would be staged, "
+              f"--experiments={_UPLOAD_GRAPH}" if request > UPLOAD_GRAPH_BYTES
+              else "under Dataflow's 10 MB limit")
     print(f"Dataflow job built, not submitted (dry run): {transforms:,} transforms in "
-          f"stages {', '.join(stages)}.\njob description: {os.path.abspath(job_description)}",
-          flush=True)
+          f"stages {', '.join(stages)}.\njob request: {request:,} bytes ({switch}); "
+          f"pipeline proto: {pipeline:,} bytes (staged to GCS as a file)"
+          f"\njob description: {os.path.abspath(job_description)}", flush=True)
     return 0
