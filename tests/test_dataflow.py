@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import subprocess
+import sys
 import tarfile
 import types
 
@@ -20,7 +21,7 @@ from google.protobuf import json_format
 
 from pipelines import cli
 from pipelines.commands import dataflow
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_cli
 
 STAGES = {"ReadRaw", "SplitExamples", "GenerateStats", "ValidateStats", "Analyze",
           "Transform", "WriteOutputs"}
@@ -182,21 +183,33 @@ def test_streaming_flags_are_checked_in_one_line(args, message):
     assert result.stderr.strip().splitlines()[-1] == message
 
 
-def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_model, monkeypatch):
-    # The launcher reads the serving model's info and dataset (on GCS in real
-    # use): here, from the local model the workers' GCS copy would be.
-    from pipelines.commands import predict
+# The launcher reads the serving model's info and dataset from --model (on GCS in
+# real use); offline, a subprocess hands it the same files from the local model.
+_PREDICT_DRY_RUN = """
+import sys
+from pipelines import cli
+from pipelines.commands import predict
 
-    carried = predict._model(trained_model.serving_dir)
-    monkeypatch.setattr(predict, "_model", lambda model_dir: carried)
-    monkeypatch.chdir(PROJECT_ROOT)
+carried = predict._model(sys.argv[1])
+predict._model = lambda model_dir: carried
+sys.argv[1:] = sys.argv[2:]  # the command line, as main() reads it
+sys.exit(cli.main())
+"""
+_DATAFLOW_FLAGS = ["--runner", "DataflowRunner", "--project", "my-project", "--region",
+                   "us-central1", "--temp_location", "gs://my-bucket/tmp",
+                   "--setup_file", "./setup.py"]
+
+
+def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_model):
     job_file = tmp_path / "predict_job.json"
-    assert cli.main([
-        "predict", "--model", "gs://my-bucket/models/flights/serving",
-        "--input", "gs://my-bucket/raw/new-*.csv", "--output_dir", "gs://my-bucket/predictions",
-        "--runner", "DataflowRunner", "--project", "my-project", "--region", "us-central1",
-        "--temp_location", "gs://my-bucket/tmp", "--setup_file", "./setup.py",
-        "--dry_run", "--job_description", str(job_file)]) == 0
+    result = subprocess.run(
+        [sys.executable, "-c", _PREDICT_DRY_RUN, trained_model.serving_dir, "predict",
+         "--model", "gs://my-bucket/models/flights/serving",
+         "--input", "gs://my-bucket/raw/new-*.csv", "--output_dir", "gs://my-bucket/predictions",
+         *_DATAFLOW_FLAGS, "--dry_run", "--job_description", str(job_file)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "not submitted (dry run)" in result.stdout
     proto = json_format.Parse(job_file.read_text(), beam_runner_api_pb2.Pipeline())
     names = {t.unique_name for t in proto.components.transforms.values()}
     assert {"ReadRaw", "ReadForWindows", "Predict"} <= _top_level_stages(proto)
@@ -206,13 +219,11 @@ def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_mod
     assert any(n.startswith("JoinLookupsServing") for n in names)
 
 
-def test_predict_on_dataflow_needs_inputs_on_gcs(tmp_path, trained_model, capsys):
-    assert cli.main([
-        "predict", "--model", trained_model.serving_dir, "--input", "new.csv",
-        "--output_dir", "gs://my-bucket/predictions", "--runner", "DataflowRunner",
-        "--project", "my-project", "--region", "us-central1", "--temp_location",
-        "gs://my-bucket/tmp", "--setup_file", "./setup.py", "--dry_run"]) == 2
-    assert "new.csv is not on GCS" in capsys.readouterr().err
+def test_predict_on_dataflow_needs_inputs_on_gcs(trained_model):
+    result = run_cli("predict", "--model", trained_model.serving_dir, "--input", "new.csv",
+                     "--output_dir", "gs://my-bucket/predictions", *_DATAFLOW_FLAGS, "--dry_run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: new.csv is not on GCS")
 
 
 class _Request:
