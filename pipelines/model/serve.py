@@ -111,6 +111,9 @@ class PredictionService:
             status = 400
             self.metrics.invalid.labels(error.feature or "-").inc()
             raise RequestError(400, str(error)) from None
+        except Exception:
+            status = 500  # answered as an internal error by the handler
+            raise
         finally:
             self.metrics.requests.labels(label, str(status)).inc()
             self.metrics.instances.labels(label, str(status)).inc(
