@@ -101,11 +101,7 @@ def _parser() -> argparse.ArgumentParser:
                                               "(default: OUTPUT_TOPIC-rejected)")
     run.add_argument("--allowed_lateness", type=int, default=300, metavar="SECONDS",
                      help="a row arriving later than its time plus this is late (default 300)")
-    run.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
-                     help="with --runner DataflowRunner: build the job, do not submit it")
-    run.add_argument("--job_description",
-                     help="where --dry_run writes the job (default "
-                          "output/dataflow/DATASET_job.json)")
+    _add_dry_run_flags(run, "DATASET_job.json")
 
     init = _command(commands, "init", _init,
                     "draft a dataset directory from CSV files: dialect, schema, transforms")
@@ -158,11 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--limit", type=_positive_int, help="score only the first N rows")
     score.add_argument("--overwrite", action="store_true",
                        help="replace what --output_dir holds")
-    score.add_argument("--dry_run", nargs="?", const=True, default=False, type=_true_or_false,
-                       help="with --runner DataflowRunner: build the job, do not submit it")
-    score.add_argument("--job_description",
-                       help="where --dry_run writes the job (default "
-                            "output/dataflow/DATASET_predict_job.json)")
+    _add_dry_run_flags(score, "DATASET_predict_job.json")
 
     noise = _command(commands, "suggest-thresholds", _suggest_thresholds,
                      "measure skew metrics between random halves; suggest thresholds")
@@ -220,6 +212,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log_sample", type=float, default=1.0, metavar="FRACTION",
                        help="the fraction of instances logged (default 1.0: all)")
     return parser
+
+
+def _add_dry_run_flags(parser: argparse.ArgumentParser, job_file: str) -> None:
+    """--dry_run and --job_description, for a command that submits to Dataflow."""
+    parser.add_argument("--dry_run", nargs="?", const=True, default=False,
+                        type=_true_or_false,
+                        help="with --runner DataflowRunner: build the job, do not submit it")
+    parser.add_argument("--job_description",
+                        help=f"where --dry_run writes the job (default "
+                             f"output/dataflow/{job_file})")
 
 
 def _add_stratify_flag(parser: argparse.ArgumentParser) -> None:

@@ -247,6 +247,19 @@ def _with_lookups(raw: dict, lookups: tuple, label: str) -> dict:
             for name, batches in raw.items()}
 
 
+def _with_derived(pipeline: beam.Pipeline, raw: dict, inputs: dict[str, str], decoder,
+                  dataset: Dataset, schema: schema_pb2.Schema, limit: int | None) -> dict:
+    """One read's batches with the joined columns and the window features, the
+    events from an uncounted read of the same ``inputs`` (as ``run`` derives them)."""
+    raw = _with_lookups(raw, dataset.lookups(schema), "JoinLookups")
+    windows = dataset.windows(schema)
+    if windows:
+        source = pipeline | "ReadForWindows" >> ReadRaw(
+            inputs, decoder, rejected_prefix=None, limit=limit)
+        raw = _with_windows(raw, windows, _window_events(source, windows), "WindowFeatures")
+    return raw
+
+
 def _window_events(raw: dict, windows: Windows) -> dict:
     """Each input's window events (``WindowEvents``), by input name."""
     return {name: raw[name] | f"WindowEvents{name.capitalize()}" >> WindowEvents(windows)
@@ -292,13 +305,8 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
     raw = pipeline | "ReadRaw" >> ReadRaw(
         {"serving": config.serving_input}, decoder, layout.rejected_prefix(out), config.limit)
     if not config.request_log:
-        raw = _with_lookups(raw, config.dataset.lookups(config.schema), "JoinLookups")
-    windows = None if config.request_log else config.dataset.windows(config.schema)
-    if windows:
-        source = pipeline | "ReadForWindows" >> ReadRaw(
-            {"serving": config.serving_input}, config.dataset.csv_decoder(config.schema),
-            rejected_prefix=None, limit=config.limit)
-        raw = _with_windows(raw, windows, _window_events(source, windows), "WindowFeatures")
+        raw = _with_derived(pipeline, raw, {"serving": config.serving_input}, decoder,
+                            config.dataset, config.schema, config.limit)
     splits = {"serving": raw["serving"]} | "SplitExamples" >> SplitExamples(
         config.eval_fraction)
     statistics = splits | "GenerateStats" >> GenerateStats(config.schema, out)
@@ -336,12 +344,8 @@ def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     raw = pipeline | "ReadRaw" >> ReadRaw(inputs, decoder, layout.rejected_prefix(out),
                                           config.limit)
-    raw = _with_lookups(raw, config.dataset.lookups(config.schema), "JoinLookups")
-    windows = config.dataset.windows(config.schema)
-    if windows:
-        source = pipeline | "ReadForWindows" >> ReadRaw(
-            inputs, decoder, rejected_prefix=None, limit=config.limit)
-        raw = _with_windows(raw, windows, _window_events(source, windows), "WindowFeatures")
+    raw = _with_derived(pipeline, raw, inputs, decoder, config.dataset, config.schema,
+                        config.limit)
     _ = raw["serving"] | "Predict" >> Predict(
         config.model_dir, config.output, config.dataset.csv_format.key_columns,
         layout.predictions_prefix(out))
