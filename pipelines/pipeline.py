@@ -26,7 +26,6 @@ import dataclasses
 
 import apache_beam as beam
 import tensorflow_transform.beam as tft_beam
-from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from pipelines import beam_speedups, layout
@@ -146,7 +145,6 @@ class RunConfig:
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
     """Constructs the whole ``run`` pipeline; Beam options pass through untouched."""
-    beam_speedups.install()
     schema = config.schema
     decoder = config.dataset.csv_decoder(schema)
     windows, lookups = config.dataset.windows(schema), config.dataset.lookups(schema)
@@ -164,7 +162,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             with_serving=bool(config.bigquery.serving_where))
     out = config.output_dir
 
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    pipeline = beam_speedups.new_pipeline(beam_args)
     # No deep-copy optimization: it re-runs the read for each TFT phase, which
     # would also count every training row twice.
     with tft_beam.Context(temp_dir=config.temp_dir, passthrough_keys={ROW_KEY}):
@@ -297,9 +295,8 @@ class ValidateConfig:
 def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> beam.Pipeline:
     """Constructs the ``validate`` pipeline: the stages ``run`` applies to its
     serving split, up to validation."""
-    beam_speedups.install()
     out = config.output_dir
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    pipeline = beam_speedups.new_pipeline(beam_args)
     decoder = (log_decoder(config.schema) if config.request_log
                else config.dataset.csv_decoder(config.schema))
     raw = pipeline | "ReadRaw" >> ReadRaw(
@@ -337,11 +334,10 @@ def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.
     """Constructs the ``predict`` pipeline: the rows read as ``run`` reads a
     serving input (rejected rows to ``rejected/``), their joined and window
     features derived from the input's own rows, then ``RunInference``."""
-    beam_speedups.install()
     out = config.output_dir
     decoder = config.dataset.csv_decoder(config.schema)
     inputs = {"serving": config.input}
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    pipeline = beam_speedups.new_pipeline(beam_args)
     raw = pipeline | "ReadRaw" >> ReadRaw(inputs, decoder, layout.rejected_prefix(out),
                                           config.limit)
     raw = _with_derived(pipeline, raw, inputs, decoder, config.dataset, config.schema,
@@ -368,10 +364,9 @@ class StreamConfig:
 
 def build_streaming_pipeline(config: StreamConfig, beam_args: list[str]) -> beam.Pipeline:
     """Constructs the streaming job (``--streaming`` among ``beam_args``)."""
-    beam_speedups.install()
     windows = config.dataset.windows(config.schema)
     decoder = line_decoder(columns_from_schema(config.schema), config.dataset.csv_format)
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    pipeline = beam_speedups.new_pipeline(beam_args)
     decoded = (pipeline
                | "ReadPubSub" >> beam.io.ReadFromPubSub(topic=config.input_topic)
                | "DecodeMessages" >> beam.ParDo(DecodeMessages(decoder, windows)).with_outputs(
