@@ -77,7 +77,9 @@ def _package_run(train: str, serving: str, output_dir: str, *flags: str,
     return best
 
 
-def _child(call: str) -> dict:
+def run_child(call: str) -> dict:
+    """Runs ``call`` (an expression over ``references.baselines``) in a new
+    interpreter: its wall clock from before the import, its value, its peak memory."""
     result = subprocess.run([sys.executable, "-c", _CHILD.format(root=ROOT, call=call)],
                             cwd=ROOT, check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -94,9 +96,9 @@ def main() -> None:
                             os.path.join(work, "x4"))
         # The baseline's pre-split files are made here, outside its timing.
         files = baselines.split_for_baseline(train, serving, work)
-        tft_way = _child(f"baselines.tft_examples_way({files!r}, {work + '/tft'!r}, "
+        tft_way = run_child(f"baselines.tft_examples_way({files!r}, {work + '/tft'!r}, "
                          f"{work + '/tft_tmp'!r}) or {one['rows']}")
-        pandas_way = _child(f"baselines.pandas_sklearn_way({train!r}, {serving!r})")
+        pandas_way = run_child(f"baselines.pandas_sklearn_way({train!r}, {serving!r})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_section(SECTION, _report(tiny, one, four, tft_way, pandas_way))

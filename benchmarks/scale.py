@@ -18,7 +18,11 @@ It is run as a dataset directory (written here: the schema, and a
 ``preprocessing_fn`` with a vocabulary on each of the 26 categorical columns,
 one OOV bucket, and a z-score with mean imputation on each of the 13 integers)
 through ``python -m pipelines run`` at each size, one after the other, and the
-rows/s and peak memory of each run are recorded. Writes its section of
+rows/s and peak memory of each run are recorded. At the sizes named by
+``--tft_way_rows`` (1M by default) the same preprocessing also runs as TFT's own
+examples write it (``references.baselines.tft_examples_way``: CsvTFXIO, TFDV
+statistics, AnalyzeAndTransformDataset, WriteToTFRecord), over the rows split
+80/20 beforehand (outside its timing), for comparison. Writes its section of
 ``benchmarks/RESULTS.md``::
 
     .venv/bin/python benchmarks/scale.py [--rows 1000000,10000000] [--work DIR]
@@ -40,6 +44,7 @@ import pyarrow.csv as pa_csv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks.compare import run_child  # noqa: E402
 from benchmarks.run_flights import write_section  # noqa: E402
 
 SECTION = "## Many features and many rows: a Criteo-shaped dataset"
@@ -139,6 +144,37 @@ def _arrow_schema() -> pa.Schema:
                      + [(f"C{j}", pa.string()) for j in range(1, CATEGORIES + 1)])
 
 
+def split_for_baseline(data: str, work: str) -> dict[str, str]:
+    """``data`` as headerless train.csv and eval.csv (every fifth row), as
+    CsvTFXIO reads them; missing values stay empty fields."""
+    paths = {name: os.path.join(work, f"baseline_{name}.csv") for name in ("train", "eval")}
+    options = pa_csv.WriteOptions(include_header=False)
+    with pa_csv.open_csv(data, convert_options=pa_csv.ConvertOptions(
+            column_types=_arrow_schema())) as reader, \
+            pa_csv.CSVWriter(paths["train"], _arrow_schema(), write_options=options) as train, \
+            pa_csv.CSVWriter(paths["eval"], _arrow_schema(), write_options=options) as eval_:
+        seen = 0
+        for batch in reader:
+            is_eval = (np.arange(seen, seen + batch.num_rows) % 5) == 4
+            eval_.write_batch(batch.filter(pa.array(is_eval)))
+            train.write_batch(batch.filter(pa.array(~is_eval)))
+            seen += batch.num_rows
+    return paths
+
+
+def _tft_way(dataset: str, data: str, work: str, rows: int) -> dict:
+    paths = split_for_baseline(data, work)
+    out, tmp = os.path.join(work, "tft_way"), os.path.join(work, "tft_way_tmp")
+    try:
+        return run_child(f"baselines.tft_examples_way({paths!r}, {out!r}, {tmp!r}, "
+                         f"dataset_name={dataset!r}, with_row_key=False) or {rows}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        for path in paths.values():
+            os.remove(path)
+
+
 def _run(dataset: str, data: str, output_dir: str) -> dict:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "pipelines", "run", "--dataset", dataset,
@@ -155,10 +191,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1000000,10000000",
                         help="comma-separated row counts (default 1M and 10M)")
+    parser.add_argument("--tft_way_rows", default="1000000",
+                        help="the sizes at which TFT's own way runs too (comma-separated; "
+                             "default 1M, empty for none)")
     parser.add_argument("--work", help="where the data and runs go (default: a temp dir, "
                                        "deleted afterwards)")
     args = parser.parse_args()
     sizes = [int(n) for n in args.rows.split(",")]
+    tft_way_sizes = {int(n) for n in args.tft_way_rows.split(",") if n}
     work = args.work or tempfile.mkdtemp(prefix="tft-preprocessing-scale-")
     os.makedirs(work, exist_ok=True)
     dataset = os.path.join(work, "dataset")
@@ -176,6 +216,10 @@ def main() -> None:
             print(f"{rows:,} rows: {result['seconds']:.1f} s, "
                   f"{rows / result['seconds']:,.0f} rows/s, peak {result['peak_mb']:,.0f} MiB",
                   flush=True)
+            if rows in tft_way_sizes:
+                result["tft_way"] = _tft_way(dataset, data, work, rows)
+                print(f"{rows:,} rows, TFT's own way: {result['tft_way']['seconds']:.1f} s, "
+                      f"peak {result['tft_way']['peak_mb']:,.0f} MiB", flush=True)
             os.remove(data)
     finally:
         if not args.work:
@@ -192,11 +236,17 @@ def _report(results: list[dict]) -> str:
         "(cardinalities 10 to 1,000,000) each given a vocabulary, a 0/1 label; "
         "`python -m pipelines run` end to end (statistics, validation, analysis, transform, "
         "80/20 split, TFRecords), whole command.", "",
-        "| rows | CSV | seconds | rows/s | peak memory |", "|---:|---:|---:|---:|---:|",
+        "| run | rows | CSV | seconds | rows/s | peak memory |", "|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(f"| {r['rows']:,} | {r['bytes'] / 2**20:,.0f} MiB | {r['seconds']:.1f} | "
-                     f"{r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:,.0f} MiB |")
+        lines.append(f"| this package | {r['rows']:,} | {r['bytes'] / 2**20:,.0f} MiB | "
+                     f"{r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} | "
+                     f"{r['peak_mb']:,.0f} MiB |")
+        if "tft_way" in r:
+            t = r["tft_way"]
+            lines.append(f"| TFT's own way (CsvTFXIO, pre-split 80/20) | {r['rows']:,} | "
+                         f"{r['bytes'] / 2**20:,.0f} MiB | {t['seconds']:.1f} | "
+                         f"{r['rows'] / t['seconds']:,.0f} | {t['peak_mb']:,.0f} MiB |")
     lines += ["", "Per stage (Beam's sampled execution time, seconds):", "",
               "| stage | " + " | ".join(f"{r['rows']:,} rows" for r in results) + " |",
               "|---|" + "---:|" * len(results)]

@@ -66,8 +66,11 @@ def split_for_baseline(train_csv: str, serving_csv: str, out_dir: str,
     return paths
 
 
-def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str) -> None:
-    """Runs the TFT-examples pipeline over pre-split CSV files."""
+def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str,
+                     dataset_name: str = "flights", with_row_key: bool = True) -> None:
+    """Runs the TFT-examples pipeline over pre-split, headerless CSV files
+    holding the dataset's schema columns in order (and ``row_key`` last, with
+    ``with_row_key``, as a passthrough column)."""
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
     import tensorflow_transform.beam as tft_beam
@@ -76,23 +79,26 @@ def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str) -> N
 
     from pipelines.stages.statistics import stats_options
 
-    dataset = datasets.get_dataset("flights")
+    dataset = datasets.get_dataset(dataset_name)
     schema = dataset.schema()
     with_key = schema_pb2.Schema()
     with_key.CopyFrom(schema)
-    key = with_key.feature.add(name=row_keys.ROW_KEY, type=schema_pb2.INT)
-    key.presence.min_fraction = 1.0
-    key.shape.dim.add(size=1)
+    if with_row_key:
+        key = with_key.feature.add(name=row_keys.ROW_KEY, type=schema_pb2.INT)
+        key.presence.min_fraction = 1.0
+        key.shape.dim.add(size=1)
     names = [f.name for f in with_key.feature]
     options = stats_options(schema)  # the schema's features, not row_key
+    passthrough = {row_keys.ROW_KEY} if with_row_key else set()
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=temp_dir,
-                                                       passthrough_keys={row_keys.ROW_KEY}):
+                                                       passthrough_keys=passthrough):
         data = {}
         for name, path in paths.items():
             source = tfxio.CsvTFXIO(path, column_names=names, schema=with_key,
                                     telemetry_descriptors=["baseline"])
             config = source.TensorAdapterConfig()
-            del config.tensor_representations[row_keys.ROW_KEY]  # passed through, not fed
+            if with_row_key:
+                del config.tensor_representations[row_keys.ROW_KEY]  # passed through, not fed
             data[name] = (pipeline | f"Read{name}" >> source.BeamSource(), config)
             stats = data[name][0] | f"Stats{name}" >> tfdv.GenerateStatistics(options)
             _ = stats | f"WriteStats{name}" >> tfdv.WriteStatisticsToBinaryFile(
@@ -101,7 +107,7 @@ def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str) -> N
             data["train"] | tft_beam.AnalyzeAndTransformDataset(
                 dataset.load_preprocessing_fn(), output_record_batches=True))
         outputs = {"train": transformed}
-        for name in ("eval", "serving"):
+        for name in sorted(set(paths) - {"train"}):
             (outputs[name], _) = ((data[name], transform_fn)
                                   | f"Transform{name}" >> tft_beam.TransformDataset(
                                       output_record_batches=True))
