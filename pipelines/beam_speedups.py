@@ -37,6 +37,14 @@ transforms' payloads (gRPC ports, ParDo state, timers and restrictions, combine
 accumulators), with their component coders. A transform whose payload it does
 not know keeps every coder in its stage's descriptor.
 
+**Protocol checks**, a fixed cost, and Python 3.11's rather than Beam's.
+TensorFlow asks ``isinstance(x, CustomNestProtocol)`` (a runtime-checkable
+``typing.Protocol``) for nearly every structure it packs while tracing and
+saving the ``transform_fn``; Python 3.11 finds the protocol's members anew by
+walking its classes on every such check (0.45 s of a 1,000-row run). Python
+3.12 computes them once, when the protocol is defined; ``install`` keeps them
+per protocol class the same way.
+
 **Option views**, a fixed cost. ``Pipeline.apply`` asks for
 ``options.view_as(TypeOptions)`` once or twice for every transform applied, and
 each view builds an ``argparse`` parser and parses the flags again: 0.6 s of a
@@ -62,6 +70,7 @@ read back.
 
 import bz2
 import types
+import typing
 import weakref
 import zlib
 
@@ -109,6 +118,18 @@ def _get_dofn_specs(dofn):
     except TypeError:  # no weak references to it
         pass
     return specs
+
+
+_original_protocol_attrs = typing._get_protocol_attrs
+_protocol_attrs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _get_protocol_attrs(cls) -> set:
+    try:
+        return _protocol_attrs[cls]
+    except KeyError:
+        attrs = _protocol_attrs[cls] = frozenset(_original_protocol_attrs(cls))
+        return attrs
 
 
 def _payload_types() -> dict:
@@ -229,13 +250,16 @@ class RecordBatchCoder(tfdv_types._ArrowRecordBatchCoder):
 
 def install() -> None:
     """Replaces ``get_signature`` wherever Beam imported it by name, caches
-    DoFn specs and option views, builds each stage's descriptor with its own
-    components, compresses pickles as ``new_pipeline``
+    DoFn specs, option views and the members of protocols, builds each stage's
+    descriptor with its own components, compresses pickles as ``new_pipeline``
     chooses, and registers ``RecordBatchCoder`` for RecordBatches."""
     for module in (decorators, core, ptransform, util):
         module.get_signature = _get_signature
     PipelineOptions.view_as = _view_as
     userstate.get_dofn_specs = _get_dofn_specs
+    if hasattr(typing, "_get_protocol_attrs") and not hasattr(typing.Protocol,
+                                                                "__protocol_attrs__"):
+        typing._get_protocol_attrs = _get_protocol_attrs  # Python 3.11 only
     execution.BundleContextManager._build_process_bundle_descriptor = _stage_descriptor
     for module in (cloudpickle_pickler, dill_pickler):
         module.bz2 = _PicklerCompression
