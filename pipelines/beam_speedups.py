@@ -30,12 +30,13 @@ DirectRunner describes each fused stage to its worker with a descriptor that
 holds every PCollection, coder and windowing strategy *of the whole pipeline*,
 not of the stage, and the worker keeps its own copy of each: 401 stages of
 0.5 MB for the 39-feature benchmark dataset (``benchmarks/scale.py``), 1.1 GB of
-its 2.1 GB peak on 20,000 rows. ``_stage_descriptor`` builds the descriptor
-with the components the stage's transforms refer to: their PCollections, those
-PCollections' windowing strategies, and the coders named by either or by the
-transforms' payloads (gRPC ports, ParDo state, timers and restrictions, combine
-accumulators), with their component coders. A transform whose payload it does
-not know keeps every coder in its stage's descriptor.
+its 2.1 GB peak on 20,000 rows (1.2 GB with this change). ``_stage_descriptor``
+builds the descriptor with the components the stage's transforms refer to:
+their PCollections, those PCollections' windowing strategies, and the coders
+named by either or by the transforms' payloads (gRPC ports, ParDo state, timers
+and restrictions, combine accumulators), with their component coders. A
+transform whose payload it does not know keeps every coder in its stage's
+descriptor.
 
 **Protocol checks**, a fixed cost, and Python 3.11's rather than Beam's.
 TensorFlow asks ``isinstance(x, CustomNestProtocol)`` (a runtime-checkable
@@ -85,7 +86,7 @@ from apache_beam.transforms import core, ptransform, userstate, util
 from apache_beam.typehints import decorators
 from tensorflow_data_validation import types as tfdv_types  # registers its coder first
 
-__all__ = ["RecordBatchCoder", "install", "new_pipeline"]
+__all__ = ["RecordBatchCoder", "install", "new_pipeline", "runs_in_this_process"]
 
 _original = decorators.get_signature
 _cache: dict = {}
@@ -120,7 +121,7 @@ def _get_dofn_specs(dofn):
     return specs
 
 
-_original_protocol_attrs = typing._get_protocol_attrs
+_original_protocol_attrs = getattr(typing, "_get_protocol_attrs", None)
 _protocol_attrs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -257,8 +258,8 @@ def install() -> None:
         module.get_signature = _get_signature
     PipelineOptions.view_as = _view_as
     userstate.get_dofn_specs = _get_dofn_specs
-    if hasattr(typing, "_get_protocol_attrs") and not hasattr(typing.Protocol,
-                                                                "__protocol_attrs__"):
+    if _original_protocol_attrs is not None and not hasattr(typing.Protocol,
+                                                              "__protocol_attrs__"):
         typing._get_protocol_attrs = _get_protocol_attrs  # Python 3.11 only
     execution.BundleContextManager._build_process_bundle_descriptor = _stage_descriptor
     for module in (cloudpickle_pickler, dill_pickler):
@@ -275,9 +276,14 @@ def new_pipeline(beam_args: list[str]) -> beam.Pipeline:
     if not any(arg.split("=")[0] == "--pickle_library" for arg in beam_args):
         beam_args = [*beam_args, "--pickle_library=cloudpickle"]
     options = PipelineOptions(beam_args)
-    runner = options.view_as(StandardOptions).runner
-    # multi_processing starts worker processes, which read with Beam's own bz2.
-    _PicklerCompression.local = ((runner is None or runner in _LOCAL_RUNNERS) and
-                                 options.view_as(DirectOptions).direct_running_mode
-                                 != "multi_processing")
+    _PicklerCompression.local = runs_in_this_process(options)
     return beam.Pipeline(options=options)
+
+
+def runs_in_this_process(options: PipelineOptions) -> bool:
+    """Whether the pipeline's functions are unpickled in this process only:
+    the DirectRunner's, but for its ``multi_processing`` mode, which starts
+    worker processes (they read with Beam's own bz2)."""
+    runner = options.view_as(StandardOptions).runner
+    return ((runner is None or runner in _LOCAL_RUNNERS)
+            and options.view_as(DirectOptions).direct_running_mode != "multi_processing")
