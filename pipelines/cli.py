@@ -22,6 +22,7 @@ with exit status 2, not as a traceback.
 import argparse
 import contextlib
 import dataclasses
+import gc
 import io
 import logging
 import os
@@ -32,6 +33,9 @@ import warnings
 from pipelines.decode import DEFAULT_EVAL_FRACTION
 from pipelines.errors import UserError
 
+# A full garbage collection after this many of the middle generation (Python's
+# default: 10); see _import_the_stack.
+_FULL_COLLECTION_EVERY = 100
 _STARTED = time.monotonic()  # start-up time in run_summary.json is counted from here
 
 __all__ = ["main"]
@@ -290,7 +294,7 @@ def _positive_int(text: str) -> int:
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.commands import run
 
     return run.run(args, beam_args, started=_STARTED)
@@ -298,7 +302,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def _init(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.commands import init
 
     drafted = init.init_dataset(
@@ -314,7 +318,7 @@ def _init(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.commands import infer_schema
 
     print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit,
@@ -323,14 +327,14 @@ def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _validate(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.commands import validate
 
     return validate.validate(args, beam_args)
 
 
 def _predict(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.commands import predict
 
     return predict.predict(args, beam_args)
@@ -338,7 +342,7 @@ def _predict(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def _suggest_thresholds(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.commands import suggest_thresholds
 
     print(suggest_thresholds.suggest_thresholds(args.dataset, args.input, args.sizes,
@@ -373,7 +377,7 @@ def _export_serving(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _check_parity(args: argparse.Namespace, extra: list[str]) -> int:
     _no_extra(extra)
-    _import_tfdv_quietly()
+    _import_the_stack()
     from pipelines.model import check_parity
 
     report = check_parity.check_parity(args.run_dir, args.split, args.n, args.model)
@@ -440,7 +444,18 @@ class _Drop(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def _import_tfdv_quietly() -> None:
+def _import_the_stack() -> None:
+    """Imports TFDV, and with it TensorFlow and Beam, without the notes TFDV
+    writes to stderr; then readies the garbage collector for what they leave.
+
+    They leave about 460,000 objects that live as long as the process, which
+    every full collection scanned again: 1.3 s of a 1,000-row run went to nine
+    of them. Frozen, the collector leaves them be, and a full collection is
+    made after a hundred younger ones rather than ten (what remains is 0.2 s).
+    """
     with contextlib.redirect_stderr(io.StringIO()):
         import tensorflow_data_validation  # noqa: F401  (writes to stderr on import)
+    gc.freeze()
+    youngest, middle, _ = gc.get_threshold()
+    gc.set_threshold(youngest, middle, _FULL_COLLECTION_EVERY)
 
