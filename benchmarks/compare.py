@@ -16,10 +16,10 @@ In one process tree, on the NYC flights 2013 data (the default job):
 3. pandas + scikit-learn fitting the comparable scaling, buckets and
    vocabularies on train and applying them to every split, at 1x.
 
-Writes its section of ``benchmarks/RESULTS.md``. Needs the ``bench`` extra
-(scikit-learn)::
+Writes its section of ``benchmarks/RESULTS.md``; scikit-learn comes with the
+package (``rank-features`` uses it)::
 
-    .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/compare.py
+    .venv/bin/python benchmarks/compare.py
 """
 
 import json
@@ -123,7 +123,7 @@ def _report(tiny: dict, one: dict, four: dict, workers: dict, tft_way: dict,
     lines = [
         SECTION, "",
         f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores with "
-        "`.venv/bin/python benchmarks/compare.py` (the `bench` extra installs scikit-learn). "
+        "`.venv/bin/python benchmarks/compare.py`. "
         "Every figure is a whole command's wall clock, start-up included.", "",
         "| run | rows | seconds | rows/s | peak memory |", "|---|---:|---:|---:|---:|",
         f"| this package, 1x | {one['rows']:,} | {one['seconds']:.1f} | {rate(one):,.0f} | "
