@@ -446,7 +446,8 @@ class _Drop(logging.Filter):
 
 def _import_the_stack() -> None:
     """Imports TFDV, and with it TensorFlow and Beam, without the notes TFDV
-    writes to stderr; then readies the garbage collector for what they leave.
+    writes to stderr; in ``python -m pipelines``, readies the garbage collector
+    for what they leave.
 
     They leave about 460,000 objects that live as long as the process, which
     the collector scanned again and again: while they were being imported
@@ -454,15 +455,33 @@ def _import_the_stack() -> None:
     (1.3 s of a 1,000-row run went to nine of them). So the collector is off
     during the imports, then the objects are frozen, which it leaves be, and a
     full collection is made after a hundred younger ones rather than ten (what
-    remains of collecting is 0.2 s).
+    remains of collecting is 0.2 s). That is the program's policy for its own
+    process, which it ends without tearing the interpreter down
+    (``pipelines.__main__``). A process that calls ``main`` keeps its collector
+    as it was: the policy is process-wide, and the test session, which calls
+    ``main`` and tears TensorFlow down when it exits, crashed in that teardown
+    (exit 139, after every test had passed) once it had it.
     """
+    if not _is_the_program():
+        _import_tfdv_quietly()
+        return
     gc.disable()
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            import tensorflow_data_validation  # noqa: F401  (writes to stderr on import)
+        _import_tfdv_quietly()
         gc.freeze()
     finally:
         gc.enable()
     youngest, middle, _ = gc.get_threshold()
     gc.set_threshold(youngest, middle, _FULL_COLLECTION_EVERY)
+
+
+def _import_tfdv_quietly() -> None:
+    with contextlib.redirect_stderr(io.StringIO()):
+        import tensorflow_data_validation  # noqa: F401  (writes to stderr on import)
+
+
+def _is_the_program() -> bool:
+    """Whether this process is ``python -m pipelines``, not a caller of ``main``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec is not None and spec.name == "pipelines.__main__"
 
