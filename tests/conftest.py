@@ -127,11 +127,10 @@ def raw_rows(output_dir: str, split_name: str, count: int):
 
 # The session ends as the CLI does (pipelines/__main__.py): once pytest has
 # reported, the process exits with pytest's status without tearing the
-# interpreter down. Since this round's changes the test session (all tests
-# passed) crashed in that teardown, in TensorFlow's and Beam's native
-# finalizers, with a segmentation fault that replaced the status with 139; the
-# crash is after the last test and outside this package's code, and the status
-# kept here is pytest's own (failures, or 5 when nothing was collected).
+# interpreter down. The session, with TensorFlow and Beam loaded, crashed in
+# that teardown (a segmentation fault after every test had passed, which
+# replaced the status with 139; its native stack is not known yet). The status
+# kept here is pytest's own: failures, or 5 when nothing was collected.
 _SESSION = {}
 
 
