@@ -458,9 +458,7 @@ def _import_the_stack() -> None:
     remains of collecting is 0.2 s). That is the program's policy for its own
     process, which it ends without tearing the interpreter down
     (``pipelines.__main__``). A process that calls ``main`` keeps its collector
-    as it was: the policy is process-wide, and the test session, which calls
-    ``main`` and tears TensorFlow down when it exits, crashed in that teardown
-    (exit 139, after every test had passed) once it had it.
+    as it was: the policy is process-wide, not a library's to set.
     """
     if not _is_the_program():
         _import_tfdv_quietly()

@@ -144,7 +144,8 @@ class RunConfig:
 
 
 def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
-    """Constructs the whole ``run`` pipeline; Beam options pass through untouched."""
+    """Constructs the whole ``run`` pipeline; Beam's options pass through, with
+    ``beam_speedups.new_pipeline``'s default pickler when they name none."""
     schema = config.schema
     decoder = config.dataset.csv_decoder(schema)
     windows, lookups = config.dataset.windows(schema), config.dataset.lookups(schema)
