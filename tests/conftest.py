@@ -123,24 +123,3 @@ def raw_rows(output_dir: str, split_name: str, count: int):
     from pipelines.reports.run_dir import RunDir
 
     return raw_examples(RunDir(output_dir), split_name, count)
-
-
-# The session ends as the CLI does (pipelines/__main__.py): once pytest has
-# reported, the process exits with pytest's status without tearing the
-# interpreter down. The session, with TensorFlow and Beam loaded, crashed in
-# that teardown (a segmentation fault after every test had passed, which
-# replaced the status with 139; its native stack is not known yet). The status
-# kept here is pytest's own: failures, or 5 when nothing was collected.
-_SESSION = {}
-
-
-def pytest_sessionfinish(session, exitstatus):
-    _SESSION["status"] = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config):
-    if "status" in _SESSION:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_SESSION["status"])
