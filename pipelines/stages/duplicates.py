@@ -7,10 +7,13 @@ split: a keyed dataset's key is the key columns' text as written (``01`` and
 ``1`` decode alike but are different keys), a keyless one's is the values.
 So duplicates always share a split, and whichever of them is kept, the rows
 are the same. A row is recognised by its content fingerprint:
-BLAKE2b (128 bits) of a text that writes each value length-prefixed
-(``3:abc``) and a missing one as ``-``, so two different rows cannot share a
-text, and sharing a 128-bit fingerprint by chance is out of reach even for
-billions of rows (64 bits would not be: a few percent for a billion rows).
+BLAKE2b (128 bits) of bytes that write each number as a presence byte and its
+8 bytes (0 when missing), then each other value length-prefixed (``3:abc``) and
+a missing one as ``-``, so two different rows cannot share their bytes, and
+sharing a 128-bit fingerprint by chance is out of reach even for billions of
+rows (64 bits would not be: a few percent for a billion rows). Numbers are
+written as their bytes, not as text: writing them as text was four fifths of
+the fingerprint's time.
 
 Counting is one pass: fingerprints are gathered by shard (their first bits) and
 each shard counts its own with numpy; duplicates = rows - distinct rows.
@@ -24,6 +27,7 @@ which counts (for skew, and for whoever reads the serving records).
 """
 
 import hashlib
+from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -54,11 +58,35 @@ def _value_texts(values: pa.Array) -> pa.Array:
                         _separator(b"-"))
 
 
+def _is_number(values: pa.Array) -> bool:
+    return pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+
+
+def _number_bytes(numbers: list[pa.Array], rows: int) -> pa.Array:
+    """Per row, for each column of NUMBERS, a presence byte and the value's 8
+    bytes (0 when missing), as one binary value of fixed width."""
+    parts = []
+    for values in numbers:
+        wide = pa.float64() if pa.types.is_floating(values.type) else pa.int64()
+        parts.append(values.is_valid().to_numpy(zero_copy_only=False)
+                     .astype(np.uint8).reshape(rows, 1))
+        parts.append(pc.fill_null(values.cast(wide, safe=False), 0).to_numpy(zero_copy_only=False)
+                     .view(np.uint8).reshape(rows, 8))
+    matrix = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    offsets = np.arange(rows + 1, dtype=np.int64) * matrix.shape[1]
+    return pa.Array.from_buffers(_BINARY, rows,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(matrix)])
+
+
 def content_fingerprints(batch: pa.RecordBatch) -> np.ndarray:
     """The 128-bit content fingerprint of every row of a decoded batch (its
     values and its ``row_key``), as an array of 16-byte values."""
-    texts = [_value_texts(pc.list_element(column, 0)) for column in batch.columns]
-    rows = pc.binary_join_element_wise(*texts, _separator(b""))
+    values = [pc.list_element(column, 0) for column in batch.columns]
+    numbers = [v for v in values if _is_number(v)]
+    parts = [_value_texts(v) for v in values if not _is_number(v)]
+    if numbers:
+        parts.insert(0, _number_bytes(numbers, batch.num_rows))
+    rows = pc.binary_join_element_wise(*parts, _separator(b""))
     # to_numpy, not to_pylist: a quarter of the time for the same bytes objects.
     digests = b"".join(hashlib.blake2b(row, digest_size=16).digest()
                        for row in rows.to_numpy(zero_copy_only=False))
@@ -90,7 +118,7 @@ class _TakeOutRepeated(beam.DoFn):
     """Passes the rows seen once; a row of a repeated fingerprint goes to the
     ``repeated`` output, keyed by its fingerprint."""
 
-    def process(self, batch: pa.RecordBatch, repeated: np.ndarray):
+    def process(self, batch: pa.RecordBatch, repeated: np.ndarray) -> Iterator[pa.RecordBatch]:
         if not len(repeated):
             yield batch
             return

@@ -3,6 +3,7 @@ reference tables joined by key (``pipelines.decode.lookups``); the tables are
 loaded once per worker process."""
 
 import apache_beam as beam
+import pyarrow as pa
 
 from pipelines.decode.lookups import Lookup, add_lookups
 
@@ -18,5 +19,5 @@ class JoinLookups(beam.PTransform):
         return batches | "Join" >> beam.Map(_joined, self._lookups)
 
 
-def _joined(batch, lookups: tuple[Lookup, ...]):
+def _joined(batch: pa.RecordBatch, lookups: tuple[Lookup, ...]) -> pa.RecordBatch:
     return add_lookups(lookups, batch)

@@ -10,6 +10,8 @@ of ``COL``, to the row: each class's rows with the smallest keys
 reads), as the SQL ranks ``FARM_FINGERPRINT`` within each class.
 """
 
+from collections.abc import Iterator
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -34,7 +36,7 @@ class _AssignSplit(beam.DoFn):
         self._counted = counted
         self._stratify_by = stratify_by
 
-    def process(self, batch: pa.RecordBatch, limits=None):
+    def process(self, batch: pa.RecordBatch, limits=None) -> Iterator[pa.RecordBatch]:
         if self._stratify_by is None:
             eval_rows = is_eval(batch, self._percent)
         else:
@@ -104,6 +106,9 @@ class SplitExamples(beam.PTransform):
             assigned = raw["train"] | "AssignSplit" >> beam.ParDo(
                 _AssignSplit(self._percent, self._counted, self._stratify_by), **side
             ).with_outputs("eval", main="train")
+            # Beam 2.59 types a tagged output Any, whose coder pickles a batch
+            # to estimate its size: typed, it gets RecordBatchCoder's estimate.
+            assigned.eval.element_type = pa.RecordBatch
             splits = {"train": assigned.train, "eval": assigned.eval}
         if "serving" in raw:
             splits["serving"] = (raw["serving"] | "CountServing" >> beam.Map(_count_serving)

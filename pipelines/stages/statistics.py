@@ -16,6 +16,7 @@ are measured for the features serving data carries.
 """
 
 import apache_beam as beam
+import pyarrow as pa
 import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -122,7 +123,7 @@ def _merge_comparator_anomalies(anomalies: anomalies_pb2.Anomalies,
     anomalies.drift_skew_info.extend(compared.drift_skew_info)
 
 
-def _advance(batch, stage: str):
+def _advance(batch: pa.RecordBatch, stage: str) -> pa.RecordBatch:
     progress.advance(stage, batch.num_rows)
     return batch
 

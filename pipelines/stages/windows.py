@@ -13,6 +13,7 @@ Dataflow the side input is a dict that workers fetch as they need keys.
 
 import typing
 import uuid
+from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -63,7 +64,7 @@ class _AddFeatures(beam.DoFn):
     def __init__(self, windows: Windows):
         self._windows = windows
 
-    def process(self, batch, events):
+    def process(self, batch: pa.RecordBatch, events) -> Iterator[pa.RecordBatch]:
         yield add_window_features(self._windows, batch, events.get)
 
 
