@@ -55,6 +55,19 @@ def test_rows_share_a_fingerprint_only_when_every_value_is_the_same():
     assert first == again != other
 
 
+def test_numbers_are_fingerprinted_by_value_and_presence():
+    # Numbers enter a fingerprint as a presence byte and their 8 bytes: a
+    # missing number differs from 0, the widest integers and -0.0 are values
+    # like any other, and a batch of no rows has no fingerprints.
+    ids = pa.array([[1], [1], [None], [0], [2**63 - 1], [0]], pa.large_list(pa.int64()))
+    scores = pa.array([[0.5], [0.5], [0.5], [0.5], [0.5], [-0.0]], pa.large_list(pa.float32()))
+    batch = pa.RecordBatch.from_arrays([ids, scores], ["id", "score"])
+    fingerprints = [f.tobytes() for f in content_fingerprints(batch)]
+    assert fingerprints[0] == fingerprints[1]
+    assert len(set(fingerprints)) == 5
+    assert len(content_fingerprints(batch.slice(0, 0))) == 0
+
+
 def test_duplicates_are_counted_and_one_of_each_is_kept():
     # Three batches; "1,0.5,a" thrice (twice in one batch), "2,NA,b" twice.
     batches = [*_decoded(b"1,0.5,a\n2,NA,b\n1,0.5,a\n3,1.5,c\n"),
