@@ -9,7 +9,10 @@ In one process tree, on the NYC flights 2013 data (the default job):
    measured directly as a run on 1,000 rows. Peak memory (max RSS) at both sizes.
    Then 1x again with two DirectRunner workers, as threads and as processes
    (``--direct_running_mode``, ``--direct_num_workers 2``): both cores offered
-   to Beam, against the one worker of the default.
+   to Beam, against the one worker of the default. And 1x and 4x without the
+   window and weather features (a dataset directory written here: the flights
+   schema less the features tagged ``window_feature`` and ``lookup_feature``,
+   ``transforms.flights.preprocessing_fn_without_context``): what they cost.
 2. The same preprocessing written as TFT's examples write it
    (``references/baselines.py``: CsvTFXIO, AnalyzeAndTransformDataset,
    WriteToTFRecord), at 1x, over the same rows, pre-split.
@@ -33,7 +36,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.run_flights import write_section  # noqa: E402
-from pipelines import nycflights  # noqa: E402
+from pipelines import datasets, nycflights  # noqa: E402
+from pipelines.decode.columns import LOOKUP_FEATURE_TAG, WINDOW_FEATURE_TAG  # noqa: E402
 from references import baselines  # noqa: E402
 
 SECTION = "## Throughput: this package vs. TFT's own way vs. pandas + scikit-learn"
@@ -52,6 +56,34 @@ print(json.dumps({{"seconds": time.monotonic() - started, "rows": rows,
 """
 
 
+# The transforms module of the dataset without window and weather features.
+_WITHOUT_CONTEXT = '''"""The flights dataset without its window and weather features
+(written by benchmarks/compare.py)."""
+from transforms import flights
+
+LABEL_KEY = flights.LABEL_KEY
+LABEL_INPUTS = flights.LABEL_INPUTS
+SERVING_INPUTS = flights.FLIGHT_INPUTS
+preprocessing_fn = flights.preprocessing_fn_without_context
+'''
+
+
+def flights_without_context(directory: str) -> str:
+    """Writes the flights dataset less its window and weather features as a
+    dataset directory: the schema without the features the pipeline adds
+    (tagged ``window_feature`` and ``lookup_feature``), so that it neither
+    computes windows nor joins the weather; returns ``directory``."""
+    flights = datasets.get_dataset("flights")
+    schema = flights.schema()
+    added = {WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG}
+    kept = [f for f in schema.feature if not added & set(f.annotation.tag)]
+    del schema.feature[:]
+    schema.feature.extend(kept)
+    datasets.write_directory(directory, "flights_without_context", flights.csv_format, schema,
+                             _WITHOUT_CONTEXT)
+    return directory
+
+
 def _times_four(path: str, out: str) -> str:
     with open(path, "rb") as source, open(out, "wb") as target:
         header = source.readline()
@@ -61,12 +93,12 @@ def _times_four(path: str, out: str) -> str:
 
 
 def _package_run(train: str, serving: str, output_dir: str, *flags: str,
-                 repeats: int = 2) -> dict:
+                 repeats: int = 2, dataset: str = "flights") -> dict:
     """The faster of ``repeats`` runs of the command."""
     best = None
     for _ in range(repeats):
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "pipelines", "run", "--dataset", "flights",
+        subprocess.run([sys.executable, "-m", "pipelines", "run", "--dataset", dataset,
                         "--output_dir", output_dir,
                         "--overwrite", "--train_input", train, "--serving_input", serving,
                         *flags], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
@@ -94,9 +126,12 @@ def main() -> None:
     try:
         tiny = _package_run(train, serving, os.path.join(work, "tiny"), "--limit", "500")
         one = _package_run(train, serving, os.path.join(work, "x1"))
-        four = _package_run(_times_four(train, os.path.join(work, "train4.csv")),
-                            _times_four(serving, os.path.join(work, "serving4.csv")),
-                            os.path.join(work, "x4"))
+        train4 = _times_four(train, os.path.join(work, "train4.csv"))
+        serving4 = _times_four(serving, os.path.join(work, "serving4.csv"))
+        four = _package_run(train4, serving4, os.path.join(work, "x4"))
+        plain = flights_without_context(os.path.join(work, "flights_without_context"))
+        without = (_package_run(train, serving, os.path.join(work, "p1"), dataset=plain),
+                   _package_run(train4, serving4, os.path.join(work, "p4"), dataset=plain))
         workers = {mode: _package_run(train, serving, os.path.join(work, mode),
                                       f"--direct_running_mode={mode}", "--direct_num_workers=2",
                                       repeats=1)
@@ -108,14 +143,20 @@ def main() -> None:
         pandas_way = run_child(f"baselines.pandas_sklearn_way({train!r}, {serving!r})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_section(SECTION, _report(tiny, one, four, workers, tft_way, pandas_way))
+    write_section(SECTION, _report(tiny, one, four, without, workers, tft_way, pandas_way))
     print(f"wrote {os.path.join(ROOT, 'benchmarks', 'RESULTS.md')}")
 
 
-def _report(tiny: dict, one: dict, four: dict, workers: dict, tft_way: dict,
-            pandas_way: dict) -> str:
+def _slope(one: dict, four: dict) -> tuple[float, float]:
+    """Per-row throughput (rows/s) from 1x to 4x, and the fixed cost (s) it leaves of 1x."""
     per_row = (four["rows"] - one["rows"]) / (four["seconds"] - one["seconds"])
-    fixed = one["seconds"] - one["rows"] / per_row
+    return per_row, one["seconds"] - one["rows"] / per_row
+
+
+def _report(tiny: dict, one: dict, four: dict, without: tuple[dict, dict], workers: dict,
+            tft_way: dict, pandas_way: dict) -> str:
+    per_row, fixed = _slope(one, four)
+    plain_per_row, plain_fixed = _slope(*without)
 
     def rate(result):
         return result["rows"] / result["seconds"]
@@ -133,6 +174,10 @@ def _report(tiny: dict, one: dict, four: dict, workers: dict, tft_way: dict,
         *(f"| this package, 1x, 2 workers ({mode.replace('multi_', '')}) | "
           f"{result['rows']:,} | {result['seconds']:.1f} | {rate(result):,.0f} | "
           f"{result['peak_mb']:,.0f} MiB |" for mode, result in workers.items()),
+        *(f"| this package without window and weather features, {size} | "
+          f"{result['rows']:,} | {result['seconds']:.1f} | {rate(result):,.0f} | "
+          f"{result['peak_mb']:,.0f} MiB |"
+          for size, result in zip(("1x", "4x"), without, strict=True)),
         f"| TFT's own way (CsvTFXIO, defaults), 1x | {tft_way['rows']:,} | "
         f"{tft_way['seconds']:.1f} | {rate(tft_way):,.0f} | {tft_way['peak_mb']:,.0f} MiB |",
         f"| pandas + scikit-learn, 1x | {pandas_way['rows']:,} | {pandas_way['seconds']:.1f} | "
@@ -146,6 +191,10 @@ def _report(tiny: dict, one: dict, four: dict, workers: dict, tft_way: dict,
         f"({four['peak_mb'] - one['peak_mb']:+,.0f} MiB for 3x more rows: rows stream, but the "
         "window events are a side input, one per row and feature, and counting duplicates holds "
         "a 16-byte fingerprint per row of the input until its shard is counted)",
+        f"- without the window and weather features: **{plain_per_row:,.0f} rows/s** per row, "
+        f"fixed cost {plain_fixed:.1f} s; peak memory {without[0]['peak_mb']:,.0f} MiB at 1x "
+        f"and {without[1]['peak_mb']:,.0f} MiB at 4x "
+        f"({without[1]['peak_mb'] - without[0]['peak_mb']:+,.0f} MiB)",
         "- both cores offered to Beam: " + "; ".join(
             f"{mode.replace('multi_', '')} {rate(result) / rate(one):.2f}x the rows/s of one "
             "worker" for mode, result in workers.items())

@@ -139,3 +139,15 @@ class FlightsPreprocessingTest(tft_unit.TransformTestCase):
             expected_data=_expected_rows(),
             expected_vocab_file_contents={
                 name: [v.encode() for v in values] for name, values in VOCABULARIES.items()})
+
+    def test_preprocessing_fn_without_context(self):
+        # The same rows without the window and weather features: the same
+        # values for every other output (benchmarks/compare.py's second job).
+        batches, adapter_config = _decoded_rows()
+        context = {*WINDOWS, *(f"{name}_z" for name in WEATHER), "weather_missing"}
+        self.assertAnalyzeAndTransformResults(
+            batches, adapter_config, flights.preprocessing_fn_without_context,
+            expected_data=[{k: v for k, v in row.items() if k not in context}
+                           for row in _expected_rows()],
+            expected_vocab_file_contents={
+                name: [v.encode() for v in values] for name, values in VOCABULARIES.items()})
