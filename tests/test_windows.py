@@ -30,6 +30,10 @@ from pipelines.decode.row_keys import row_keys
 from pipelines.decode.windows import (
     WindowFeature,
     Windows,
+    aggregate,
+    compact_times,
+    compact_values,
+    merge_events,
     window_features_of_table,
 )
 from pipelines.errors import UserError
@@ -110,6 +114,36 @@ def test_every_aggregate_equals_a_row_by_row_reference(seed):
         expected = np.array(_reference(rows, feature), dtype=np.float64)
         np.testing.assert_allclose(got, expected.astype(got.dtype), rtol=1e-6,
                                    err_msg=feature.name)
+
+
+def _chunk(times: list[int], values: list[float] | None) -> tuple:
+    """An event chunk as ``event_chunks`` makes them."""
+    return (*compact_times(np.array(times, dtype=np.int64)),
+            None if values is None else compact_values(np.array(values, dtype=np.float64)))
+
+
+def test_events_are_held_compactly_and_give_back_their_exact_values():
+    # A batch job holds every row's events: int32 time offsets when they fit,
+    # no values for a count, float32 values only where that changes none.
+    small = merge_events([_chunk([3, 1], [2.0, 4.0])])
+    assert small.offsets.dtype == np.int32 and small.values.dtype == np.float32
+    assert small.times.tolist() == [1, 3] and small.sums.tolist() == [0.0, 4.0, 6.0]
+    counts = merge_events([_chunk([9, 8], None), _chunk([7], None)])
+    assert counts.values is None and counts.times.tolist() == [7, 8, 9]
+
+    whole, fractions = ([100, 5, 2**40], [1.0, -3.0, 7.0]), ([50, 7], [0.1, 1 / 3])
+    events = merge_events([_chunk(*whole), _chunk(*fractions)])
+    assert events.offsets.dtype == np.int64  # 2**40 seconds apart: no int32
+    assert events.values.dtype == np.float64
+    assert events.times.tolist() == [5, 7, 50, 100, 2**40]
+    assert events.values.tolist() == [-3.0, 1 / 3, 0.1, 1.0, 7.0]
+    assert events.sums.tolist() == np.cumsum([0.0, -3.0, 1 / 3, 0.1, 1.0, 7.0]).tolist()
+    targets, no_own = np.array([60, 2**40 + 1]), np.zeros(2, dtype=bool)
+    for kind, expected in (("sum", [-3.0 + 1 / 3 + 0.1, 7.0]), ("max", [1 / 3, 7.0]),
+                           ("min", [-3.0, 7.0]), ("count", [3, 1])):
+        feature = WindowFeature(kind, "e", kind, DAY, value=None if kind == "count" else "v")
+        got = aggregate(feature, events, targets, no_own, targets, np.zeros(2))
+        np.testing.assert_allclose(got, expected, rtol=1e-15, err_msg=kind)
 
 
 def _features(batch: pa.RecordBatch) -> list[tuple]:

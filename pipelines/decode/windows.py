@@ -37,9 +37,8 @@ from pipelines.errors import UserError
 
 __all__ = [
     "AGGREGATES", "DAY", "NO_TIME", "WEEK", "Events", "WindowFeature", "Windows",
-    "add_window_features", "aggregate", "compact_times", "event_chunks", "events_reach",
-    "merge_events",
-    "window_features_of_table", "windows_of",
+    "add_window_features", "aggregate", "compact_times", "compact_values", "event_chunks",
+    "events_reach", "merge_events", "window_features_of_table", "windows_of",
 ]
 
 AGGREGATES = ("count", "sum", "mean", "min", "max")
@@ -133,12 +132,13 @@ class Windows:
 class Events:
     """One key's events, sorted by (time, value): their times in seconds, held
     as offsets from ``origin`` (int32 when they fit), and their values (None
-    for a count, whose every value is 1).
+    for a count, whose every value is 1; float32 when that holds them exactly).
 
     Kept small because a batch job holds every key's events at once (the side
     input the rows' features are computed from): 4 bytes an event for a count,
-    12 for the others, against 24 with int64 times and the running sums kept;
-    the sums (``sums``) are computed when a row asks for them.
+    8 for the others (12 for values float32 cannot hold), against 24 with int64
+    times, float64 values and the running sums kept; the sums (``sums``) are
+    computed when a row asks for them.
     """
 
     origin: int
@@ -149,7 +149,7 @@ class Events:
     def of(cls, times: np.ndarray, values: np.ndarray | None) -> "Events":
         order = np.lexsort((times,) if values is None else (values, times))
         origin, offsets = compact_times(times[order])
-        return cls(origin, offsets, None if values is None else values[order])
+        return cls(origin, offsets, None if values is None else compact_values(values[order]))
 
     @property
     def times(self) -> np.ndarray:
@@ -157,8 +157,15 @@ class Events:
 
     @property
     def sums(self) -> np.ndarray:
-        """The running sums of the values, one longer, from 0."""
-        return np.concatenate([[0.0], np.cumsum(self.values)])
+        """The running sums of the values (in float64), one longer, from 0."""
+        return np.concatenate([[0.0], np.cumsum(self.values, dtype=np.float64)])
+
+
+def compact_values(values: np.ndarray) -> np.ndarray:
+    """float64 values as float32 when that changes none of them (whole numbers
+    below 2**24, as minutes of delay are), else as they are."""
+    narrow = values.astype(np.float32)
+    return narrow if np.array_equal(narrow, values) else values
 
 
 def compact_times(times: np.ndarray) -> tuple[int, np.ndarray]:
@@ -244,7 +251,8 @@ def event_chunks(windows: Windows, batch) -> Iterator[tuple[tuple, tuple]]:
             for key, rows in _groups(codes[reach], entities, buckets[reach]):
                 yield (feature.name, *key), (
                     *compact_times(reached_times[rows]),
-                    None if feature.aggregate == "count" else reached_values[rows])
+                    None if feature.aggregate == "count"
+                    else compact_values(reached_values[rows]))
 
 
 def events_reach(windows: Windows, batch) -> np.ndarray:
@@ -301,12 +309,12 @@ def aggregate(feature: WindowFeature, events: Events, targets: np.ndarray,
                            else (np.maximum, -np.inf))
         # Leave the own event out: the window is split around its position
         # (the first event equal to it in time and value).
-        keyed = np.rec.fromarrays([times, events.values])
+        values = events.values.astype(np.float64)
+        keyed = np.rec.fromarrays([times, values])
         at = np.searchsorted(keyed, np.rec.fromarrays([own_times, own_values]))
         at = np.where(inside, at, hi)
-        result = ufunc(_reduce(ufunc, events.values, lo, at, identity),
-                       _reduce(ufunc, events.values, np.where(inside, at + 1, hi), hi,
-                               identity))
+        result = ufunc(_reduce(ufunc, values, lo, at, identity),
+                       _reduce(ufunc, values, np.where(inside, at + 1, hi), hi, identity))
     return np.where(count > 0, result, feature.default)
 
 
