@@ -44,8 +44,6 @@ SERVING_INPUTS = ("year", "month", "day", "hour", "minute", "carrier", "origin",
                   "distance", "dep_delay", "tailnum", "origin_departures_1h",
                   "carrier_departures_1h", "origin_dep_delay_mean_24h",
                   "carrier_dep_delay_mean_24h", "temp", "wind_speed", "precip", "visib")
-# Those of the CSV's own columns: what preprocessing_fn_without_context needs.
-FLIGHT_INPUTS = SERVING_INPUTS[:11]
 # Raw features only the label needs; known after the flight, absent at serving.
 LABEL_INPUTS = ("arr_delay",)
 
@@ -77,6 +75,10 @@ WINDOW_FEATURES = (
      "seconds": DAY, "value": "dep_delay", "known_after": "dep_delay"},
 )
 WINDOW_NAMES = tuple(f["name"] for f in WINDOW_FEATURES)
+# The serving inputs that are the CSV's own columns, neither window features
+# nor joined: what preprocessing_fn_without_context needs.
+FLIGHT_INPUTS = tuple(n for n in SERVING_INPUTS
+                      if n not in WINDOW_NAMES and n not in WEATHER_FEATURES)
 # A flight departs at most this long before its scheduled time (in 2013: 43
 # minutes): how long a streaming computation waits for early departures.
 WINDOW_EARLY_SECONDS = HOUR
