@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.run_flights import write_section  # noqa: E402
 from pipelines import datasets, nycflights  # noqa: E402
-from pipelines.decode.columns import LOOKUP_FEATURE_TAG, WINDOW_FEATURE_TAG  # noqa: E402
+from pipelines.decode.columns import added_by_pipeline  # noqa: E402
 from references import baselines  # noqa: E402
 
 SECTION = "## Throughput: this package vs. TFT's own way vs. pandas + scikit-learn"
@@ -75,8 +75,7 @@ def flights_without_context(directory: str) -> str:
     computes windows nor joins the weather; returns ``directory``."""
     flights = datasets.get_dataset("flights")
     schema = flights.schema()
-    added = {WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG}
-    kept = [f for f in schema.feature if not added & set(f.annotation.tag)]
+    kept = [f for f in schema.feature if not added_by_pipeline(f)]
     del schema.feature[:]
     schema.feature.extend(kept)
     datasets.write_directory(directory, "flights_without_context", flights.csv_format, schema,

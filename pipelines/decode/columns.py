@@ -19,6 +19,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from pipelines.decode.row_keys import ROW_KEY
 
 __all__ = [
+    "ADDED_FEATURE_TAGS",
     "HARD_DOMAIN_TAG",
     "LOOKUP_FEATURE_TAG",
     "SERVING",
@@ -28,6 +29,7 @@ __all__ = [
     "CsvFormat",
     "RejectedRow",
     "arrow_schema",
+    "added_by_pipeline",
     "as_list_array",
     "columns_from_schema",
 ]
@@ -39,6 +41,8 @@ WINDOW_FEATURE_TAG = "window_feature"
 # A feature joined from a reference table (``pipelines.decode.lookups``): also
 # in the schema, not a column of the input.
 LOOKUP_FEATURE_TAG = "lookup_feature"
+# The tags of the features the pipeline adds to an input's columns.
+ADDED_FEATURE_TAGS = frozenset({WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG})
 # TFDV's environments: a feature ``not_in_environment: "SERVING"`` (the label,
 # and what only the label needs) may be absent from serving data.
 TRAINING, SERVING = "TRAINING", "SERVING"
@@ -113,6 +117,12 @@ class RejectedRow:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
 
+def added_by_pipeline(feature: schema_pb2.Feature) -> bool:
+    """Whether the pipeline adds ``feature`` (a window or lookup feature)
+    rather than reading it from an input."""
+    return not ADDED_FEATURE_TAGS.isdisjoint(feature.annotation.tag)
+
+
 def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
     """The schema's features read from an input, as columns (not the window
     and lookup features the pipeline adds); required means present in every row."""
@@ -120,7 +130,7 @@ def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
                       for d in schema.string_domain}
     columns = []
     for feature in schema.feature:
-        if {WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG} & set(feature.annotation.tag):
+        if added_by_pipeline(feature):
             continue
         domain = None
         if feature.HasField("int_domain"):

@@ -13,8 +13,7 @@ derived from its rows again.
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.decode.columns import (
-    LOOKUP_FEATURE_TAG,
-    WINDOW_FEATURE_TAG,
+    ADDED_FEATURE_TAGS,
     CsvFormat,
     columns_from_schema,
 )
@@ -59,8 +58,7 @@ def logged_schema(schema: schema_pb2.Schema, header: list[str]) -> schema_pb2.Sc
         if feature.name in logged:
             kept = result.feature.add()
             kept.CopyFrom(feature)
-            tags = [t for t in kept.annotation.tag
-                    if t not in (WINDOW_FEATURE_TAG, LOOKUP_FEATURE_TAG)]
+            tags = [t for t in kept.annotation.tag if t not in ADDED_FEATURE_TAGS]
             del kept.annotation.tag[:]
             kept.annotation.tag.extend(tags)
     return result
