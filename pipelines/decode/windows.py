@@ -309,7 +309,7 @@ def aggregate(feature: WindowFeature, events: Events, targets: np.ndarray,
                            else (np.maximum, -np.inf))
         # Leave the own event out: the window is split around its position
         # (the first event equal to it in time and value).
-        values = events.values.astype(np.float64)
+        values = np.asarray(events.values, dtype=np.float64)  # no copy when float64
         keyed = np.rec.fromarrays([times, values])
         at = np.searchsorted(keyed, np.rec.fromarrays([own_times, own_values]))
         at = np.where(inside, at, hi)
