@@ -38,10 +38,15 @@ setuptools.setup(
         include=["pipelines", "pipelines.*", "transforms", "schemas"]),
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=STACK,
+    # `pip install .` gives the command `tft-preprocessing`, the same CLI as
+    # `python -m pipelines` (pipelines.__main__).
+    entry_points={"console_scripts": ["tft-preprocessing = pipelines.__main__:console"]},
     extras_require={
         # import-linter checks the layering and that no import cycle exists (.importlinter);
-        # sqlglot and DuckDB run the generated BigQuery SQL (tests/test_bigquery_sql_runs.py).
+        # sqlglot and DuckDB run the generated BigQuery SQL (tests/test_bigquery_sql_runs.py);
+        # pytest-xdist runs the suite on both cores of the CI machine (pytest.ini).
         "test": ["pytest==9.2.0", "ruff==0.17.6", "hypothesis==6.170.15",
-                 "import-linter==2.16", "sqlglot==30.30.0", "duckdb==1.4.4"],
+                 "import-linter==2.16", "sqlglot==30.30.0", "duckdb==1.4.4",
+                 "pytest-xdist==3.8.0"],
     },
 )

@@ -1,22 +1,17 @@
-"""``python -m pipelines``: see ``pipelines.cli``.
+"""``python -m pipelines`` and the ``tft-preprocessing`` console script
+(``console``): the program, whose policy for its own process is
+``pipelines.process``'s; the commands are ``pipelines.cli``'s."""
 
-Once the command is done the process ends without tearing the interpreter
-down: as at a normal exit, the threads that are not daemons are waited for
-and the exit handlers run, the streams are flushed, then ``os._exit``.
-Finalizing the modules and objects TensorFlow and Beam leave behind took about
-a second of every command, after its last output was written.
-"""
+from pipelines import process
 
-import atexit
-import os
-import sys
-import threading
 
-from pipelines.cli import main
+def console() -> None:
+    """Runs the command the process's arguments name, then ends the process."""
+    process.become_the_program()
+    from pipelines.cli import main
 
-code = main()
-threading._shutdown()  # what the interpreter does first at exit: join non-daemon threads
-atexit._run_exitfuncs()
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(code or 0)
+    process.exit_now(main() or 0)
+
+
+if __name__ == "__main__":
+    console()

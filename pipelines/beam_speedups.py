@@ -67,9 +67,14 @@ switches the picklers to zlib at level 1 (a fortieth of the time); whatever
 runs elsewhere (Dataflow) keeps bz2, which is all its workers can read.
 Decompression tells the two apart by the format's own header, so either is
 read back.
+
+The program installs all of this once (``install``, from ``pipelines.process``),
+and only on the Beam release it was written for (``WRITTEN_FOR``): on another,
+Beam runs as it is, and one warning line says so.
 """
 
 import bz2
+import sys
 import types
 import typing
 import weakref
@@ -86,7 +91,9 @@ from apache_beam.transforms import core, ptransform, userstate, util
 from apache_beam.typehints import decorators
 from tensorflow_data_validation import types as tfdv_types  # registers its coder first
 
-__all__ = ["RecordBatchCoder", "install", "new_pipeline", "runs_in_this_process"]
+__all__ = [
+    "WRITTEN_FOR", "RecordBatchCoder", "install", "new_pipeline", "runs_in_this_process",
+]
 
 _original = decorators.get_signature
 _cache: dict = {}
@@ -249,11 +256,30 @@ class RecordBatchCoder(tfdv_types._ArrowRecordBatchCoder):
         return value.nbytes
 
 
-def install() -> None:
+# The Beam release these patches were written for and checked against: they
+# replace private functions, which another release may have changed.
+WRITTEN_FOR = "2.59.0"
+_installed = [False]
+
+
+def install() -> bool:
     """Replaces ``get_signature`` wherever Beam imported it by name, caches
     DoFn specs, option views and the members of protocols, builds each stage's
     descriptor with its own components, compresses pickles as ``new_pipeline``
-    chooses, and registers ``RecordBatchCoder`` for RecordBatches."""
+    chooses, and registers ``RecordBatchCoder`` for RecordBatches; once per
+    process (the program calls it as it imports the stack, ``pipelines.process``).
+
+    Returns whether they are installed: with a Beam release other than
+    ``WRITTEN_FOR``, nothing is patched (plain Beam runs, slower) and one
+    warning line says so.
+    """
+    if _installed[0]:
+        return True
+    if beam.__version__ != WRITTEN_FOR:
+        print(f"warning: Apache Beam {beam.__version__} is not {WRITTEN_FOR}, the release "
+              f"pipelines.beam_speedups was written for: running plain Beam",
+              file=sys.stderr, flush=True)
+        return False
     for module in (decorators, core, ptransform, util):
         module.get_signature = _get_signature
     PipelineOptions.view_as = _view_as
@@ -265,14 +291,15 @@ def install() -> None:
     for module in (cloudpickle_pickler, dill_pickler):
         module.bz2 = _PicklerCompression
     beam.coders.registry.register_coder(pa.RecordBatch, RecordBatchCoder)
+    _installed[0] = True
+    return True
 
 
 def new_pipeline(beam_args: list[str]) -> beam.Pipeline:
-    """``install()``, then a pipeline with Beam's options for ``beam_args``,
-    pickled with cloudpickle unless they name a pickler, and compressed with
-    zlib if it runs in this process (the DirectRunner, but for its
-    ``multi_processing`` mode)."""
-    install()
+    """A pipeline with Beam's options for ``beam_args``, pickled with
+    cloudpickle unless they name a pickler, and, when ``install`` has run,
+    compressed with zlib if it runs in this process (the DirectRunner, but for
+    its ``multi_processing`` mode)."""
     if not any(arg.split("=")[0] == "--pickle_library" for arg in beam_args):
         beam_args = [*beam_args, "--pickle_library=cloudpickle"]
     options = PipelineOptions(beam_args)

@@ -1,4 +1,4 @@
-"""The launcher: ``python -m pipelines <command>``.
+"""The launcher: ``python -m pipelines <command>`` (or ``tft-preprocessing``).
 
 Commands:
   run             the whole pipeline for a dataset (``pipelines.commands.run``)
@@ -13,59 +13,69 @@ Commands:
   suggest-thresholds  measure the skew metrics between random halves of the data
   bigquery-sql    print the BigQuery SQL that run would send
 
-Flags this launcher does not know are handed to Beam's ``PipelineOptions``; a
-flag Beam does not know either is an error. Problems a user can fix (a missing
-file, an unknown dataset, a bad flag value) are reported in one line on stderr
-with exit status 2, not as a traceback.
+Each command has a function that declares its flags (``_run_flags``, ...) and
+a handler that makes the typed request of them (``pipelines.options``) and
+calls the Python API (``pipelines.api``) or the command's module. Flags this
+launcher does not know are handed to Beam's ``PipelineOptions``; a flag Beam
+does not know either is an error. Problems a user can fix (a missing file, an
+unknown dataset, a bad flag value) are reported in one line on stderr with
+exit status 2, not as a traceback. ``docs/cli.md`` is generated from
+``build_parser`` (``scripts/cli_reference.py``).
 """
 
 import argparse
-import contextlib
-import dataclasses
-import gc
-import io
-import logging
 import os
 import sys
-import time
-import warnings
 
-from pipelines.decode import DEFAULT_EVAL_FRACTION
+from pipelines import layout, process
 from pipelines.errors import UserError
+from pipelines.options import PredictOptions, RunOptions, ValidateOptions, from_flags
 
-# A full garbage collection after this many of the middle generation (Python's
-# default: 10); see _import_the_stack.
-_FULL_COLLECTION_EVERY = 100
-_STARTED = time.monotonic()  # start-up time in run_summary.json is counted from here
+__all__ = ["CONSOLE_SCRIPT", "PROG", "build_parser", "main"]
 
-__all__ = ["main"]
+PROG = "python -m pipelines"
+CONSOLE_SCRIPT = "tft-preprocessing"  # setup.py's entry point: the same CLI
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command ``argv`` names (default: the process's arguments);
+    returns its exit status."""
+    started = process.STARTED if process.is_the_program() else None
     if argv is None:
         # Beam's own --dry_run takes a value, and Beam code that builds
         # PipelineOptions() without flags parses sys.argv itself: a bare
         # --dry_run there would be an argparse error deep inside a GCS client.
         sys.argv[1:] = ["--dry_run=True" if a == "--dry_run" else a for a in sys.argv[1:]]
         argv = sys.argv[1:]
-    _quiet_libraries()
-    parser = _parser()
+    process.quiet_libraries()
+    invoked_as = os.path.basename(sys.argv[0]) if sys.argv else ""
+    parser = build_parser(CONSOLE_SCRIPT if invoked_as == CONSOLE_SCRIPT else PROG)
     args, extra = parser.parse_known_args(argv)
     try:
-        return args.command(args, extra)
+        return args.command(args, extra, started)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The launcher's parser: one sub-command per command."""
     # No abbreviated flags: an abbreviation could capture a flag meant for Beam.
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines", allow_abbrev=False,
+        prog=prog, allow_abbrev=False,
         description="CSV -> TFDV statistics and validation -> TFT transform.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    for name, flags, handler, description in _COMMANDS:
+        command = commands.add_parser(name, help=description, description=description,
+                                      allow_abbrev=False)
+        command.set_defaults(command=handler)
+        flags(command)
+    return parser
 
-    run = _command(commands, "run", _run, "run the pipeline; unknown flags go to Beam")
+
+# The flags of each command.
+
+def _run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--dataset",
                      help="a registered dataset, package.module:attribute or a dataset "
                           "directory; default: with --train_input, one drafted from it "
@@ -74,19 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output_dir", required=True, help="local path or gs:// URI")
     run.add_argument("--train_input", help="CSV glob; default: the dataset's own")
     run.add_argument("--serving_input", help="CSV glob; default: the dataset's own")
-    run.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION,
+    run.add_argument("--eval_fraction", type=float, default=RunOptions.eval_fraction,
                      help=f"share of training rows held out for eval "
-                          f"(default {DEFAULT_EVAL_FRACTION})")
+                          f"(default {RunOptions.eval_fraction})")
     run.add_argument("--limit", type=_positive_int,
                      help="read only the first N rows of each input")
     run.add_argument("--temp_dir", help="TFT's temp dir; default: inside the run's staging "
                                         "directory, removed with it (on Dataflow, a gs:// path)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace a completed run in --output_dir")
-    run.add_argument("--max_rejected_fraction", type=float, default=0.001,
-                     help="fail when more rows than this share are rejected (default 0.001)")
+    run.add_argument("--max_rejected_fraction", type=float,
+                     default=RunOptions.max_rejected_fraction,
+                     help=f"fail when more rows than this share are rejected (default "
+                          f"{RunOptions.max_rejected_fraction})")
     run.add_argument("--schema", help="a TFMD schema (.pbtxt) instead of the dataset's own")
-    _add_stratify_flag(run)
+    _stratify_flag(run)
     run.add_argument("--drop_duplicates", action="store_true",
                      help="keep one of each set of identical training rows (they are "
                           "counted either way; serving rows are never dropped)")
@@ -95,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="repeat the training records of every class smaller than RATIO "
                           "(default 1.0) x the largest class up to that size; eval and "
                           "serving are untouched")
-    _add_bigquery_flags(run)
+    _bigquery_flags(run)
     run.add_argument("--input_topic", metavar="projects/P/topics/T",
                      help="with --streaming (on Dataflow): read CSV lines from this Pub/Sub "
                           "topic and publish each row with its window features to "
@@ -103,12 +115,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output_topic", help="where the streaming job publishes rows (JSON)")
     run.add_argument("--rejected_topic", help="where it publishes rejected and late rows "
                                               "(default: OUTPUT_TOPIC-rejected)")
-    run.add_argument("--allowed_lateness", type=int, default=300, metavar="SECONDS",
-                     help="a row arriving later than its time plus this is late (default 300)")
-    _add_dry_run_flags(run, "DATASET_job.json")
+    run.add_argument("--allowed_lateness", type=int, default=RunOptions.allowed_lateness,
+                     metavar="SECONDS",
+                     help=f"a row arriving later than its time plus this is late (default "
+                          f"{RunOptions.allowed_lateness})")
+    _dry_run_flags(run, "DATASET_job.json")
 
-    init = _command(commands, "init", _init,
-                    "draft a dataset directory from CSV files: dialect, schema, transforms")
+
+def _init_flags(init: argparse.ArgumentParser) -> None:
     init.add_argument("--train_input", required=True, help="CSV glob of training data")
     init.add_argument("--dir", required=True, help="the dataset directory to write")
     init.add_argument("--name", help="the dataset's name (default: the directory's)")
@@ -127,8 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--encoding", help="the files' encoding (default: detected)")
     init.add_argument("--limit", type=_positive_int, help="read only the first N rows")
 
-    infer = _command(commands, "infer-schema", _infer_schema,
-                     "print a TFMD schema inferred from CSV files")
+
+def _infer_schema_flags(infer: argparse.ArgumentParser) -> None:
     infer.add_argument("--input", required=True, help="CSV glob")
     infer.add_argument("--dataset",
                        help="a registered dataset, for its CSV format; default: detect it")
@@ -138,8 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--limit", type=_positive_int,
                        help="infer from the first N rows only")
 
-    check = _command(commands, "validate", _validate,
-                     "validate new serving data against a run: schema, skew, drift")
+
+def _validate_flags(check: argparse.ArgumentParser) -> None:
     check.add_argument("--run_dir", required=True, help="output_dir of a completed run")
     check.add_argument("--serving_input", required=True, help="CSV glob of the new data")
     check.add_argument("--previous_stats", help="statistics of a former span, for drift")
@@ -148,8 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--fail_on_anomalies", action="store_true",
                        help="exit 1 when anything is out of bounds")
 
-    score = _command(commands, "predict", _predict,
-                     "score raw CSV rows in batch with a serving model (RunInference)")
+
+def _predict_flags(score: argparse.ArgumentParser) -> None:
     score.add_argument("--model", required=True, help="a serving SavedModel (M/serving)")
     score.add_argument("--input", required=True, help="CSV glob, in the model's dataset's "
                                                       "dialect; the label may be absent")
@@ -158,10 +172,10 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--limit", type=_positive_int, help="score only the first N rows")
     score.add_argument("--overwrite", action="store_true",
                        help="replace what --output_dir holds")
-    _add_dry_run_flags(score, "DATASET_predict_job.json")
+    _dry_run_flags(score, "DATASET_predict_job.json")
 
-    noise = _command(commands, "suggest-thresholds", _suggest_thresholds,
-                     "measure skew metrics between random halves; suggest thresholds")
+
+def _suggest_thresholds_flags(noise: argparse.ArgumentParser) -> None:
     noise.add_argument("--dataset", default="flights",
                        help="a registered dataset, package.module:attribute or a dataset "
                             "directory (default flights)")
@@ -172,41 +186,41 @@ def _parser() -> argparse.ArgumentParser:
                        help="random 80/20 splits per size")
     noise.add_argument("--margin", type=float, default=1.5)
 
-    sql = _command(commands, "bigquery-sql", _bigquery_sql,
-                   "print the BigQuery SQL that `run` would send")
+
+def _bigquery_sql_flags(sql: argparse.ArgumentParser) -> None:
     sql.add_argument("--dataset", default="flights",
                      help="a registered dataset, package.module:attribute or a dataset "
                           "directory (default flights)")
-    sql.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION)
-    _add_stratify_flag(sql)
-    _add_bigquery_flags(sql)
+    sql.add_argument("--eval_fraction", type=float, default=RunOptions.eval_fraction)
+    _stratify_flag(sql)
+    _bigquery_flags(sql)
 
-    train = _command(commands, "train", _train,
-                     "train the wide & deep model and export M/serving")
+
+def _train_flags(train: argparse.ArgumentParser) -> None:
     train.add_argument("--run_dir", required=True, help="output_dir of a completed run")
     train.add_argument("--model_dir", required=True, help="where M/serving and metrics go")
     train.add_argument("--epochs", type=_positive_int, default=5)
 
-    export = _command(commands, "export-serving", _export_serving,
-                      "export a transform-only serving model (transform_features)")
+
+def _export_serving_flags(export: argparse.ArgumentParser) -> None:
     export.add_argument("--run_dir", required=True, help="output_dir of a completed run")
     export.add_argument("--out", required=True, help="directory of the SavedModel")
 
-    parity = _command(commands, "check-parity", _check_parity,
-                      "compare serving's transform_features with the pipeline's records")
+
+def _check_parity_flags(parity: argparse.ArgumentParser) -> None:
     parity.add_argument("--run_dir", required=True, help="output_dir of a completed run")
-    parity.add_argument("--split", default="eval", choices=("train", "eval", "serving"))
+    parity.add_argument("--split", default=layout.EVAL, choices=layout.SPLITS)
     parity.add_argument("--n", type=_positive_int, default=1000, help="rows to compare")
     parity.add_argument("--model", help="a serving SavedModel; default: export one now")
 
-    rank = _command(commands, "rank-features", _rank_features,
-                    "rank a run's features by mutual information with the label")
+
+def _rank_features_flags(rank: argparse.ArgumentParser) -> None:
     rank.add_argument("--run_dir", required=True, help="output_dir of a completed run")
     rank.add_argument("--rows", type=_positive_int, default=20_000,
                       help="training rows to estimate from (default 20000)")
 
-    serve = _command(commands, "serve", _serve,
-                     "answer TensorFlow Serving's REST API on loopback")
+
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--model", required=True, help="a serving SavedModel (M/serving)")
     serve.add_argument("--port", type=int, default=8501, help="0 picks a free port")
     serve.add_argument("--model_name", help="the <name> in /v1/models/<name>; "
@@ -215,10 +229,9 @@ def _parser() -> argparse.ArgumentParser:
                                          "here, for `validate --serving_input 'DIR/*.csv'`")
     serve.add_argument("--log_sample", type=float, default=1.0, metavar="FRACTION",
                        help="the fraction of instances logged (default 1.0: all)")
-    return parser
 
 
-def _add_dry_run_flags(parser: argparse.ArgumentParser, job_file: str) -> None:
+def _dry_run_flags(parser: argparse.ArgumentParser, job_file: str) -> None:
     """--dry_run and --job_description, for a command that submits to Dataflow."""
     parser.add_argument("--dry_run", nargs="?", const=True, default=False,
                         type=_true_or_false,
@@ -228,13 +241,13 @@ def _add_dry_run_flags(parser: argparse.ArgumentParser, job_file: str) -> None:
                              f"output/dataflow/{job_file})")
 
 
-def _add_stratify_flag(parser: argparse.ArgumentParser) -> None:
+def _stratify_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stratify_by", metavar="COLUMN",
                         help="eval takes --eval_fraction of every class of COLUMN (to the "
                              "row), not of all rows")
 
 
-def _add_bigquery_flags(parser: argparse.ArgumentParser) -> None:
+def _bigquery_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bigquery_table", help="PROJECT.DATASET.TABLE instead of "
                                                  "--train_input")
     parser.add_argument("--bigquery_query", help="a standard-SQL query instead of "
@@ -246,12 +259,7 @@ def _add_bigquery_flags(parser: argparse.ArgumentParser) -> None:
                         help="keep this percentage of the BigQuery rows (deterministic)")
 
 
-def _command(commands, name: str, handler, description: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=description, description=description,
-                                 allow_abbrev=False)
-    parser.set_defaults(command=handler)
-    return parser
-
+# Flag values.
 
 def _true_or_false(text: str) -> bool:
     if text.lower() not in ("true", "false"):
@@ -288,21 +296,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# The heavy imports (TensorFlow, TFT, TFDV) happen only once a command runs, so
-# that --help and flag errors are instant. Each handler calls the one function
-# that does the command's work, in the module named after the command.
+# The handlers. The heavy imports (TensorFlow, TFT, TFDV) happen only once a
+# command runs, so that --help and flag errors are instant. Each handler calls
+# the one function that does the command's work: the Python API's for the
+# commands it offers, else the function of the module named after the command.
+
+def _run(args: argparse.Namespace, beam_args: list[str], started: float | None) -> int:
+    from pipelines import api
+
+    api.run(from_flags(RunOptions, args), beam_args, started=started)
+    return 0
 
 
-def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _import_the_stack()
-    from pipelines.commands import run
-
-    return run.run(args, beam_args, started=_STARTED)
-
-
-def _init(args: argparse.Namespace, extra: list[str]) -> int:
+def _init(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
-    _import_the_stack()
+    process.import_the_stack()
+    from pipelines import datasets
     from pipelines.commands import init
 
     drafted = init.init_dataset(
@@ -311,14 +320,14 @@ def _init(args: argparse.Namespace, extra: list[str]) -> int:
         column_names=args.column_names, encoding=args.encoding, limit=args.limit)
     print(drafted.describe())
     print(f"Curate {args.dir}/schema.pbtxt and {args.dir}/transforms.py, then:\n"
-          f"  python -m pipelines run --dataset {args.dir} --train_input "
+          f"  {PROG} run --dataset {datasets.dataset_flag(args.dir)} --train_input "
           f"'{args.train_input}' --output_dir OUT")
     return 0
 
 
-def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
+def _infer_schema(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
-    _import_the_stack()
+    process.import_the_stack()
     from pipelines.commands import infer_schema
 
     print(infer_schema.infer_schema_text(args.input, args.dataset, args.limit,
@@ -326,23 +335,24 @@ def _infer_schema(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _validate(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _import_the_stack()
-    from pipelines.commands import validate
+def _validate(args: argparse.Namespace, beam_args: list[str], _) -> int:
+    from pipelines import api
 
-    return validate.validate(args, beam_args)
-
-
-def _predict(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _import_the_stack()
-    from pipelines.commands import predict
-
-    return predict.predict(args, beam_args)
+    options = from_flags(ValidateOptions, args)
+    validation = api.validate(options, beam_args)
+    return 1 if options.fail_on_anomalies and not validation.ok else 0
 
 
-def _suggest_thresholds(args: argparse.Namespace, extra: list[str]) -> int:
+def _predict(args: argparse.Namespace, beam_args: list[str], _) -> int:
+    from pipelines import api
+
+    api.predict(from_flags(PredictOptions, args), beam_args)
+    return 0
+
+
+def _suggest_thresholds(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
-    _import_the_stack()
+    process.import_the_stack()
     from pipelines.commands import suggest_thresholds
 
     print(suggest_thresholds.suggest_thresholds(args.dataset, args.input, args.sizes,
@@ -350,15 +360,18 @@ def _suggest_thresholds(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _bigquery_sql(args: argparse.Namespace, extra: list[str]) -> int:
+def _bigquery_sql(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
     from pipelines.commands import bigquery_sql
 
-    print(bigquery_sql.bigquery_sql(args), end="")
+    print(bigquery_sql.bigquery_sql(args.dataset, args.eval_fraction, args.stratify_by,
+                                    table=args.bigquery_table, query=args.bigquery_query,
+                                    where=args.where, serving_where=args.serving_where,
+                                    sample_percent=args.sample_percent), end="")
     return 0
 
 
-def _train(args: argparse.Namespace, extra: list[str]) -> int:
+def _train(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
     from pipelines.model import train
 
@@ -367,7 +380,7 @@ def _train(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _export_serving(args: argparse.Namespace, extra: list[str]) -> int:
+def _export_serving(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
     from pipelines.model import export_serving
 
@@ -375,17 +388,16 @@ def _export_serving(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _check_parity(args: argparse.Namespace, extra: list[str]) -> int:
+def _check_parity(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
-    _import_the_stack()
-    from pipelines.model import check_parity
+    from pipelines import api
 
-    report = check_parity.check_parity(args.run_dir, args.split, args.n, args.model)
+    report = api.check_parity(args.run_dir, args.split, args.n, args.model)
     print(report)
     return 1 if report.mismatches else 0
 
 
-def _rank_features(args: argparse.Namespace, extra: list[str]) -> int:
+def _rank_features(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
     from pipelines.model import rank_features
 
@@ -393,7 +405,7 @@ def _rank_features(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, extra: list[str]) -> int:
+def _serve(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
     from pipelines.model import serve
 
@@ -411,75 +423,27 @@ def _no_extra(extra: list[str]) -> None:
         raise UserError(f"unrecognized arguments: {' '.join(extra)}")
 
 
-# Library warnings that say nothing a user can act on.
-_NOISE = {
-    # TFT, about analyzers inside its own scale_to_z_score; ours are named.
-    "absl": "node's cache key varies on repeated tracing",
-    # Beam falls back to crcmod's C extension, which is fine.
-    "apache_beam.io.tfrecordio": "Couldn't find python-snappy",
-    # Beam's GCS client parses sys.argv, which holds this launcher's flags too;
-    # preflight.check_beam_flags has already rejected any flag nobody knows.
-    "apache_beam.options.pipeline_options": "Discarding unparseable args",
-}
-
-
-def _quiet_libraries() -> None:
-    """Keeps library chatter out of the terminal: TensorFlow's C++ log (CUDA
-    probing on a CPU machine; ``TF_CPP_MIN_LOG_LEVEL=0`` brings it back),
-    Google's Python-version notices, TFDV's note that IPython is absent, and
-    the warnings in ``_NOISE``. Other warnings still show."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="google")
-    for logger, text in _NOISE.items():
-        logging.getLogger(logger).addFilter(_Drop(text))  # once: equal filters are not re-added
-
-
-@dataclasses.dataclass(frozen=True)
-class _Drop(logging.Filter):
-    """Drops the log records whose message contains ``text``."""
-
-    text: str
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
-
-
-def _import_the_stack() -> None:
-    """Imports TFDV, and with it TensorFlow and Beam, without the notes TFDV
-    writes to stderr; in ``python -m pipelines``, readies the garbage collector
-    for what they leave.
-
-    They leave about 460,000 objects that live as long as the process, which
-    the collector scanned again and again: while they were being imported
-    (0.6 s of the 2.3 s the imports took) and in every full collection after
-    (1.3 s of a 1,000-row run went to nine of them). So the collector is off
-    during the imports, then the objects are frozen, which it leaves be, and a
-    full collection is made after a hundred younger ones rather than ten (what
-    remains of collecting is 0.2 s). That is the program's policy for its own
-    process, which it ends without tearing the interpreter down
-    (``pipelines.__main__``). A process that calls ``main`` keeps its collector
-    as it was: the policy is process-wide, not a library's to set.
-    """
-    if not _is_the_program():
-        _import_tfdv_quietly()
-        return
-    gc.disable()
-    try:
-        _import_tfdv_quietly()
-        gc.freeze()
-    finally:
-        gc.enable()
-    youngest, middle, _ = gc.get_threshold()
-    gc.set_threshold(youngest, middle, _FULL_COLLECTION_EVERY)
-
-
-def _import_tfdv_quietly() -> None:
-    with contextlib.redirect_stderr(io.StringIO()):
-        import tensorflow_data_validation  # noqa: F401  (writes to stderr on import)
-
-
-def _is_the_program() -> bool:
-    """Whether this process is ``python -m pipelines``, not a caller of ``main``."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return spec is not None and spec.name == "pipelines.__main__"
-
+# (name, flags, handler, description), in the order --help lists them.
+_COMMANDS = (
+    ("run", _run_flags, _run, "run the pipeline; unknown flags go to Beam"),
+    ("init", _init_flags, _init,
+     "draft a dataset directory from CSV files: dialect, schema, transforms"),
+    ("infer-schema", _infer_schema_flags, _infer_schema,
+     "print a TFMD schema inferred from CSV files"),
+    ("validate", _validate_flags, _validate,
+     "validate new serving data against a run: schema, skew, drift"),
+    ("predict", _predict_flags, _predict,
+     "score raw CSV rows in batch with a serving model (RunInference)"),
+    ("suggest-thresholds", _suggest_thresholds_flags, _suggest_thresholds,
+     "measure skew metrics between random halves; suggest thresholds"),
+    ("bigquery-sql", _bigquery_sql_flags, _bigquery_sql,
+     "print the BigQuery SQL that `run` would send"),
+    ("train", _train_flags, _train, "train the wide & deep model and export M/serving"),
+    ("export-serving", _export_serving_flags, _export_serving,
+     "export a transform-only serving model (transform_features)"),
+    ("check-parity", _check_parity_flags, _check_parity,
+     "compare serving's transform_features with the pipeline's records"),
+    ("rank-features", _rank_features_flags, _rank_features,
+     "rank a run's features by mutual information with the label"),
+    ("serve", _serve_flags, _serve, "answer TensorFlow Serving's REST API on loopback"),
+)

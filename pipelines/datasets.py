@@ -25,20 +25,22 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 
-import pyarrow as pa
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
 from pipelines import nycflights
+from pipelines.dataset_module import DatasetModule
 from pipelines.decode.columns import CsvFormat, columns_from_schema
 from pipelines.decode.csv_decoder import CsvDecoder
-from pipelines.decode.lookups import Lookup, add_lookups, lookups_of, output_fields
-from pipelines.decode.windows import Windows, window_features_of_table, windows_of
+from pipelines.decode.lookups import Lookup
+from pipelines.decode.prepare import Preparation
+from pipelines.decode.windows import Windows
 from pipelines.errors import UserError
 
 __all__ = [
-    "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_names", "get_dataset",
+    "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_flag", "dataset_names",
+    "get_dataset",
     "load_directory", "select_features", "write_directory",
 ]
 
@@ -58,9 +60,9 @@ class Dataset:
       name: the dataset's name (a registered one's is also its schema's file name).
       csv_format: how its files are written, and the split key columns.
       transform_module: the importable module of the dataset's TFT
-        ``preprocessing_fn``; it also names the label (``LABEL_KEY``), the raw
-        features a serving request carries (``SERVING_INPUTS``) and those only
-        the label needs (``LABEL_INPUTS``). Empty for a dataset directory, whose
+        ``preprocessing_fn``, and of the optional names that describe it (the
+        label, the serving inputs, window features, lookups: see
+        ``pipelines.dataset_module``). Empty for a dataset directory, whose
         module is its ``transforms.py``.
       default_inputs: returns the (train, serving) inputs used when no flag names them.
       directory: the dataset directory it was loaded from, if any.
@@ -97,46 +99,44 @@ class Dataset:
         return CsvDecoder(columns_from_schema(self.schema() if schema is None else schema),
                           self.csv_format)
 
-    def windows(self, schema: schema_pb2.Schema | None = None) -> Windows | None:
-        """The window features its transforms module declares (None: none),
-        checked against ``schema`` (default: the curated one)."""
-        return windows_of(self.transforms, self.schema() if schema is None else schema)
-
-    def lookups(self, schema: schema_pb2.Schema | None = None) -> tuple[Lookup, ...]:
-        """The lookup joins its transforms module declares, checked against ``schema``."""
-        return lookups_of(self.transforms, self.schema() if schema is None else schema)
-
-    def decoded_schema(self, decoder: CsvDecoder, schema: schema_pb2.Schema | None = None
-                       ) -> pa.Schema:
-        """The Arrow schema of decoded batches once the pipeline has added the
-        joined columns and the window features, in that order."""
-        decoded = decoder.output_schema
-        for field in output_fields(self.lookups(schema)):
-            decoded = decoded.append(field)
-        windows = self.windows(schema)
-        return windows.output_schema(decoded) if windows else decoded
-
-    def add_derived(self, table: pa.Table, schema: schema_pb2.Schema | None = None) -> pa.Table:
-        """All of an input's decoded rows with what the pipeline adds to them
-        before the split: the joined columns, then the window features."""
-        lookups, windows = self.lookups(schema), self.windows(schema)
-        if lookups and table.num_rows:
-            table = pa.Table.from_batches(
-                [add_lookups(lookups, table.combine_chunks().to_batches()[0])])
-        return window_features_of_table(windows, table) if windows else table
-
     @property
     def transforms(self) -> types.ModuleType:
+        """The transforms module itself; its names are read through ``module``."""
         if self.directory is None:
             return importlib.import_module(self.transform_module)
         return _module_from_file(os.path.join(self.directory, TRANSFORMS_FILE))
 
-    def load_preprocessing_fn(self) -> Callable:
+    @property
+    def module(self) -> DatasetModule:
+        """What the transforms module defines, checked once (``pipelines.dataset_module``)."""
         transforms = self.transforms
+        if transforms.__name__ not in _contracts:
+            _contracts[transforms.__name__] = DatasetModule.of(transforms)
+        return _contracts[transforms.__name__]
+
+    def windows(self, schema: schema_pb2.Schema | None = None) -> Windows | None:
+        """The window features its transforms module declares (None: none),
+        checked against ``schema`` (default: the curated one)."""
+        return self.module.windows(self.schema() if schema is None else schema)
+
+    def lookups(self, schema: schema_pb2.Schema | None = None) -> tuple[Lookup, ...]:
+        """The lookup joins its transforms module declares, checked against ``schema``."""
+        return self.module.lookups(self.schema() if schema is None else schema)
+
+    def preparation(self, schema: schema_pb2.Schema | None = None,
+                    drop_duplicates: bool = False) -> Preparation:
+        """What happens to this dataset's rows before the split
+        (``pipelines.decode.prepare``): its lookups and window features, and the
+        training input's duplicates dropped when asked."""
+        schema = self.schema() if schema is None else schema
+        return Preparation(self.lookups(schema), self.windows(schema), drop_duplicates)
+
+    def load_preprocessing_fn(self) -> Callable:
+        module = self.module
         if not (self.keep or self.drop):
-            return transforms.preprocessing_fn
-        return select_features(transforms.preprocessing_fn, getattr(transforms, "LABEL_KEY", None),
-                               self.keep, self.drop)
+            return module.preprocessing_fn
+        return select_features(module.preprocessing_fn, module.label_key, self.keep,
+                               self.drop)
 
     def save(self, directory: str, schema: schema_pb2.Schema | None = None) -> None:
         """Writes this dataset as a dataset directory (local or remote), with
@@ -200,6 +200,8 @@ def load_directory(directory: str) -> Dataset:
 
 
 _modules: dict[str, types.ModuleType] = {}
+# Each transforms module's contract, read once, by module name.
+_contracts: dict[str, DatasetModule] = {}
 
 
 def _module_from_file(path: str) -> types.ModuleType:
@@ -264,6 +266,13 @@ def dataset_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def dataset_flag(directory: str) -> str:
+    """``directory`` as ``--dataset`` takes it for that directory: a path that
+    is also a registered dataset's name gets ``./`` (``get_dataset`` looks the
+    registry up first)."""
+    return os.path.join(".", directory) if directory in _REGISTRY else directory
+
+
 _MODULE_ATTRIBUTE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
@@ -271,6 +280,9 @@ def get_dataset(name: str) -> Dataset:
     """The registered dataset called ``name``, the ``module:attribute`` named, or
     the dataset directory at ``name``."""
     if name in _REGISTRY:
+        if os.path.isfile(os.path.join(name, DATASET_FILE)):
+            print(f"note: --dataset {name} is the registered dataset; for the dataset "
+                  f"directory {name}/, pass {dataset_flag(name)}", file=sys.stderr)
         return _REGISTRY[name]
     if os.path.isfile(os.path.join(name, DATASET_FILE)):
         return load_directory(name)

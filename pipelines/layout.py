@@ -30,13 +30,18 @@ besides its graph, under TF Serving's ``assets.extra/``::
 import os
 
 __all__ = [
-    "OUTPUTS", "REPORT", "SPLITS", "STAGING", "SUMMARY_FILE", "TEMP", "VALIDATION_SUMMARY",
+    "EVAL", "INPUTS", "OUTPUTS", "REPORT", "SERVING", "SPLITS", "STAGING", "SUMMARY_FILE",
+    "TEMP", "TRAIN", "VALIDATION_SUMMARY",
     "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
     "predictions_prefix", "rejected_dir", "rejected_prefix", "serving_dataset_dir",
     "serving_info_file", "stats_file", "validation_dir",
 ]
 
-SPLITS = ("train", "eval", "serving")
+# The splits a run writes, and the inputs it reads: training rows (split into
+# train and eval) and serving rows.
+TRAIN, EVAL, SERVING = "train", "eval", "serving"
+SPLITS = (TRAIN, EVAL, SERVING)
+INPUTS = (TRAIN, SERVING)
 
 SUMMARY_FILE = "run_summary.json"
 VALIDATION_SUMMARY = "validation_summary.json"

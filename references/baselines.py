@@ -51,7 +51,8 @@ def split_for_baseline(train_csv: str, serving_csv: str, out_dir: str,
             # a feature store would supply them: computed here over the input.
             decoded = pa.Table.from_batches(
                 [b for b in decode_files(decoder, [source]) if not isinstance(b, RejectedRow)])
-            table = dataset.add_derived(decoded)
+            table = dataset.preparation().prepare_table(
+                decoded, layout.SERVING if is_serving else layout.TRAIN)
             for batch in table.to_batches():
                 is_eval = row_keys.is_eval(batch, percent)
                 columns = [batch.column(n).to_pylist() for n in names]

@@ -1,11 +1,16 @@
-"""Shared fixtures: slices of the real flights data and one end-to-end run.
+"""Shared fixtures: slices of the real flights data, one end-to-end run and one
+trained model, and the CLI called in this interpreter.
 
-Every TFT pipeline costs seconds of fixed start-up, so the end-to-end run
-happens once per session (``flights_run``) and the tests that inspect its
-outputs share it.
+Every TFT pipeline costs seconds of fixed start-up, and every ``python -m
+pipelines`` process seven more, so the end-to-end run happens once per session
+(``flights_run``) and the tests that inspect its outputs share it; commands run
+in-process (``run_cli``) unless the process itself is the point
+(``run_program``: killing it, its exit, its console script).
 """
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -14,7 +19,7 @@ import sys
 
 import pytest
 
-from pipelines import nycflights
+from pipelines import beam_speedups, cli, nycflights
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_ROWS = 5000
@@ -42,11 +47,59 @@ class FlightsRun:
     stderr: str
 
 
-def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """``python -m pipelines ARGS`` in a fresh interpreter, as a user runs it."""
+@dataclasses.dataclass(frozen=True)
+class CliResult:
+    """What a command did: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """``python -m pipelines ARGS`` in this interpreter, as the program runs it
+    (``cli.main`` reading ``sys.argv``), its output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv
+    sys.argv = ["pipelines", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main()
+            except SystemExit as exit:  # argparse's usage errors
+                code = exit.code
+    finally:
+        sys.argv = saved
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_program(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m pipelines ARGS`` in a fresh interpreter, as a user runs it:
+    for the tests of the process itself (it costs seven seconds of start-up)."""
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *args], cwd=PROJECT_ROOT,
         capture_output=True, text=True, timeout=timeout)
+
+
+def pytest_configure(config):
+    # This process is the program of the in-process commands: it installs Beam's
+    # speed-ups once, as ``python -m pipelines`` does (pipelines.process).
+    beam_speedups.install()
+
+
+# The modules that share the session's trained model: on one worker, so it is
+# trained once.
+_USE_THE_TRAINED_MODEL = {"test_dataflow", "test_request_log", "test_rest", "test_serving"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """With pytest-xdist (``-n 2 --dist loadgroup``, pytest.ini), a module's tests
+    run on one worker, so its module-scoped runs happen once."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        group = "trained_model" if module in _USE_THE_TRAINED_MODEL else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _data_lines(path: str) -> tuple[bytes, list[bytes]]:

@@ -159,7 +159,8 @@ def test_binary_garbage_as_the_whole_file_is_a_header_error(tmp_path):
     path.write_bytes(np.random.default_rng(1).bytes(1 << 20))
     result = _run_decode(str(path))
     assert result["error"].startswith(f"{path}: CSV header has missing schema columns")
-    assert len(result["error"]) < 400
+    # Bounded, whatever the file holds (the temporary path's length aside).
+    assert len(result["error"].removeprefix(str(path))) < 330
 
 
 def test_a_huge_line_is_rejected_in_bounded_memory(tmp_path, baseline_peak_mb):

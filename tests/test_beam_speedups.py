@@ -48,6 +48,7 @@ def test_pickles_of_a_local_pipeline_use_zlib_and_of_worker_processes_bz2():
         from pipelines import beam_speedups
 
         payload = {"numbers": list(range(1000))}
+        beam_speedups.install()
         beam_speedups.new_pipeline([])
         local = pickler.dumps(payload)
         assert zlib.decompress(base64.b64decode(local))
@@ -110,6 +111,7 @@ def test_stage_descriptors_hold_the_coders_their_transforms_name():
                 yield element[0], total.read()
 
 
+        assert beam_speedups.install()
         with beam_speedups.new_pipeline([]) as pipeline:
             numbers = pipeline | beam.Create([("a", 1), ("b", 2), ("a", 3)])
             offset = pipeline | "Offset" >> beam.Create([10])
@@ -125,4 +127,32 @@ def test_stage_descriptors_hold_the_coders_their_transforms_name():
                                      label="Running")
             beam_testing.assert_that(grouped, beam_testing.equal_to([("a", [1, 3]), ("b", [2])]),
                                      label="Grouped")
+    """)
+
+
+def test_only_the_program_installs_them_and_only_on_the_beam_they_were_written_for():
+    _passes_in_a_fresh_interpreter("""
+        import contextlib, io
+        import apache_beam as beam
+        from apache_beam.typehints import decorators
+        from pipelines import beam_speedups, process
+
+        # A caller of the API keeps its Beam as it was.
+        process.import_the_stack()
+        assert decorators.get_signature is not beam_speedups._get_signature
+        # Another release: plain Beam, and one warning line.
+        beam.__version__ = "2.60.0"
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert beam_speedups.install() is False
+        assert err.getvalue().splitlines() == [
+            "warning: Apache Beam 2.60.0 is not 2.59.0, the release pipelines.beam_speedups "
+            "was written for: running plain Beam"]
+        assert decorators.get_signature is not beam_speedups._get_signature
+        # The program, on the release they were written for: installed once.
+        beam.__version__ = beam_speedups.WRITTEN_FOR
+        process.become_the_program()
+        process.import_the_stack()
+        assert decorators.get_signature is beam_speedups._get_signature
+        assert beam_speedups.install() is True
     """)

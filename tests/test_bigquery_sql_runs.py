@@ -53,8 +53,21 @@ def _run(sql: str, table: str, paths: list[str], columns: list[Column],
     return con.execute(duck).fetchall()
 
 
-def _local_splits(decoder: CsvDecoder, train: str, serving: str | None, key) -> dict:
-    """What the pipeline decides for each row of the CSV files, by ``key(row)``."""
+def _keys_of(batch: pa.RecordBatch, names: tuple[str, ...]) -> list[tuple]:
+    """Each row's values of the required columns ``names``, text as ``str``."""
+    columns = []
+    for name in names:
+        values = batch.column(name).flatten()
+        if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+            values = values.cast(pa.large_string())
+        columns.append(values.to_pylist())
+    return list(zip(*columns, strict=True))
+
+
+def _local_splits(decoder: CsvDecoder, train: str, serving: str | None,
+                  key_names: tuple[str, ...], key=tuple) -> dict:
+    """What the pipeline decides for each row of the CSV files, by ``key`` of the
+    row's values of ``key_names``."""
     splits = {}
     for path, name in ((train, None), (serving, "serving")):
         if path is None:
@@ -62,8 +75,8 @@ def _local_splits(decoder: CsvDecoder, train: str, serving: str | None, key) -> 
         table = decoded_table(decoder, [path]).table
         batch = table.combine_chunks().to_batches()[0]
         in_eval = row_keys.is_eval(batch, 20)
-        for row, e in zip(batch.to_pylist(), in_eval, strict=True):
-            splits[key(row)] = name or ("eval" if e else "train")
+        for values, e in zip(_keys_of(batch, key_names), in_eval, strict=True):
+            splits[key(values)] = name or ("eval" if e else "train")
     return splits
 
 
@@ -88,16 +101,12 @@ def _flights_key(row: dict) -> tuple[str, ...]:
 
 def test_flights_sql_labels_every_row_as_the_local_split():
     train, serving = FLIGHTS.default_inputs()
-    local = _local_splits(FLIGHTS.csv_decoder(), train, serving,
-                          lambda row: tuple(_text(row[k][0]) for k in FLIGHTS_KEYS))
+    local = _local_splits(FLIGHTS.csv_decoder(), train, serving, FLIGHTS_KEYS,
+                          lambda values: tuple(str(v) for v in values))
     labels = {_flights_key(row): row["split"] for row in _flights_sql_rows()}
     counts = {s: sum(v == s for v in labels.values()) for s in ("train", "eval", "serving")}
     assert counts == {"train": 225_359, "eval": 56_014, "serving": 55_403}
     assert labels == local
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 KEYLESS = [Column("id", schema_pb2.INT, True), Column("score", schema_pb2.FLOAT, False),
@@ -118,7 +127,7 @@ def test_keyless_sql_labels_every_row_as_the_local_split(tmp_path):
     rows = _run(sql, "p.d.keyless", [str(path)], KEYLESS, "NA")
     labels = {values[0]: values[-1] for values in rows}
     decoder = CsvDecoder(KEYLESS, CsvFormat(null_values=("NA",)))
-    local = _local_splits(decoder, str(path), None, lambda row: row["id"][0])
+    local = _local_splits(decoder, str(path), None, ("id",), lambda values: values[0])
     assert len(labels) == 5000
     assert labels == local
     assert abs(sum(v == "eval" for v in labels.values()) / 5000 - 0.2) < 0.02
@@ -136,8 +145,8 @@ def test_stratified_sql_labels_every_row_as_the_local_stratified_split():
     limits = {o: row_keys.stratum_limit(np.sort(row_key[np.array(origins) == o]), 20)
               for o in set(origins)}
     in_eval = row_keys.stratified_eval_mask(origins, row_key, limits)
-    local = {tuple(_text(row[k][0]) for k in FLIGHTS_KEYS): "eval" if e else "train"
-             for row, e in zip(batch.to_pylist(), in_eval, strict=True)}
+    local = {tuple(str(v) for v in values): "eval" if e else "train"
+             for values, e in zip(_keys_of(batch, FLIGHTS_KEYS), in_eval, strict=True)}
     assert {k: split for k, (_, split) in labels.items() if split != "serving"} == local
     for origin in set(origins):
         in_class = [split for o, split in labels.values() if o == origin.decode()]

@@ -9,6 +9,7 @@ minority oversampled), its counts recomputed from the file's lines.
 """
 
 import bisect
+import dataclasses
 import json
 import os
 
@@ -76,7 +77,7 @@ def test_categorical_outputs_carry_their_range(census_run):
 
 
 def test_census_serving_matches_the_pipeline_on_every_eval_row(census_run):
-    eval_rows = census_run.summary["rows"]["eval"]
+    eval_rows = census_run.record.rows.eval
     result = run_cli("check-parity", "--run_dir", census_run.path, "--n", str(eval_rows))
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     assert f"compared {eval_rows:,} rows x 16 features" in result.stdout
@@ -157,6 +158,17 @@ def selected_run(tmp_path_factory):
     return RunDir(out), lines, serving_lines, result.stdout
 
 
+def test_check_parity_splits_the_rows_as_the_stratified_deduplicated_run_did(selected_run):
+    """check-parity re-reads the census file, drops its duplicates and splits it
+    by the strata of the run's record: every eval record is found and equal."""
+    selected, _, _, _ = selected_run
+    eval_rows = selected.record.rows.eval
+    result = run_cli("check-parity", "--run_dir", selected.path, "--n", str(eval_rows))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert result.stdout.startswith(
+        f"compared {eval_rows:,} rows x 16 features ({eval_rows * 16:,} values): 0 mismatches")
+
+
 def _distinct_by_class(lines: list[bytes]) -> dict[int, int]:
     distinct = set(lines)
     return {label: sum(1 for line in distinct if line.endswith(b">50K") == bool(label))
@@ -165,7 +177,7 @@ def _distinct_by_class(lines: list[bytes]) -> dict[int, int]:
 
 def test_instance_selection_stratifies_drops_duplicates_and_balances_train(selected_run):
     selected, lines, serving_lines, stdout = selected_run
-    summary = selected.summary
+    summary = selected.record.to_json()
     by_class = _distinct_by_class(lines)
     assert len(lines) == ROWS and sum(by_class.values()) == ROWS - 24  # 24 rows repeat
     assert summary["duplicates"] == {"train_input": 24,
@@ -198,7 +210,7 @@ def test_instance_selection_stratifies_drops_duplicates_and_balances_train(selec
 def test_the_baseline_of_an_oversampled_run_counts_each_row_once(selected_run, tmp_path):
     selected, lines, _, _ = selected_run
     metrics = _trained(selected, str(tmp_path / "model"), epochs=1)
-    rows = selected.summary["rows"]
+    rows = dataclasses.asdict(selected.record.rows)
     # Balanced records would make the minority look like the majority.
     assert metrics["train_rows"] == rows["train"] + rows["oversampled"]
     assert metrics["baseline_rows"] == rows["train"]

@@ -2,14 +2,16 @@
 
 ``run_dataflow.sh --dry_run`` builds the complete job (the pipeline proto the
 service would receive, and the sdist of setup.py that workers install) without
-network access. These tests read what it built.
+network access. The tests read the command the script makes of its variables
+(from a stand-in python that prints it), build that job in this interpreter
+and read what it built.
 """
 
 import glob
+import hashlib
 import os
 import re
 import subprocess
-import sys
 import tarfile
 import types
 
@@ -20,24 +22,54 @@ from apache_beam.runners.dataflow.internal import apiclient
 from google.protobuf import json_format
 
 from pipelines import cli
-from pipelines.commands import dataflow
+from pipelines.commands import dataflow, predict
+from pipelines.records.serving_info import ServingInfo
 from tests.conftest import PROJECT_ROOT, run_cli
 
-STAGES = {"ReadRaw", "SplitExamples", "GenerateStats", "ValidateStats", "Analyze",
+STAGES = {"Prepare", "SplitExamples", "GenerateStats", "ValidateStats", "Analyze",
           "Transform", "WriteOutputs"}
 ENV = {"PROJECT": "my-project", "REGION": "us-central1", "BUCKET": "my-bucket"}
 
 
-def _run_dataflow(env: dict, *args: str) -> subprocess.CompletedProcess:
+def _run_dataflow(env: dict, *args: str, venv: str | None = None
+                  ) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ENV} | env
+    if venv is not None:
+        environment["VENV_DIR"] = venv
     return subprocess.run(["bash", "run_dataflow.sh", *args], cwd=PROJECT_ROOT, env=environment,
                           capture_output=True, text=True, timeout=600)
 
 
-def _dry_run(tmp_path_factory, name: str, *args: str):
+@pytest.fixture(scope="module")
+def stand_in_venv(tmp_path_factory) -> str:
+    """A venv whose python prints its arguments: what run_dataflow.sh would run,
+    read without starting the pipeline (the tests then run it in-process)."""
+    venv = tmp_path_factory.mktemp("stand_in_venv")
+    python = venv / "bin" / "python"
+    python.parent.mkdir()
+    python.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\"\n")
+    python.chmod(0o755)
+    with open(os.path.join(PROJECT_ROOT, "setup.py"), "rb") as f:  # up to date: no install
+        (venv / ".tft-preprocessing-setup.sha256").write_text(
+            hashlib.sha256(f.read()).hexdigest() + "\n")
+    return str(venv)
+
+
+def _command_of(stand_in_venv: str, env: dict, *args: str) -> list[str]:
+    """The ``python -m pipelines`` arguments run_dataflow.sh makes of ``env`` and ``args``."""
+    result = _run_dataflow(env, *args, venv=stand_in_venv)
+    assert result.returncode == 0, result.stderr[-3000:]
+    words = result.stdout.splitlines()
+    assert words[:2] == ["-m", "pipelines"], words
+    return words[2:]
+
+
+def _dry_run(tmp_path_factory, stand_in_venv, name: str, *args: str):
     job_file = str(tmp_path_factory.mktemp(name) / "job.json")
-    result = _run_dataflow(ENV | {"MACHINE_TYPE": "n2-standard-4", "MAX_WORKERS": "5"},
-                           "--dry_run", "--job_description", job_file, *args)
+    command = _command_of(stand_in_venv, ENV | {"MACHINE_TYPE": "n2-standard-4",
+                                                "MAX_WORKERS": "5"},
+                          "--dry_run", "--job_description", job_file, *args)
+    result = run_cli(*command)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with open(job_file) as f:
         proto = json_format.Parse(f.read(), beam_runner_api_pb2.Pipeline())
@@ -45,22 +77,40 @@ def _dry_run(tmp_path_factory, name: str, *args: str):
 
 
 @pytest.fixture(scope="module")
-def csv_job(tmp_path_factory):
-    return _dry_run(tmp_path_factory, "csv_job", "--train_input", "gs://my-bucket/raw/train-*.csv",
+def csv_job(tmp_path_factory, stand_in_venv):
+    return _dry_run(tmp_path_factory, stand_in_venv, "csv_job",
+                    "--train_input", "gs://my-bucket/raw/train-*.csv",
                     "--serving_input", "gs://my-bucket/raw/serving-*.csv")
 
 
 @pytest.fixture(scope="module")
-def bigquery_job(tmp_path_factory):
-    return _dry_run(tmp_path_factory, "bigquery_job",
+def bigquery_job(tmp_path_factory, stand_in_venv):
+    return _dry_run(tmp_path_factory, stand_in_venv, "bigquery_job",
                     "--bigquery_table", "my-project.flights.flights_2013",
                     "--serving_where", "month >= 11", "--sample_percent", "10",
                     "--drop_duplicates", "--oversample_minority", "0.5")
 
 
+def _names(proto) -> set[str]:
+    return {t.unique_name for t in proto.components.transforms.values()}
+
+
 def _top_level_stages(proto) -> set[str]:
-    return {t.unique_name.split("/")[0] for t in proto.components.transforms.values()
-            if "/" in t.unique_name}
+    return {name.split("/")[0] for name in _names(proto) if "/" in name}
+
+
+def _steps_of(proto, stage: str) -> set[str]:
+    """The labels of the steps directly inside a top-level stage."""
+    return {name.split("/")[1] for name in _names(proto) if name.startswith(f"{stage}/")}
+
+
+def test_run_dataflow_passes_its_variables_and_the_flags_it_is_given(stand_in_venv):
+    assert _command_of(stand_in_venv, ENV | {"MAX_WORKERS": "5"}, "--limit", "10") == [
+        "run", "--dataset", "flights", "--output_dir", "gs://my-bucket/output/flights",
+        "--temp_dir", "gs://my-bucket/tft-tmp", "--runner", "DataflowRunner",
+        "--project", "my-project", "--region", "us-central1",
+        "--temp_location", "gs://my-bucket/tmp", "--staging_location", "gs://my-bucket/staging",
+        "--setup_file", "./setup.py", "--max_num_workers", "5", "--limit", "10"]
 
 
 def test_missing_variables_are_named_in_one_line():
@@ -84,14 +134,25 @@ def test_dry_run_builds_every_stage(request, job):
 
 def test_bigquery_job_reads_the_generated_query(bigquery_job):
     result, _, proto = bigquery_job
-    names = {t.unique_name for t in proto.components.transforms.values()}
-    assert "ReadRaw/BigQuery/Query" in names
+    assert "Prepare/Read/BigQuery/Query" in _names(proto)
     # Instance selection runs on BigQuery rows too (one read, no second pass).
-    assert {"RepeatedRowsTrain", "RepeatedRowsServing", "Deduplicate", "OversampleMinority"
-            } <= _top_level_stages(proto)
-    assert "DeduplicateAgain" not in _top_level_stages(proto)
+    assert {"RepeatedRowsTrain", "RepeatedRowsServing", "DeduplicateTrain"} <= _steps_of(
+        proto, "Prepare")
+    assert "OversampleMinority" in _top_level_stages(proto)
+    assert "PrepareAgain" not in _top_level_stages(proto)
     assert "WHEN (month >= 11) THEN 'serving'" in result.stdout
     assert "< 1000" in result.stdout  # 10 percent, in hundredths of a percent
+
+
+def test_a_csv_job_reads_its_inputs_again_to_transform_them(csv_job):
+    _, _, proto = csv_job
+    # The window events from a read of their own; the second pass reuses them.
+    assert {"Read", "ReadForWindows", "LookupsTrain", "LookupsServing", "WindowEventsTrain",
+            "WindowEventsServing", "WindowFeaturesTrain", "WindowFeaturesServing"} <= _steps_of(
+        proto, "Prepare")
+    again = _steps_of(proto, "PrepareAgain")
+    assert {"Read", "LookupsTrain", "WindowFeaturesTrain"} <= again
+    assert not {"ReadForWindows", "WindowEventsTrain", "RepeatedRowsTrain"} & again
 
 
 def _staged_sdist(proto) -> str:
@@ -155,19 +216,21 @@ def test_dry_run_needs_the_dataflow_runner(tmp_path, capsys):
     assert "--dry_run builds a Dataflow job" in capsys.readouterr().err
 
 
-def test_the_streaming_job_reads_pubsub_and_computes_the_window_features(tmp_path_factory):
+def test_the_streaming_job_reads_pubsub_and_computes_the_window_features(
+        tmp_path_factory, stand_in_venv):
     result, job_file, proto = _dry_run(
-        tmp_path_factory, "streaming_job", "--streaming",
+        tmp_path_factory, stand_in_venv, "streaming_job", "--streaming",
         "--input_topic", "projects/my-project/topics/flights-raw",
         "--output_topic", "projects/my-project/topics/flights-windows")
     urns = {t.spec.urn for t in proto.components.transforms.values()}
     assert {"beam:transform:pubsub_read:v1", "beam:transform:pubsub_write:v1"} <= urns
-    assert {"ReadPubSub", "DecodeMessages", "WindowFeatures", "WriteRows", "WriteRejected"} <= (
-        _top_level_stages(proto) | {t.unique_name for t in proto.components.transforms.values()})
-    names = {t.unique_name for t in proto.components.transforms.values()}
-    # One stateful step per entity column the features group by, and the join.
-    assert {"WindowFeatures/Windowsorigin", "WindowFeatures/Windowscarrier",
-            "WindowFeatures/Join"} <= names
+    names = _names(proto)
+    assert {"Prepare/Read/ReadPubSub", "Prepare/Read/DecodeMessages", "WriteRows",
+            "WriteRejected"} <= names
+    # Lookups, then one stateful step per entity column the features group by, and the join.
+    assert {"Prepare/LookupsServing", "Prepare/WindowFeaturesServing/Windowsorigin",
+            "Prepare/WindowFeaturesServing/Windowscarrier",
+            "Prepare/WindowFeaturesServing/Join"} <= names
     assert "not submitted (dry run)" in result.stdout and job_file in result.stdout
 
 
@@ -177,46 +240,37 @@ def test_the_streaming_job_reads_pubsub_and_computes_the_window_features(tmp_pat
     (["--input_topic", "projects/p/topics/t", "--streaming"],
      "error: --input_topic needs --output_topic, where the rows go"),
 ])
-def test_streaming_flags_are_checked_in_one_line(args, message):
-    result = _run_dataflow(ENV, "--dry_run", *args)
+def test_streaming_flags_are_checked_in_one_line(stand_in_venv, args, message):
+    result = run_cli(*_command_of(stand_in_venv, ENV, "--dry_run", *args))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == message
 
 
-# The launcher reads the serving model's info and dataset from --model (on GCS in
-# real use); offline, a subprocess hands it the same files from the local model.
-_PREDICT_DRY_RUN = """
-import sys
-from pipelines import cli
-from pipelines.commands import predict
-
-carried = predict._model(sys.argv[1])
-predict._model = lambda model_dir: carried
-sys.argv[1:] = sys.argv[2:]  # the command line, as main() reads it
-sys.exit(cli.main())
-"""
 _DATAFLOW_FLAGS = ["--runner", "DataflowRunner", "--project", "my-project", "--region",
                    "us-central1", "--temp_location", "gs://my-bucket/tmp",
                    "--setup_file", "./setup.py"]
 
 
-def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_model):
+def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_model,
+                                                           monkeypatch):
+    # The launcher reads the serving model's info and dataset from --model (on GCS
+    # in real use); offline, they are handed over from the local model.
+    info = ServingInfo.read(trained_model.serving_dir)
+    carried = predict._dataset(trained_model.serving_dir)
+    monkeypatch.setattr(ServingInfo, "read", classmethod(lambda cls, model_dir: info))
+    monkeypatch.setattr(predict, "_dataset", lambda model_dir: carried)
     job_file = tmp_path / "predict_job.json"
-    result = subprocess.run(
-        [sys.executable, "-c", _PREDICT_DRY_RUN, trained_model.serving_dir, "predict",
-         "--model", "gs://my-bucket/models/flights/serving",
-         "--input", "gs://my-bucket/raw/new-*.csv", "--output_dir", "gs://my-bucket/predictions",
-         *_DATAFLOW_FLAGS, "--dry_run", "--job_description", str(job_file)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_cli(
+        "predict", "--model", "gs://my-bucket/models/flights/serving",
+        "--input", "gs://my-bucket/raw/new-*.csv", "--output_dir", "gs://my-bucket/predictions",
+        *_DATAFLOW_FLAGS, "--dry_run", "--job_description", str(job_file))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "not submitted (dry run)" in result.stdout
     proto = json_format.Parse(job_file.read_text(), beam_runner_api_pb2.Pipeline())
-    names = {t.unique_name for t in proto.components.transforms.values()}
-    assert {"ReadRaw", "ReadForWindows", "Predict"} <= _top_level_stages(proto)
-    assert {"Predict/RunInference", "Predict/Write"} <= {n.rsplit("/", 1)[0] if n.count("/") > 1
-                                                         else n for n in names}
-    assert any(n.startswith("WindowFeaturesServing") for n in names)
-    assert any(n.startswith("JoinLookupsServing") for n in names)
+    assert {"Prepare", "Predict"} <= _top_level_stages(proto)
+    assert {"Read", "ReadForWindows", "LookupsServing", "WindowEventsServing",
+            "WindowFeaturesServing"} <= _steps_of(proto, "Prepare")
+    assert {"RunInference", "Write"} <= _steps_of(proto, "Predict")
 
 
 def test_predict_on_dataflow_needs_inputs_on_gcs(trained_model):

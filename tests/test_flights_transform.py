@@ -81,7 +81,8 @@ def _decoded_rows():
     windows = [as_list_array(pa.array(WINDOWS[f.name], f.arrow_type))
                for f in dataset.windows(schema).features]
     batch = pa.RecordBatch.from_arrays([*batch.columns, *joined, *windows],
-                                       schema=dataset.decoded_schema(decoder, schema))
+                                       schema=dataset.preparation(schema).output_schema(
+                                           decoder.output_schema))
     return [batch], tensor_adapter_config(batch.schema, schema)
 
 

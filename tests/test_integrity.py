@@ -48,8 +48,7 @@ def interrupted_then_rerun(tmp_path_factory, flights_run):
     process.wait(timeout=60)
     after_kill = {name: os.path.exists(os.path.join(output_dir, name)) for name in OUTPUTS}
     staged = glob.glob(os.path.join(output_dir, ".staging", "*", "*"))
-    rerun = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                           timeout=900)
+    rerun = run_cli(*command[3:])  # the same command again, in-process
     return output_dir, after_kill, staged, rerun
 
 

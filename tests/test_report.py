@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import schemas
+from pipelines.records.run_record import Inputs, Rows
 from pipelines.reports import summary
 from tests.conftest import run_cli
 
@@ -112,12 +113,12 @@ def test_report_renders_in_chromium(validated_run, tmp_path):
 
 
 def test_an_empty_eval_split_is_a_warning_in_the_summary():
-    document = summary.build_summary(
-        dataset="tiny", schema_file="schema.pbtxt", inputs={}, eval_fraction=0.2, limit=None,
-        output_dir="out", rows={"read": 3, "train": 3, "eval": 0, "serving": 0, "rejected": 0},
-        rejected_by_reason={}, stage_times=None, validated={})
-    summary.add_timing(document, startup=1.0, build=1.0, run=1.0, summary=0.1)
-    assert document["warnings"] == [
+    record = summary.build_record(
+        dataset="tiny", schema_file="schema.pbtxt", inputs=Inputs(), eval_fraction=0.2,
+        limit=None, output_dir="out", rows=Rows(read=3, train=3), rejected_by_reason={},
+        stage_times=None, validated={})
+    record = summary.with_timing(record, startup=1.0, build=1.0, run=1.0, summary=0.1)
+    assert record.warnings == [
         "the eval split is empty: none of the 3 training rows fell into the 20% held out; "
         "with this few rows, evaluate on other data"]
-    assert "\nwarning: the eval split is empty" in summary.format_report(document)
+    assert "\nwarning: the eval split is empty" in summary.format_report(record)

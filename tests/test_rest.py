@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipelines import layout
 from pipelines.datasets import get_dataset
 from pipelines.decode import row_keys
 from pipelines.decode.files import decoded_table
@@ -233,8 +234,8 @@ def test_batch_predictions_equal_the_rest_api_on_every_eval_row(
     # The REST API, given the same rows with the features predict derived from
     # them (the windows over this file's own rows, the weather joined).
     dataset = get_dataset("flights")
-    table = dataset.add_derived(decoded_table(dataset.csv_decoder(),
-                                              [str(source)]).table)
+    table = dataset.preparation().prepare_table(
+        decoded_table(dataset.csv_decoder(), [str(source)]).table, layout.SERVING)
     instances = _instances(table)
     assert len(instances) == len(rows)
     rest = []

@@ -1,6 +1,7 @@
 """Skew and drift comparators on real flights rows: each fires on a crafted
-shift and stays quiet on a random split of the same data. Statistics go
-through the pipeline's own ``GenerateStats`` stage."""
+shift and stays quiet on a random split of the same data. Statistics are
+computed in memory with the ``GenerateStats`` stage's options, and the stage
+itself is shown to measure the same skew."""
 
 
 import apache_beam as beam
@@ -9,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from apache_beam.testing import test_pipeline
+from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets, layout
@@ -30,7 +32,8 @@ CATEGORICAL = {f.name for f in SCHEMA.feature if f.type == schema_pb2.BYTES}
 
 def _rows(path: str) -> pa.RecordBatch:
     table = decoded_table(FLIGHTS.csv_decoder(SCHEMA), [path], ROWS).table
-    return FLIGHTS.add_derived(table, SCHEMA).combine_chunks().to_batches()[0]
+    return FLIGHTS.preparation(SCHEMA).prepare_table(table, layout.TRAIN).combine_chunks(
+    ).to_batches()[0]
 
 
 def _replace(batch: pa.RecordBatch, name: str, column: pa.Array) -> pa.RecordBatch:
@@ -57,27 +60,57 @@ def _shifted(batch: pa.RecordBatch, name: str) -> pa.RecordBatch:
         column.offsets, moved, mask=column.is_null()))
 
 
-@pytest.fixture(scope="module")
-def statistics(tmp_path_factory):
-    """Statistics of: the train and eval sides of a random split of real rows,
-    and one copy of the eval side per comparator, shifted in that feature."""
+def _splits() -> dict[str, pa.RecordBatch]:
+    """The train and eval sides of a random split of real rows, and one copy of
+    the eval side per comparator, shifted in that feature."""
     rows = _rows(FLIGHTS.default_inputs()[0])
     is_eval = row_keys.split_buckets(rows.column(ROW_KEY).flatten().to_numpy()) < 20
     train, held_out = rows.filter(pa.array(~is_eval)), rows.filter(pa.array(is_eval))
-    batches = {"train": [train], "random": [held_out]}
-    batches |= {f"shift_{name}": [_shifted(held_out, name)] for name in COMPARED}
+    batches = {"train": train, "random": held_out}
+    batches |= {f"shift_{name}": _shifted(held_out, name) for name in COMPARED}
     unknown_carrier = held_out.column("carrier").to_pylist()
     for i in range(0, len(unknown_carrier), 10):  # a tenth: over the 0.06 threshold
         unknown_carrier[i] = [b"XX"]
-    batches["unknown_carrier"] = [_replace(
-        held_out, "carrier", pa.array(unknown_carrier, pa.large_list(pa.large_binary())))]
-    stats_dir = str(tmp_path_factory.mktemp("stats"))
+    batches["unknown_carrier"] = _replace(
+        held_out, "carrier", pa.array(unknown_carrier, pa.large_list(pa.large_binary())))
+    return batches
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, pa.RecordBatch]:
+    return _splits()
+
+
+@pytest.fixture(scope="module")
+def statistics(splits):
+    """Each split's statistics, computed in memory with the stage's options (a
+    Beam pipeline per variant would cost seconds each;
+    ``test_the_stage_measures_skew_as_in_memory_statistics`` ties the two)."""
+    options = stages_statistics.stats_options(SCHEMA)
+    return {name: stats_impl.generate_statistics_in_memory(batch, options)
+            for name, batch in splits.items()}
+
+
+def test_the_stage_measures_skew_as_in_memory_statistics(splits, statistics, tmp_path):
+    """The pipeline's own GenerateStats stage gives the same skew measurements
+    as the statistics the other tests compute in memory (its top values come
+    from a sketch, so the statistics themselves may differ in the tail)."""
     pipeline = test_pipeline.TestPipeline()
-    _ = ({name: pipeline | f"Create{name}" >> beam.Create(b) for name, b in batches.items()}
-         | stages_statistics.GenerateStats(SCHEMA, stats_dir))
+    _ = ({name: pipeline | f"Create{name}" >> beam.Create([splits[name]])
+          for name in ("train", "random", "shift_origin")}
+         | stages_statistics.GenerateStats(SCHEMA, str(tmp_path)))
     pipeline.run()
-    return {name: load_statistics(layout.stats_file(stats_dir, name))
-            for name in batches}
+    staged = {name: load_statistics(layout.stats_file(str(tmp_path), name))
+              for name in ("train", "random", "shift_origin")}
+    for name in ("random", "shift_origin"):
+        from_stage = comparisons(
+            stages_statistics.validate_split(staged[name], SCHEMA, staged["train"]), "skew")
+        in_memory = comparisons(
+            stages_statistics.validate_split(statistics[name], SCHEMA, statistics["train"]),
+            "skew")
+        assert sorted(from_stage) == COMPARED
+        assert from_stage == in_memory, name
+    assert staged["train"].datasets[0].num_examples == splits["train"].num_rows
 
 
 def test_a_random_split_of_the_same_data_is_quiet(statistics):

@@ -13,10 +13,9 @@ the one the REST API answers with. Writes ``DIR/predictions-*.csv`` (header
 ``DIR/rejected/``, as ``run`` does.
 """
 
-import argparse
+import dataclasses
 import functools
 import gc
-import json
 
 import tensorflow as tf
 from apache_beam.utils import shared
@@ -24,43 +23,65 @@ from apache_beam.utils import shared
 from pipelines import datasets, layout
 from pipelines.commands import dataflow, preflight
 from pipelines.errors import UserError
+from pipelines.options import PredictOptions
 from pipelines.pipeline import PredictConfig, build_predict_pipeline, execute
+from pipelines.records.serving_info import ServingInfo
 
-__all__ = ["predict"]
+__all__ = ["Predictions", "predict"]
 
 
-def predict(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """The ``predict`` command; returns its exit status."""
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """What one ``predict`` wrote: every row read was scored or rejected.
+
+    Attributes:
+      predicted: the rows scored.
+      rejected: the rows that could not be read (in ``output_dir/rejected/``).
+      files: the predictions' shards, ``PREFIX-NNNNN-of-NNNNN.csv``.
+    """
+
+    predicted: int
+    rejected: int
+    files: str
+
+
+def predict(options: PredictOptions, beam_args: list[str]) -> Predictions | None:
+    """The ``predict`` command; None for a Dataflow dry run."""
     preflight.check_beam_flags(beam_args)
-    remote = dataflow.settings(beam_args, args.dry_run)
-    info, dataset = _model(args.model)
+    remote = dataflow.settings(beam_args, options.dry_run)
+    info = ServingInfo.read(options.model)
+    info.require_model(options.model, "predict")
+    dataset = _dataset(options.model)
     schema = dataset.schema()
-    config = PredictConfig(dataset=dataset, schema=schema, input=args.input,
-                           output_dir=args.output_dir.rstrip("/"), model_dir=args.model,
-                           output=info["output"], limit=args.limit)
+    config = PredictConfig(dataset=dataset, schema=schema, input=options.input,
+                           output_dir=options.output_dir.rstrip("/"), model_dir=options.model,
+                           output=info.output, limit=options.limit)
     if remote is not None:
-        preflight.check_reachable_by_workers(config.output_dir, args.input, args.model)
+        preflight.check_reachable_by_workers(config.output_dir, options.input, options.model)
     if remote and remote.dry_run:
-        return dataflow.dry_run(
+        dataflow.dry_run(
             functools.partial(build_predict_pipeline, config, beam_args + ["--dry_run=True"]),
-            args.job_description or dataflow.default_job_description(f"{dataset.name}_predict"))
-    preflight.check_input(args.input, dataset.csv_decoder(schema).for_serving())
+            options.job_description
+            or dataflow.default_job_description(f"{dataset.name}_predict"))
+        return None
+    preflight.check_input(options.input, dataset.csv_decoder(schema).for_serving())
     if tf.io.gfile.exists(config.output_dir) and tf.io.gfile.listdir(config.output_dir):
-        if not args.overwrite:
+        if not options.overwrite:
             raise UserError(f"{config.output_dir} is not empty: pass --overwrite or another "
                             f"--output_dir")
         tf.io.gfile.rmtree(config.output_dir)
-    preflight.announce_input_size([args.input], args.limit)
-    print(f"Predicting with {args.model} ({dataset.name}, output {config.output!r}): "
-          f"{args.input} -> {config.output_dir}", flush=True)
+    preflight.announce_input_size([options.input], options.limit)
+    print(f"Predicting with {options.model} ({dataset.name}, output {config.output!r}): "
+          f"{options.input} -> {config.output_dir}", flush=True)
     # execute checks that every row read was scored or rejected.
     executed = execute(build_predict_pipeline(config, beam_args))
-    predicted, rejected = executed.rows["serving"], executed.rows["rejected"]
     _release_shared_model()
-    print(f"{predicted:,} rows predicted, {rejected:,} rejected (rows in "
-          f"{predicted + rejected:,}): {layout.predictions_prefix(config.output_dir)}-*.csv",
+    predictions = Predictions(executed.rows.serving, executed.rows.rejected,
+                              f"{layout.predictions_prefix(config.output_dir)}-*.csv")
+    print(f"{predictions.predicted:,} rows predicted, {predictions.rejected:,} rejected (rows "
+          f"in {predictions.predicted + predictions.rejected:,}): {predictions.files}",
           flush=True)
-    return 0
+    return predictions
 
 
 class _Placeholder:
@@ -79,24 +100,14 @@ def _release_shared_model() -> None:
     gc.collect()
 
 
-def _model(model_dir: str) -> tuple[dict, datasets.Dataset]:
-    """The serving model's info and the dataset it carries.
+def _dataset(model_dir: str) -> datasets.Dataset:
+    """The dataset the serving model carries.
 
     Raises:
-      UserError: not a serving model with a model, or one exported before
-        models carried their dataset.
+      UserError: a model exported before models carried their dataset.
     """
-    info_file = layout.serving_info_file(model_dir)
-    if not tf.io.gfile.exists(info_file):
-        raise UserError(f"{model_dir} is not a serving model (no {info_file}); pass the "
-                        f"serving directory `train` wrote (M/serving)")
-    with tf.io.gfile.GFile(info_file) as f:
-        info = json.load(f)
-    if not info.get("output"):
-        raise UserError(f"{model_dir} is a transform-only export; predict needs a model "
-                        f"exported by `python -m pipelines train` (M/serving)")
     directory = layout.serving_dataset_dir(model_dir)
     if not tf.io.gfile.exists(directory):
         raise UserError(f"{model_dir} was exported before models carried their dataset; "
                         f"export it again with `python -m pipelines train`")
-    return info, datasets.load_directory(directory)
+    return datasets.load_directory(directory)

@@ -1,4 +1,4 @@
-"""``run``: check the inputs, build and run the pipeline, write the summary last.
+"""``run``: check the inputs, build and run the pipeline, write the record last.
 
     python -m pipelines run --dataset flights --output_dir DIR [flags] [Beam flags]
 
@@ -9,7 +9,6 @@ can reach, and that the output directory does not hold a completed run. The
 outputs are staged and published only when the run succeeded (``staging``).
 """
 
-import argparse
 import dataclasses
 import functools
 import os
@@ -23,40 +22,53 @@ from pipelines.decode.columns import columns_from_schema
 from pipelines.decode.files import match_files
 from pipelines.decode.row_keys import check_stratify_by, eval_percent
 from pipelines.errors import UserError
+from pipelines.options import RunOptions
 from pipelines.pipeline import (
+    STAGES,
     RunConfig,
     StreamConfig,
     build_pipeline,
     build_streaming_pipeline,
     execute,
+    stage_of,
 )
+from pipelines.records.run_record import Inputs, InstanceSelection, Rows, RunRecord
 from pipelines.reports import anomalies, history, html, summary
+from pipelines.stages import counters
 from pipelines.stages.oversample import check_ratio
 
 __all__ = ["run"]
 
 
-def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
-    """Runs the pipeline as ``python -m pipelines run`` describes; returns 0.
+def run(options: RunOptions, beam_args: list[str], started: float | None = None
+        ) -> RunRecord | None:
+    """Runs the pipeline as ``python -m pipelines run`` describes.
 
     Everything is written under ``OUTPUT_DIR/.staging/RUN`` and moved into
     ``OUTPUT_DIR`` only when the run has succeeded, ``run_summary.json`` last:
     an interrupted or failed run leaves no output that looks complete, and an
     earlier completed run stays intact until the new one replaces it.
+
+    Returns:
+      The run's record; None for a Dataflow dry run or a streaming job, which
+      run nothing here.
     """
+    started = time.monotonic() if started is None else started
     preflight.check_beam_flags(beam_args)
-    remote = dataflow.settings(beam_args, args.dry_run)
-    if args.input_topic:
-        return _stream(args, beam_args, remote)
-    final = args.output_dir.rstrip("/")
+    remote = dataflow.settings(beam_args, options.dry_run)
+    if options.input_topic:
+        _stream(options, beam_args, remote)
+        return None
+    final = options.output_dir.rstrip("/")
     staged = staging.staging_dir(final)
-    config = _config(args, remote, staged)
+    config = _config(options, remote, staged)
     if config.bigquery:
         print(f"BigQuery query:\n{config.bigquery_sql()}", flush=True)
     if remote and remote.dry_run:
-        return dataflow.dry_run(
+        dataflow.dry_run(
             functools.partial(build_pipeline, config, beam_args + ["--dry_run=True"]),
-            args.job_description or dataflow.default_job_description(config.dataset.name))
+            options.job_description or dataflow.default_job_description(config.dataset.name))
+        return None
     decoder = config.dataset.csv_decoder(config.schema)
     if config.train_input:
         preflight.check_input(config.train_input, decoder)
@@ -64,7 +76,7 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
         lacking = preflight.check_input(config.serving_input, decoder.for_serving())
         if lacking is not None:  # a local file, whose header was read
             config = dataclasses.replace(config, serving_lacks=tuple(lacking))
-    staging.prepare(final, args.overwrite)
+    staging.prepare(final, options.overwrite)
 
     # With BigQuery rows read too, the CSV's share of bytes is not the read's share.
     preflight.announce_input_size(
@@ -80,106 +92,104 @@ def run(args: argparse.Namespace, beam_args: list[str], started: float) -> int:
     run_finished = time.monotonic()
 
     rows = executed.rows
-    disagreements = executed.counter("rows_split_disagreements")
+    disagreements = executed.counter(counters.SPLIT_DISAGREEMENTS)
     if disagreements:
         raise RuntimeError(f"{disagreements} rows were split differently by BigQuery's "
                            f"FARM_FINGERPRINT and locally; the outputs are not to be used")
     rejected = executed.rejected_by_kind()
-    _check_rejected_share(rows, rejected, args.max_rejected_fraction, staged)
+    _check_rejected_share(rows, rejected, options.max_rejected_fraction, staged)
     _check_training_rows(rows, config.eval_fraction)
-    stage_times = executed.stage_seconds()
+    stage_times = executed.stage_seconds(stage_of, STAGES)
     # Later commands on the run use this copy, never a lookup by name.
     config.dataset.save(layout.dataset_dir(staged), config.schema)
     staging.promote(staged, final)
 
-    # Read back once; the summary, the validation history and the report share it.
+    # Read back once; the record, the validation history and the report share it.
     validated = anomalies.load_run(final, config.schema_file)
-    document = summary.build_summary(
+    record = summary.build_record(
         dataset=config.dataset.name, schema_file=config.schema_file,
-        inputs={"train": config.train_input, "serving": config.serving_input,
-                "bigquery": config.bigquery_sql()},
+        inputs=Inputs(train=config.train_input, serving=config.serving_input,
+                      bigquery=config.bigquery_sql()),
         eval_fraction=config.eval_fraction, limit=config.limit, output_dir=final,
         rows=rows, rejected_by_reason=rejected, stage_times=stage_times, validated=validated,
         serving_without=config.serving_without,
         duplicates={name: found for name, found in executed.duplicates_found().items()
-                    if name == "train_input" or config.has_serving},
-        instance_selection={"stratify_by": config.stratify_by,
-                            "drop_duplicates": config.drop_duplicates,
-                            "oversample_minority": config.oversample_minority})
-    summary.add_timing(
-        document, startup=build_started - started, build=run_started - build_started,
+                    if name == counters.duplicates_input(layout.TRAIN) or config.has_serving},
+        instance_selection=InstanceSelection(
+            stratify_by=config.stratify_by, drop_duplicates=config.drop_duplicates,
+            oversample_minority=config.oversample_minority))
+    record = summary.with_timing(
+        record, startup=build_started - started, build=run_started - build_started,
         run=run_finished - run_started, summary=time.monotonic() - run_finished)
-    if "serving" in validated:
+    if layout.SERVING in validated:
         # The run's own serving split is the first entry of validation_summary.json.
-        history.record(final, config.dataset.name, history.entry(
-            "run", config.serving_input or "BigQuery (--serving_where)", validated["serving"],
-            rows["serving"], rows["rejected"],
-            {"stats": layout.stats_file(final, "serving"), "previous_stats": None}))
+        history.record(final, config.dataset.name, history.Validation.of(
+            "run", config.serving_input or "BigQuery (--serving_where)",
+            validated[layout.SERVING], rows.serving, rows.rejected,
+            stats=layout.stats_file(final, layout.SERVING), previous_stats=None))
     html.write_report(final, config.dataset.name, list(validated.values()), config.schema)
-    # Written last: its presence marks a completed run.
-    summary.write_json(os.path.join(final, layout.SUMMARY_FILE), document)
-    print(summary.format_report(document), flush=True)
-    return 0
+    record.write(final)  # last: its presence marks a completed run
+    print(summary.format_report(record), flush=True)
+    return record
 
 
-def _stream(args: argparse.Namespace, beam_args: list[str],
-            remote: dataflow.DataflowSettings | None) -> int:
+def _stream(options: RunOptions, beam_args: list[str],
+            remote: dataflow.DataflowSettings | None) -> None:
     """The streaming job: Pub/Sub in, rows with their window features out."""
-    dataset = _dataset(args)
-    schema, _ = preflight.load_schema(dataset, args.schema)
+    dataset = _dataset(options)
+    schema, _ = preflight.load_schema(dataset, options.schema)
     if dataset.windows(schema) is None:
         raise UserError(f"--input_topic streams window features, and dataset "
                         f"{dataset.name!r} declares none (WINDOW_FEATURES in its transforms.py)")
-    if not args.output_topic:
+    if not options.output_topic:
         raise UserError("--input_topic needs --output_topic, where the rows go")
     if "--streaming" not in beam_args:
         raise UserError("--input_topic is a streaming job: add --streaming")
     if remote is None:
         raise UserError("--input_topic runs on Dataflow (add --runner DataflowRunner); locally, "
                         "tests drive the same StreamingWindowFeatures with Beam's TestStream")
-    if args.allowed_lateness < 0:
-        raise UserError(f"--allowed_lateness must be >= 0 seconds, got {args.allowed_lateness}")
-    config = StreamConfig(dataset=dataset, schema=schema, input_topic=args.input_topic,
-                          output_topic=args.output_topic,
-                          rejected_topic=args.rejected_topic or f"{args.output_topic}-rejected",
-                          allowed_lateness=args.allowed_lateness)
-    build = functools.partial(build_streaming_pipeline, config, beam_args)
+    if options.allowed_lateness < 0:
+        raise UserError(f"--allowed_lateness must be >= 0 seconds, got "
+                        f"{options.allowed_lateness}")
+    config = StreamConfig(
+        dataset=dataset, schema=schema, input_topic=options.input_topic,
+        output_topic=options.output_topic,
+        rejected_topic=options.rejected_topic or f"{options.output_topic}-rejected",
+        allowed_lateness=options.allowed_lateness)
     if remote.dry_run:
-        return dataflow.dry_run(
+        dataflow.dry_run(
             functools.partial(build_streaming_pipeline, config, beam_args + ["--dry_run=True"]),
-            args.job_description or dataflow.default_job_description(f"{dataset.name}_streaming"))
-    build().run()
-    print(f"submitted the streaming job: {args.input_topic} -> {args.output_topic}", flush=True)
-    return 0
+            options.job_description
+            or dataflow.default_job_description(f"{dataset.name}_streaming"))
+        return
+    build_streaming_pipeline(config, beam_args).run()
+    print(f"submitted the streaming job: {options.input_topic} -> {options.output_topic}",
+          flush=True)
 
 
-def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
+def _config(options: RunOptions, remote: dataflow.DataflowSettings | None,
             output_dir: str) -> RunConfig:
     """The run's configuration from its flags, with every flag value checked."""
-    dataset = _dataset(args)
-    eval_percent(args.eval_fraction)
-    if not 0 <= args.max_rejected_fraction <= 1:
+    dataset = _dataset(options)
+    eval_percent(options.eval_fraction)
+    if not 0 <= options.max_rejected_fraction <= 1:
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
-                        f"{args.max_rejected_fraction}")
-    schema, schema_file = preflight.load_schema(dataset, args.schema)
-    check_stratify_by(args.stratify_by, columns_from_schema(schema))
-    check_ratio(args.oversample_minority, dataset, schema)
-    bigquery = None
-    if args.bigquery_table or args.bigquery_query:
-        if args.train_input:
+                        f"{options.max_rejected_fraction}")
+    schema, schema_file = preflight.load_schema(dataset, options.schema)
+    check_stratify_by(options.stratify_by, columns_from_schema(schema))
+    check_ratio(options.oversample_minority, dataset, schema)
+    bigquery = BigQueryInput.from_flags(
+        table=options.bigquery_table, query=options.bigquery_query, where=options.where,
+        serving_where=options.serving_where, sample_percent=options.sample_percent)
+    if bigquery is not None:
+        if options.train_input:
             raise UserError("--train_input and --bigquery_table/--bigquery_query exclude "
                             "each other: training rows come from one source")
-        if args.limit:
+        if options.limit:
             raise UserError("--limit applies to CSV inputs; with BigQuery use --sample_percent")
-        if args.serving_where and args.serving_input:
+        if options.serving_where and options.serving_input:
             raise UserError("pass --serving_where or --serving_input, not both")
-        bigquery = BigQueryInput(table=args.bigquery_table, query=args.bigquery_query,
-                                 where=args.where, serving_where=args.serving_where,
-                                 sample_percent=args.sample_percent)
-    elif args.where or args.serving_where or args.sample_percent is not None:
-        raise UserError("--where, --serving_where and --sample_percent shape the BigQuery "
-                        "query: they need --bigquery_table or --bigquery_query")
-    train_input, serving_input = args.train_input, args.serving_input
+    train_input, serving_input = options.train_input, options.serving_input
     # The dataset's own files are local: Dataflow runs take only what is named.
     if (bigquery is None and remote is None and dataset.default_inputs
             and not (train_input and serving_input)):
@@ -190,58 +200,59 @@ def _config(args: argparse.Namespace, remote: dataflow.DataflowSettings | None,
         raise UserError("pass --train_input (a CSV glob on GCS for Dataflow) or "
                         "--bigquery_table" if remote else
                         f"dataset {dataset.name!r} has no default input: pass --train_input")
-    temp_dir = args.temp_dir or os.path.join(output_dir, layout.TEMP)
+    temp_dir = options.temp_dir or os.path.join(output_dir, layout.TEMP)
     if remote:
-        preflight.check_reachable_by_workers(args.output_dir, train_input, serving_input)
+        preflight.check_reachable_by_workers(options.output_dir, train_input, serving_input)
         if remote.dry_run:
             # TFT creates its temp dir while the pipeline is built, which a dry
             # run cannot do on GCS; nothing is ever written to it.
             temp_dir = tempfile.mkdtemp(prefix="tft-dry-run-")
             print(f"dry run: TFT's temp dir is local ({temp_dir}); a real run uses "
-                  f"{args.temp_dir or os.path.join(output_dir, layout.TEMP)}", flush=True)
+                  f"{options.temp_dir or os.path.join(output_dir, layout.TEMP)}", flush=True)
     # Serving files on GCS are not read here: they may lack what serving data may.
     lacking = [c.name for c in columns_from_schema(schema) if not c.in_serving]
     return RunConfig(dataset=dataset, output_dir=output_dir, train_input=train_input,
                      serving_input=serving_input, temp_dir=temp_dir, schema=schema,
-                     schema_file=schema_file, eval_fraction=args.eval_fraction,
-                     limit=args.limit, bigquery=bigquery, stratify_by=args.stratify_by,
-                     drop_duplicates=args.drop_duplicates,
-                     oversample_minority=args.oversample_minority,
+                     schema_file=schema_file, eval_fraction=options.eval_fraction,
+                     limit=options.limit, bigquery=bigquery, stratify_by=options.stratify_by,
+                     drop_duplicates=options.drop_duplicates,
+                     oversample_minority=options.oversample_minority,
                      serving_lacks=tuple(lacking) if serving_input and remote else ())
 
 
-def _dataset(args: argparse.Namespace) -> datasets.Dataset:
+def _dataset(options: RunOptions) -> datasets.Dataset:
     """The ``--dataset`` named or, given only ``--train_input``, one drafted from
     it as ``init`` drafts it (the run keeps it in ``OUTPUT_DIR/dataset/``)."""
-    if args.dataset or not args.train_input or args.bigquery_table or args.bigquery_query:
-        if args.label:
+    if (options.dataset or not options.train_input or options.bigquery_table
+            or options.bigquery_query):
+        if options.label:
             raise UserError("--label drafts a dataset from --train_input: it goes without "
                             "--dataset (a dataset's label is in its transforms.py)")
-        return datasets.get_dataset(args.dataset or "flights")
+        return datasets.get_dataset(options.dataset or "flights")
     directory = tempfile.mkdtemp(prefix="tft-dataset-")
-    drafted = init.init_dataset(args.train_input, directory, label=args.label,
-                                name=init.name_of(match_files(args.train_input)[0]))
+    drafted = init.init_dataset(options.train_input, directory, label=options.label,
+                                name=init.name_of(match_files(options.train_input)[0]))
     print(drafted.describe(), flush=True)
-    print(f"The run keeps this dataset in {layout.dataset_dir(args.output_dir)}/: copy it, "
+    print(f"The run keeps this dataset in {layout.dataset_dir(options.output_dir)}/: copy it, "
           f"curate it and pass it as --dataset next time.", flush=True)
     return datasets.load_directory(directory)
 
 
-def _check_training_rows(rows: dict, eval_fraction: float) -> None:
+def _check_training_rows(rows: Rows, eval_fraction: float) -> None:
     """TFT cannot analyse nothing: an empty training split fails the run."""
-    if not rows["train"]:
+    if not rows.train:
         raise UserError(
-            f"the training split is empty: {rows['eval']:,} training rows went to eval "
-            f"(--eval_fraction {eval_fraction}) and {rows['rejected']:,} rows were rejected; "
+            f"the training split is empty: {rows.eval:,} training rows went to eval "
+            f"(--eval_fraction {eval_fraction}) and {rows.rejected:,} rows were rejected; "
             f"nothing was published. Pass more training rows or a smaller --eval_fraction")
 
 
-def _check_rejected_share(rows: dict, rejected: dict[str, int], fraction: float,
+def _check_rejected_share(rows: Rows, rejected: dict[str, int], fraction: float,
                           staged: str) -> None:
-    if rows["rejected"] > fraction * rows["read"]:
+    if rows.rejected > fraction * rows.read:
         kinds = ", ".join(f"{kind} {count:,}" for kind, count in rejected.items())
         raise UserError(
-            f"{rows['rejected']:,} of {rows['read']:,} rows were rejected "
-            f"({rows['rejected'] / rows['read']:.2%}), more than --max_rejected_fraction "
+            f"{rows.rejected:,} of {rows.read:,} rows were rejected "
+            f"({rows.rejected / rows.read:.2%}), more than --max_rejected_fraction "
             f"{fraction} allows ({kinds}); nothing was published: the rejected rows are "
             f"in {layout.rejected_dir(staged)}/")

@@ -23,7 +23,7 @@ import pyarrow as pa
 from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines import datasets
+from pipelines import datasets, layout
 from pipelines.decode.files import decoded_table, match_files
 from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION
 from pipelines.errors import UserError
@@ -63,7 +63,8 @@ def measure_noise(dataset_name: str, pattern: str | None, sizes: list[int], repe
     if pattern is None and dataset.default_inputs is None:
         raise UserError(f"dataset {dataset.name!r} has no default input: pass --input")
     files = match_files(pattern or dataset.default_inputs()[0])
-    table = dataset.add_derived(decoded_table(dataset.csv_decoder(schema), files).table, schema)
+    table = dataset.preparation(schema).prepare_table(
+        decoded_table(dataset.csv_decoder(schema), files).table, layout.TRAIN)
     return noise_between_halves(table, schema, sizes, repeats, seed)
 
 

@@ -25,7 +25,13 @@ import pyarrow as pa
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.decode import row_keys
-from pipelines.decode.columns import Column, RejectedRow, arrow_schema, as_list_array
+from pipelines.decode.columns import (
+    Column,
+    RejectedRow,
+    arrow_schema,
+    as_list_array,
+    columns_from_schema,
+)
 from pipelines.errors import UserError
 
 __all__ = ["SPLIT_COLUMN", "BigQueryInput", "RowDecoder", "build_query"]
@@ -50,6 +56,35 @@ class BigQueryInput:
         self.table, self.query = table, query
         self.where, self.serving_where = where, serving_where
         self.sample_percent = sample_percent
+
+    @classmethod
+    def from_flags(cls, *, table: str | None, query: str | None, where: str | None = None,
+                   serving_where: str | None = None, sample_percent: float | None = None
+                   ) -> "BigQueryInput | None":
+        """The input the BigQuery flags name, or None when they name none.
+
+        Raises:
+          UserError: the flags that shape the query come without a table or query.
+        """
+        if table or query:
+            return cls(table=table, query=query, where=where, serving_where=serving_where,
+                       sample_percent=sample_percent)
+        if where or serving_where or sample_percent is not None:
+            raise UserError("--where, --serving_where and --sample_percent shape the BigQuery "
+                            "query: they need --bigquery_table or --bigquery_query")
+        return None
+
+    def sql(self, schema: schema_pb2.Schema, key_columns: tuple[str, ...],
+            eval_fraction: float, stratify_by: str | None = None) -> str:
+        """The query ``run`` sends for a dataset's schema and key columns (``build_query``).
+
+        Raises:
+          UserError: ``eval_fraction`` or ``stratify_by`` is not one a split takes.
+        """
+        columns = columns_from_schema(schema)
+        row_keys.check_stratify_by(stratify_by, columns)
+        return build_query(self, columns, key_columns, row_keys.eval_percent(eval_fraction),
+                           stratify_by)
 
 
 def _key_expression(key_columns: tuple[str, ...], columns: list[Column]) -> str:

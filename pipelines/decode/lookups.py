@@ -2,8 +2,9 @@
 the weather at a flight's origin in its scheduled hour.
 
 A dataset declares them in its transforms module (``LOOKUPS``, dicts of
-``Lookup``'s fields): the table (``package:path`` inside an installed package,
-read through ``importlib.resources``, or a file path), the row's columns that
+``Lookup``'s fields, read by ``pipelines.dataset_module``): the table
+(``package:path`` inside an installed package, read through
+``importlib.resources``, or a file path), the row's columns that
 key it and the table's columns they match, and the table columns joined (as
 FLOAT). The schema declares each joined column as an optional FLOAT feature
 tagged ``lookup_feature``: a row whose key the table lacks gets missing
@@ -29,7 +30,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from pipelines.decode.columns import LOOKUP_FEATURE_TAG, as_list_array
 from pipelines.errors import UserError
 
-__all__ = ["Lookup", "add_lookups", "lookups_of", "output_fields"]
+__all__ = ["Lookup", "add_lookups", "checked_lookups", "output_fields"]
 
 _SEPARATOR = "\x1f"
 
@@ -124,22 +125,19 @@ def output_fields(lookups: tuple[Lookup, ...]) -> list[pa.Field]:
     return [pa.field(c, pa.large_list(pa.float32())) for lookup in lookups for c in lookup.columns]
 
 
-def lookups_of(transforms, schema: schema_pb2.Schema) -> tuple[Lookup, ...]:
-    """A dataset's lookup joins as its transforms module declares them
-    (``LOOKUPS``), checked against the schema's features tagged
-    ``lookup_feature``.
+def checked_lookups(owner: str, lookups: tuple[Lookup, ...], schema: schema_pb2.Schema
+                    ) -> tuple[Lookup, ...]:
+    """The lookup joins ``owner`` (a transforms module) declares, checked against
+    the schema's features tagged ``lookup_feature``, each an optional FLOAT
+    (``pipelines.dataset_module`` reads the declarations).
 
     Raises:
       UserError: the declarations and the schema disagree.
     """
-    try:
-        lookups = tuple(Lookup(**fields) for fields in getattr(transforms, "LOOKUPS", ()))
-    except (TypeError, ValueError) as error:
-        raise UserError(f"{transforms.__name__}: LOOKUPS: {error}") from None
     tagged = {f.name: f for f in schema.feature if LOOKUP_FEATURE_TAG in f.annotation.tag}
     joined = [c for lookup in lookups for c in lookup.columns]
     if set(joined) != set(tagged):
-        raise UserError(f"{transforms.__name__} joins {sorted(joined)}, the schema tags "
+        raise UserError(f"{owner} joins {sorted(joined)}, the schema tags "
                         f"{sorted(tagged)} '{LOOKUP_FEATURE_TAG}'")
     for name, feature in tagged.items():
         if feature.type != schema_pb2.FLOAT:

@@ -22,8 +22,9 @@ from pipelines.errors import UserError
 
 __all__ = [
     "DEFAULT_EVAL_FRACTION", "FLOAT_FORMAT", "KEY_SEPARATOR", "NULL_TEXT", "ROW_KEY",
-    "check_stratify_by", "column_texts", "eval_mask", "eval_percent", "is_eval", "row_keys",
-    "split_buckets", "stratified_eval_mask", "stratum_eval_rows", "stratum_limit", "value_text",
+    "check_stratify_by", "column_texts", "eval_mask", "eval_percent", "eval_rows", "is_eval",
+    "row_keys", "split_buckets", "stratified_eval_mask", "stratum_eval_rows", "stratum_limit",
+    "value_text",
 ]
 
 
@@ -160,3 +161,18 @@ def stratified_eval_mask(classes: list, keys: np.ndarray, limits: dict) -> np.nd
 def is_eval(batch: pa.RecordBatch, percent: int) -> np.ndarray:
     """``eval_mask`` of the rows of a decoded batch."""
     return eval_mask(batch.column(ROW_KEY).flatten().to_numpy(), percent)
+
+
+def eval_rows(batch: pa.RecordBatch, percent: int, stratify_by: str | None = None
+              ) -> np.ndarray:
+    """Which rows of a batch holding *every* training row are eval, as the
+    pipeline splits them: by bucket or, stratified, by each class's
+    ``stratum_limit`` over the batch's own rows (``StratumLimits``)."""
+    if stratify_by is None:
+        return is_eval(batch, percent)
+    classes = batch.column(stratify_by).flatten().to_pylist()
+    keys = batch.column(ROW_KEY).flatten().to_numpy()
+    by_class = np.array(classes, dtype=object)
+    limits = {value: stratum_limit(np.sort(keys[by_class == value]), percent)
+              for value in set(classes)}
+    return stratified_eval_mask(classes, keys, limits)

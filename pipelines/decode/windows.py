@@ -38,7 +38,7 @@ from pipelines.errors import UserError
 __all__ = [
     "AGGREGATES", "DAY", "NO_TIME", "WEEK", "Events", "WindowFeature", "Windows",
     "add_window_features", "aggregate", "compact_times", "compact_values", "event_chunks",
-    "events_reach", "merge_events", "window_features_of_table", "windows_of",
+    "checked_windows", "events_reach", "merge_events", "window_features_of_table",
 ]
 
 AGGREGATES = ("count", "sum", "mean", "min", "max")
@@ -357,33 +357,27 @@ def window_features_of_table(windows: Windows, table: pa.Table) -> pa.Table:
     return pa.Table.from_batches([add_window_features(windows, batch, events.get)])
 
 
-def windows_of(transforms, schema: schema_pb2.Schema) -> Windows | None:
-    """A dataset's window features, as its transforms module declares them:
-    ``WINDOW_FEATURES`` (dicts of ``WindowFeature``'s fields) and
-    ``WINDOW_TIME`` (the row-time function), and ``WINDOW_EARLY_SECONDS``
-    (``Windows.early_seconds``, default 0); None without them. The schema
-    must declare each as a required feature tagged ``window_feature``, of
-    type INT for a count and FLOAT otherwise.
+def checked_windows(owner: str, features: tuple[WindowFeature, ...], time, early_seconds: int,
+                    schema: schema_pb2.Schema) -> Windows | None:
+    """The window features ``owner`` (a transforms module) declares, checked
+    against the schema, which must declare each as a required feature tagged
+    ``window_feature``, of type INT for a count and FLOAT otherwise; None when
+    neither declares any (``pipelines.dataset_module`` reads the declarations).
 
     Raises:
       UserError: the declarations and the schema disagree.
     """
-    declared = getattr(transforms, "WINDOW_FEATURES", ())
     tagged = {f.name: f for f in schema.feature if WINDOW_FEATURE_TAG in f.annotation.tag}
-    if not declared and not tagged:
+    if not features and not tagged:
         return None
-    try:
-        features = tuple(WindowFeature(**fields) for fields in declared)
-        time = transforms.WINDOW_TIME
-    except (AttributeError, TypeError, ValueError) as error:
-        raise UserError(f"{transforms.__name__}: WINDOW_FEATURES/WINDOW_TIME: {error}") from None
     names = [f.name for f in features]
     if set(names) != set(tagged):
-        raise UserError(f"{transforms.__name__} declares the window features {sorted(names)}, "
+        raise UserError(f"{owner} declares the window features {sorted(names)}, "
                         f"the schema tags {sorted(tagged)} '{WINDOW_FEATURE_TAG}'")
     for feature in features:
         expected = schema_pb2.INT if feature.aggregate == "count" else schema_pb2.FLOAT
         if tagged[feature.name].type != expected:
             raise UserError(f"the schema's {feature.name} must be "
                             f"{schema_pb2.FeatureType.Name(expected)} ({feature.aggregate})")
-    return Windows(time, features, int(getattr(transforms, "WINDOW_EARLY_SECONDS", 0)))
+    return Windows(time, features, int(early_seconds))
+

@@ -1,7 +1,8 @@
 """``check-parity``: does serving transform a raw row exactly as the pipeline did?
 
-Takes N raw rows of a split from the run's own inputs (re-decoded and re-split
-exactly as the pipeline did), runs them as serialized ``tf.Example``s through a
+Takes N raw rows of a split from the run's own inputs, read, prepared and split
+exactly as the pipeline did (``Preparation.prepare_table``, and the split of
+the run's record, strata included), runs them as serialized ``tf.Example``s through a
 serving model's ``transform_features`` signature, and compares every feature
 with the record the Beam pipeline wrote for the same raw row, joined on
 ``row_key``. Floats may differ by at most 1e-6; integers and strings must be
@@ -14,6 +15,7 @@ first, exactly as ``export-serving`` writes it.
 """
 
 import dataclasses
+import functools
 import tempfile
 
 import numpy as np
@@ -21,12 +23,13 @@ import pyarrow as pa
 import tensorflow as tf
 from tfx_bsl.coders import example_coder
 
+from pipelines import layout
 from pipelines.decode.files import decoded_table, match_files
-from pipelines.decode.row_keys import ROW_KEY, eval_percent, is_eval
+from pipelines.decode.row_keys import ROW_KEY, eval_percent, eval_rows
 from pipelines.errors import UserError
 from pipelines.model import export_serving, inputs
+from pipelines.records.serving_info import TRANSFORM_FEATURES
 from pipelines.reports.run_dir import RunDir
-from pipelines.stages.duplicates import content_fingerprints
 
 __all__ = ["ParityReport", "check_parity", "raw_examples", "read_raw_rows", "written_rows"]
 
@@ -50,46 +53,37 @@ class ParityReport:
 
 
 def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
-    """The first ``count`` raw rows of a split, decoded as the pipeline decoded them."""
-    input_name = "serving" if split_name == "serving" else "train"
-    pattern = run.summary["inputs"][input_name]
+    """The first ``count`` raw rows of a split, read, prepared and split exactly
+    as the run did: its inputs, limit, duplicates, lookups, window features,
+    eval fraction and strata, all from the run's record."""
+    record = run.record
+    input_name = layout.SERVING if split_name == layout.SERVING else layout.TRAIN
+    pattern = record.inputs.csv(input_name)
     if not pattern:
-        source = "BigQuery" if run.summary["inputs"].get("bigquery") else "no input"
+        source = "BigQuery" if record.inputs.bigquery else "no input"
         raise UserError(f"the {split_name!r} split of the run at {run.path} came from "
                         f"{source}; check-parity re-reads CSV inputs only")
-    keep = None
-    if split_name != "serving":
-        percent = eval_percent(run.summary["eval_fraction"])
-        keep = lambda batch: is_eval(batch, percent) == (split_name == "eval")  # noqa: E731
+    schema = run.schema()
+    preparation = run.dataset.preparation(schema, record.instance_selection.drop_duplicates)
+    stratify_by = record.instance_selection.stratify_by
+    keep = prepare = None
+    if split_name != layout.SERVING:
+        percent = eval_percent(record.eval_fraction)
+        wanted = split_name == layout.EVAL
+        keep = lambda batch: eval_rows(batch, percent, stratify_by) == wanted  # noqa: E731
+    if preparation.changes(input_name) or stratify_by:
+        # Every row of the input is needed: a stratum, a window or a duplicate
+        # depends on the others.
+        prepare = functools.partial(preparation.prepare_table, input_name=input_name)
     # Rejected rows have no transformed record: only decoded rows are compared.
-    decoder = run.dataset.csv_decoder(run.schema())
-    if split_name == "serving":  # serving files may lack the label
+    decoder = run.dataset.csv_decoder(schema)
+    if split_name == layout.SERVING:  # serving files may lack the label
         decoder = decoder.for_serving()
-    table = decoded_table(decoder, match_files(pattern), run.summary["limit"], keep=keep,
-                          max_rows=count, prepare=_as_the_run_prepared(run, input_name)).table
+    table = decoded_table(decoder, match_files(pattern), record.limit, keep=keep,
+                          max_rows=count, prepare=prepare).table
     if not table.num_rows:
         raise UserError(f"the {split_name!r} split of {run.path} has no rows")
     return table.combine_chunks().to_batches()[0]
-
-
-def _as_the_run_prepared(run: RunDir, input_name: str):
-    """What the run did to all of an input's rows before splitting them: drop
-    duplicates (the training input's, if asked) and add the joined columns and
-    window features (if any); None: nothing."""
-    derived = run.dataset.windows(run.schema()) or run.dataset.lookups(run.schema())
-    dropped = input_name == "train" and run.summary.get("instance_selection", {}).get(
-        "drop_duplicates")
-    if not derived and not dropped:
-        return None
-
-    def prepare(table: pa.Table) -> pa.Table:
-        if dropped and table.num_rows:
-            batch = table.combine_chunks().to_batches()[0]
-            _, first = np.unique(content_fingerprints(batch), return_index=True)
-            table = table.take(pa.array(np.sort(first)))
-        return run.dataset.add_derived(table, run.schema())
-
-    return prepare
 
 
 def raw_examples(run: RunDir, split_name: str, count: int) -> tuple[pa.RecordBatch, list]:
@@ -101,7 +95,7 @@ def raw_examples(run: RunDir, split_name: str, count: int) -> tuple[pa.RecordBat
     return raw, example_coder.RecordBatchToExamplesEncoder().encode(features)
 
 
-def check_parity(run_dir: str, split_name: str = "eval", count: int = 1000,
+def check_parity(run_dir: str, split_name: str = layout.EVAL, count: int = 1000,
                  model_dir: str | None = None) -> ParityReport:
     run = RunDir(run_dir)
     raw, serialized = raw_examples(run, split_name, count)
@@ -109,7 +103,7 @@ def check_parity(run_dir: str, split_name: str = "eval", count: int = 1000,
         if model_dir is None:
             model_dir = export_serving.export_serving_model(
                 exported, run.tft_output, run.dataset)
-        transform = tf.saved_model.load(model_dir).signatures["transform_features"]
+        transform = tf.saved_model.load(model_dir).signatures[TRANSFORM_FEATURES]
         served = export_serving.ragged_outputs(
             {k: v.numpy() for k, v in transform(examples=tf.constant(serialized)).items()})
     keys = raw.column(ROW_KEY).flatten().to_pylist()

@@ -21,16 +21,13 @@ model keeps working after the run directory is gone. Signatures:
   (``ragged_outputs`` puts them back together).
 
 A transform-only export (no model) has just ``transform_features``.
-``assets.extra/serving_info.json`` (``read_info``) names the dataset, the
-signatures, the features a request needs and the output key (``"output"``);
+``assets.extra/serving_info.json`` (``pipelines.records.serving_info``) names
+the dataset, the signatures, the features a request needs and the output key;
 ``assets.extra/dataset/`` is the dataset as a dataset directory, with the run's
 schema: ``serve`` checks requests against its types and domains
 (``read_schema``), ``predict`` reads raw CSV in its dialect and derives its
 window and joined features.
 """
-
-import json
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -40,22 +37,29 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from pipelines import layout
 from pipelines.datasets import Dataset, load_directory
 from pipelines.model import wide_and_deep
+from pipelines.records.serving_info import (
+    PREDICT_RAW,
+    SERVING_DEFAULT,
+    TRANSFORM_FEATURES,
+    ServingInfo,
+)
 from pipelines.reports.run_dir import RunDir
 
 __all__ = [
-    "export_from_run", "export_serving_model", "read_info", "read_schema",
+    "export_from_run", "export_serving_model", "ragged_outputs", "read_schema",
     "serving_feature_spec",
 ]
 
 
-
 def serving_feature_spec(tft_output: tft.TFTransformOutput, dataset: Dataset,
                          with_label_inputs: bool = False) -> dict:
-    """The raw feature spec of the features a serving request carries."""
+    """The raw feature spec of the features a serving request carries (and, with
+    ``with_label_inputs``, of those only the label needs)."""
     raw_spec = tft_output.raw_feature_spec()
-    names = list(dataset.transforms.SERVING_INPUTS)
+    schema = _raw_schema(tft_output, dataset)
+    names = list(dataset.module.serving_inputs(schema))
     if with_label_inputs:
-        names += dataset.transforms.LABEL_INPUTS
+        names += dataset.module.label_inputs(schema)
     return {name: raw_spec[name] for name in names}
 
 
@@ -80,12 +84,13 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
     def transform_features(serialized):
         return _as_tensors(module.tft_layer(tf.io.parse_example(serialized, debug_spec)))
 
-    signatures = {"transform_features": transform_features.get_concrete_function()}
+    signatures = {TRANSFORM_FEATURES: transform_features.get_concrete_function()}
     output = None
     if model is not None:
         model_inputs = list(model.input_names)
         output = wide_and_deep.OUTPUT_KEYS[wide_and_deep.label_task(
-            tft_output.transformed_metadata.schema, dataset.transforms.LABEL_KEY)]
+            tft_output.transformed_metadata.schema,
+            dataset.module.require_label("a serving model with a model"))]
 
         def predict(raw_features):
             transformed = module.tft_layer(raw_features)
@@ -99,8 +104,8 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
         def predict_raw(features):
             return predict(_as_parsed(features, serving_spec))
 
-        signatures["serving_default"] = serve_examples.get_concrete_function()
-        signatures["predict_raw"] = predict_raw.get_concrete_function()
+        signatures[SERVING_DEFAULT] = serve_examples.get_concrete_function()
+        signatures[PREDICT_RAW] = predict_raw.get_concrete_function()
     tf.saved_model.save(module, out_dir, signatures=signatures)
     _write_info(out_dir, dataset, serving_spec, output)
     _write_dataset(out_dir, tft_output, dataset)
@@ -109,14 +114,18 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
 
 def _write_dataset(out_dir: str, tft_output: tft.TFTransformOutput, dataset: Dataset) -> None:
     """The dataset as a dataset directory in the model, with the run's raw
-    schema (``metadata/schema.pbtxt``, as the run wrote it; the dataset's own
-    when a run directory lacks it): the model then reads and checks raw rows
-    without the package's copy of the dataset."""
+    schema: the model then reads and checks raw rows without the package's
+    copy of the dataset."""
+    dataset.save(layout.serving_dataset_dir(out_dir), _raw_schema(tft_output, dataset))
+
+
+def _raw_schema(tft_output: tft.TFTransformOutput, dataset: Dataset) -> schema_pb2.Schema:
+    """The run's raw schema (``metadata/schema.pbtxt``, as the run wrote it); the
+    dataset's own when a run directory lacks it."""
     try:
-        schema = tft_output.raw_metadata.schema
+        return tft_output.raw_metadata.schema
     except (OSError, tf.errors.NotFoundError):
-        schema = dataset.schema()
-    dataset.save(layout.serving_dataset_dir(out_dir), schema)
+        return dataset.schema()
 
 
 VALUES, ROW_LENGTHS = "__values", "__row_lengths"
@@ -157,11 +166,6 @@ def export_from_run(run_dir: str, out_dir: str) -> str:
     run = RunDir(run_dir)
     export_serving_model(out_dir, run.tft_output, run.dataset)
     return f"transform-only serving model: {out_dir} (signature transform_features)"
-
-
-def read_info(model_dir: str) -> dict:
-    with tf.io.gfile.GFile(layout.serving_info_file(model_dir)) as f:
-        return json.load(f)
 
 
 def read_schema(model_dir: str) -> schema_pb2.Schema | None:
@@ -206,17 +210,12 @@ def _as_parsed(features: dict, serving_spec: dict) -> dict:
 def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, output: str | None
                 ) -> None:
     """``output``: the signatures' output key; None for a transform-only export."""
-    with_model = output is not None
     required = [n for n, f in serving_spec.items() if isinstance(f, tf.io.FixedLenFeature)]
-    info = {
-        "dataset": dataset.name,
-        "signatures": (["serving_default", "predict_raw"] if with_model else [])
-        + ["transform_features"],
-        "required_features": required,
-        "optional_features": [n for n in serving_spec if n not in required],
-        "output": output,
-    }
-    path = layout.serving_info_file(out_dir)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(info, f, indent=2)
+    ServingInfo(
+        dataset=dataset.name,
+        signatures=([SERVING_DEFAULT, PREDICT_RAW] if output is not None else [])
+        + [TRANSFORM_FEATURES],
+        required_features=required,
+        optional_features=[n for n in serving_spec if n not in required],
+        output=output,
+    ).write(out_dir)

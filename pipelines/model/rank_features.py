@@ -16,6 +16,7 @@ the dataset's ``dataset.json``: ``"features": {"drop": ["a", "b"]}``.
 import numpy as np
 from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
+from pipelines import layout
 from pipelines.model import inputs, wide_and_deep
 from pipelines.reports.run_dir import RunDir
 
@@ -28,12 +29,12 @@ def rank_features(run_dir: str, rows: int = DEFAULT_ROWS, seed: int = 0
                   ) -> list[tuple[str, bool, float]]:
     """(feature, categorical, mutual information) per scalar feature, highest first."""
     run = RunDir(run_dir)
-    label = run.dataset.transforms.LABEL_KEY
+    label = run.dataset.module.require_label("rank-features")
     schema = run.tft_output.transformed_metadata.schema
     features = wide_and_deep.model_inputs(schema, label)
     columns: dict[str, list] = {name: [] for name in [*features, label]}
     taken = 0
-    for batch in inputs.make_dataset(run, "train", 4096):
+    for batch in inputs.make_dataset(run, layout.TRAIN, 4096):
         for name in columns:
             columns[name].append(batch[name].numpy())
         taken += len(batch[label])

@@ -36,11 +36,11 @@ import time
 
 import tensorflow as tf
 
-from pipelines.errors import UserError
 from pipelines.model import export_serving, serving_metrics
 from pipelines.model.request_checks import InvalidInstance, RequestChecks
 from pipelines.model.request_log import RequestLog
 from pipelines.model.serving_metrics import ServingMetrics
+from pipelines.records.serving_info import PREDICT_RAW, SERVING_DEFAULT, ServingInfo
 
 __all__ = ["PredictionService", "RequestError", "serve"]
 
@@ -60,21 +60,19 @@ class PredictionService:
     given, its request log (``request_log.RequestLog``, set by ``serve``)."""
 
     def __init__(self, model_dir: str, name: str | None = None):
-        info = export_serving.read_info(model_dir)
-        if "predict_raw" not in info["signatures"]:
-            raise UserError(f"{model_dir} is a transform-only export; serve a model "
-                            f"exported by `python -m pipelines train` (M/serving)")
-        self.name = name or info["dataset"]
+        info = ServingInfo.read(model_dir)
+        info.require_model(model_dir, "serve")
+        self.name = name or info.dataset
         self._loaded = tf.saved_model.load(model_dir)
-        self._predict_raw = self._loaded.signatures["predict_raw"]
-        self._serve_examples = self._loaded.signatures["serving_default"]
+        self._predict_raw = self._loaded.signatures[PREDICT_RAW]
+        self._serve_examples = self._loaded.signatures[SERVING_DEFAULT]
         self._specs = self._predict_raw.structured_input_signature[1]
-        self._required = set(info["required_features"])
+        self._required = set(info.required_features)
         self.checks = RequestChecks(self._specs, self._required,
                                     export_serving.read_schema(model_dir))
         # The task names the output; every export's info has it, so binary
         # models exported before there were other tasks answer as before.
-        self._output = info["output"]
+        self._output = info.output
         self.metrics = ServingMetrics()
         self.log: RequestLog | None = None
 
@@ -87,19 +85,19 @@ class PredictionService:
         return {
             "model_spec": {"name": self.name, "version": "1"},
             "signatures": {
-                "predict_raw": {name: {"dtype": spec.dtype.name,
+                PREDICT_RAW: {name: {"dtype": spec.dtype.name,
                                        "required": name in self._required}
                                 for name, spec in sorted(self._specs.items())},
-                "serving_default": {"examples": {"dtype": "string (serialized tf.Example)"}},
+                SERVING_DEFAULT: {"examples": {"dtype": "string (serialized tf.Example)"}},
             },
         }
 
     def predict(self, request) -> dict:
         """Answers one parsed request, counted in the metrics and, when it is
         answered, sampled into the request log."""
-        signature = request.get("signature_name", "predict_raw") if isinstance(
-            request, dict) else "predict_raw"
-        label = signature if signature in ("predict_raw", "serving_default") else "unknown"
+        signature = request.get("signature_name", PREDICT_RAW) if isinstance(
+            request, dict) else PREDICT_RAW
+        label = signature if signature in (PREDICT_RAW, SERVING_DEFAULT) else "unknown"
         started = time.perf_counter()
         status, rows = 200, []
         try:
@@ -136,10 +134,10 @@ class PredictionService:
             instances = _rows_from_columns(request["inputs"])
         else:
             raise RequestError(400, 'the request needs "instances" (or "inputs")')
-        if signature == "predict_raw":
+        if signature == PREDICT_RAW:
             rows, outside = self.checks.rows(instances)
             outputs = self._predict_raw(**self.checks.tensors(rows))
-        elif signature == "serving_default":
+        elif signature == SERVING_DEFAULT:
             examples = _examples(instances)
             rows, outside = self.checks.example_rows(examples)
             try:

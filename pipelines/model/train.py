@@ -20,6 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from pipelines import layout
 from pipelines.decode.row_keys import ROW_KEY
 from pipelines.errors import UserError
 from pipelines.model import export_serving, inputs, wide_and_deep
@@ -34,11 +35,7 @@ BATCH_SIZE = 1024
 def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
     """Trains, evaluates and exports; returns the metrics written to metrics.json."""
     run = RunDir(run_dir)
-    label = run.dataset.transforms.LABEL_KEY
-    if not label:
-        raise UserError(f"dataset {run.dataset.name!r} has no label: set LABEL_KEY and its "
-                        f"output in the run's dataset/transforms.py (or init with --label) "
-                        f"and run again")
+    label = run.dataset.module.require_label("train")
     schema = run.tft_output.transformed_metadata.schema
     task = wide_and_deep.label_task(schema, label)
     label_dtype = tf.float32 if task == REGRESSION else None
@@ -47,12 +44,12 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
         return inputs.make_dataset(run, name, BATCH_SIZE, shuffle=shuffle, label_key=label,
                                    label_dtype=label_dtype, seed=seed)
 
-    train_labels = _labels(split("train"))
-    eval_labels = _labels(split("eval"))
+    train_labels = _labels(split(layout.TRAIN))
+    eval_labels = _labels(split(layout.EVAL))
     # Oversampled records misstate the classes' shares: the baseline learns
     # from each training row once (its copies share its row_key).
     baseline_labels = (_labels_once(run, label, label_dtype)
-                       if run.summary["rows"].get("oversampled") else train_labels)
+                       if run.record.rows.oversampled else train_labels)
     if task == BINARY and not np.isin(train_labels, (0, 1)).all():
         # An INT label without a domain is read as 0/1 (see label_task): say so
         # rather than fit a classifier to counts.
@@ -61,9 +58,9 @@ def train(run_dir: str, model_dir: str, epochs: int = 5, seed: int = 0) -> dict:
                         f"preprocessing_fn for a regression")
     model = wide_and_deep.build_wide_and_deep(
         schema, label, seed=seed, label_mean=float(train_labels.mean()),
-        wide_only=tuple(getattr(run.dataset.transforms, "WIDE_ONLY", ())))
-    history = model.fit(split("train", shuffle=True), epochs=epochs, verbose=2)
-    evaluated = model.evaluate(split("eval"), return_dict=True, verbose=0)
+        wide_only=run.dataset.module.wide_only)
+    history = model.fit(split(layout.TRAIN, shuffle=True), epochs=epochs, verbose=2)
+    evaluated = model.evaluate(split(layout.EVAL), return_dict=True, verbose=0)
     metrics = {
         "task": task,
         "epochs": epochs,
@@ -90,7 +87,7 @@ def _labels_once(run: RunDir, label: str, label_dtype: tf.DType | None) -> np.nd
     ``--oversample_minority`` wrote."""
     keys, labels = [], []
     for features, batch_labels in inputs.make_dataset(
-            run, "train", BATCH_SIZE, label_key=label, label_dtype=label_dtype,
+            run, layout.TRAIN, BATCH_SIZE, label_key=label, label_dtype=label_dtype,
             with_row_key=True):
         keys.append(features[ROW_KEY].numpy())
         labels.append(batch_labels.numpy())

@@ -1,7 +1,6 @@
 """A finished run's output directory, as its readers (validate, train, parity) see it."""
 
 import functools
-import json
 import os
 
 import tensorflow as tf
@@ -12,6 +11,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 import schemas
 from pipelines import datasets, layout
 from pipelines.errors import UserError
+from pipelines.records.run_record import RunRecord
 
 __all__ = ["RunDir", "raw_schema"]
 
@@ -24,15 +24,11 @@ def raw_schema(output_dir: str) -> schema_pb2.Schema:
 
 
 class RunDir:
-    """The outputs of ``python -m pipelines run`` under one directory."""
+    """The outputs of ``python -m pipelines run`` under one directory, and its
+    record (``RunRecord``: how the run was made and what it found)."""
 
     def __init__(self, path: str):
-        summary_path = os.path.join(path, layout.SUMMARY_FILE)
-        if not tf.io.gfile.exists(summary_path):
-            raise UserError(f"{path} holds no completed run ({layout.SUMMARY_FILE} is missing); "
-                            f"run `python -m pipelines run --output_dir {path}` first")
-        with tf.io.gfile.GFile(summary_path) as f:
-            self.summary = json.load(f)
+        self.record = RunRecord.read(path)
         self.path = path
 
     @functools.cached_property
@@ -42,7 +38,7 @@ class RunDir:
         copy = layout.dataset_dir(self.path)
         if tf.io.gfile.exists(os.path.join(copy, datasets.DATASET_FILE)):
             return datasets.load_directory(copy)
-        return datasets.get_dataset(self.summary["dataset"])
+        return datasets.get_dataset(self.record.dataset)
 
     @functools.cached_property
     def tft_output(self) -> tft.TFTransformOutput:
@@ -54,14 +50,14 @@ class RunDir:
     @property
     def schema_file(self) -> str:
         """Where the run's schema came from, as fixes should name it."""
-        return self.summary.get("schema_file") or schemas.schema_file(self.summary["dataset"])
+        return self.record.schema_file or schemas.schema_file(self.record.dataset)
 
     def transformed_feature_spec(self, split: str) -> dict:
         """The feature spec of a split's transformed records: a serving split read
         without the label's inputs has no label."""
         spec = dict(self.tft_output.transformed_feature_spec())
-        if split == "serving":
-            for name in self.summary.get("serving_without", []):
+        if split == layout.SERVING:
+            for name in self.record.serving_without:
                 spec.pop(name, None)
         return spec
 

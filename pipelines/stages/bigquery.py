@@ -9,10 +9,12 @@ fingerprint (``rows_split_disagreements``), which fails the run.
 import apache_beam as beam
 import numpy as np
 
+from pipelines import layout
 from pipelines.decode import row_keys
 from pipelines.decode.bigquery import SPLIT_COLUMN, RowDecoder
 from pipelines.decode.columns import RejectedRow
 from pipelines.stages import counters, progress
+from pipelines.stages.read import REJECTED
 
 __all__ = ["ReadBigQuery"]
 
@@ -27,27 +29,27 @@ class _DecodeRows(beam.DoFn):
         self._eval_percent = eval_percent
 
     def process(self, rows: list[dict]):
-        counters.count("read", len(rows))
+        counters.count(counters.READ, len(rows))
         progress.advance("read", len(rows))
-        labelled = [r for r in rows if r.get(SPLIT_COLUMN) in ("train", "eval")
+        labelled = [r for r in rows if r.get(SPLIT_COLUMN) in (layout.TRAIN, layout.EVAL)
                     and all(r.get(k) is not None for k in self._decoder.key_columns)]
         if self._eval_percent is None:
             labelled = []
         if labelled:
             local_eval = row_keys.eval_mask(row_keys.row_keys(self._decoder.keys(labelled)),
                                             self._eval_percent)
-            bigquery_eval = np.array([r[SPLIT_COLUMN] == "eval" for r in labelled])
-            counters.count("split_disagreements", int((local_eval != bigquery_eval).sum()))
+            bigquery_eval = np.array([r[SPLIT_COLUMN] == layout.EVAL for r in labelled])
+            counters.count(counters.SPLIT_DISAGREEMENTS, int((local_eval != bigquery_eval).sum()))
         for item in self._decoder.decode(rows, "bigquery"):
             if isinstance(item, RejectedRow):
                 counters.count_rejected(item.kind)
-                yield beam.pvalue.TaggedOutput("rejected", item.to_json())
+                yield beam.pvalue.TaggedOutput(REJECTED, item.to_json())
             else:
                 yield item
 
 
 def _by_split(row: dict, partitions: int) -> int:
-    return 1 if row[SPLIT_COLUMN] == "serving" else 0
+    return 1 if row[SPLIT_COLUMN] == layout.SERVING else 0
 
 
 class ReadBigQuery(beam.PTransform):
@@ -69,7 +71,8 @@ class ReadBigQuery(beam.PTransform):
         rows = pbegin | "Query" >> beam.io.ReadFromBigQuery(
             query=self._query, use_standard_sql=True)
         train, serving = rows | "BySplit" >> beam.Partition(_by_split, 2)
-        parts = {"train": train, "serving": serving} if self._with_serving else {"train": train}
+        parts = ({layout.TRAIN: train, layout.SERVING: serving} if self._with_serving
+                 else {layout.TRAIN: train})
         outputs, rejected = {}, []
         for name, part in parts.items():
             label = name.capitalize()
@@ -78,8 +81,8 @@ class ReadBigQuery(beam.PTransform):
                            min_batch_size=1024, max_batch_size=65536)
                        | f"Decode{label}" >> beam.ParDo(
                            _DecodeRows(self._decoder, self._eval_percent)
-                       ).with_outputs("rejected", main="batches"))
+                       ).with_outputs(REJECTED, main="batches"))
             outputs[name] = decoded.batches
-            rejected.append(decoded.rejected)
-        outputs["rejected"] = rejected | "FlattenRejected" >> beam.Flatten()
+            rejected.append(decoded[REJECTED])
+        outputs[REJECTED] = rejected | "FlattenRejected" >> beam.Flatten()
         return outputs

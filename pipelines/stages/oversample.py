@@ -42,10 +42,8 @@ def check_ratio(ratio: float | None, dataset: Dataset, schema: schema_pb2.Schema
     if not 0 < ratio <= 1:
         raise UserError(f"--oversample_minority takes a minority:majority ratio in (0, 1], "
                         f"got {ratio}")
-    label = getattr(dataset.transforms, "LABEL_KEY", None)
-    if not label:
-        raise UserError(f"--oversample_minority balances the classes of the label, and "
-                        f"dataset {dataset.name!r} has none (LABEL_KEY in its transforms.py)")
+    label = dataset.module.require_label("--oversample_minority (it balances the label's "
+                                         "classes)")
     specs = schema_utils.schema_as_feature_spec(schema).feature_spec
     with tf.Graph().as_default():
         outputs = dataset.load_preprocessing_fn()(
@@ -132,7 +130,7 @@ class _Repeat(beam.DoFn):
         if not extra:
             yield transformed
             return
-        counters.count("oversampled", extra)
+        counters.count(counters.OVERSAMPLED, extra)
         rows = np.repeat(np.arange(batch.num_rows), copies)
         yield batch.take(pa.array(rows)), passthrough
 

@@ -106,7 +106,7 @@ def _slices(batch: pa.RecordBatch) -> Iterable[pa.RecordBatch]:
 def _lines(result: PredictionResult, key_columns: tuple[str, ...]) -> Iterable[str]:
     batch, predictions = result.example, result.inference
     # A scored row is a serving row of the accounting: read = scored + rejected.
-    counters.count("serving", batch.num_rows)
+    counters.count(counters.SERVING, batch.num_rows)
     keys = batch.column(ROW_KEY).flatten().to_numpy()
     columns = [pc.list_element(batch.column(name), 0).to_pylist() for name in key_columns]
     for i, prediction in enumerate(predictions):

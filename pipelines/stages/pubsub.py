@@ -1,5 +1,5 @@
-"""``DecodeMessages`` and ``EncodeRows``: the edges of the streaming job
-(``python -m pipelines run --input_topic ... --streaming``).
+"""``ReadMessages`` (with ``DecodeMessages``) and ``EncodeRows``: the edges of
+the streaming job (``python -m pipelines run --input_topic ... --streaming``).
 
 Each Pub/Sub message carries one CSV line of the dataset, without a header, in
 the dataset's column order (the header its files have, or its
@@ -18,14 +18,16 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.transforms.window import TimestampedValue
 
+from pipelines import layout
 from pipelines.decode.columns import CsvFormat, RejectedRow
 from pipelines.decode.csv_decoder import CsvDecoder
 from pipelines.decode.windows import NO_TIME, Windows
 from pipelines.stages import counters
+from pipelines.stages.read import REJECTED
 
-__all__ = ["REJECTED", "DecodeMessages", "EncodeRows", "late_message", "line_decoder"]
+__all__ = ["REJECTED", "DecodeMessages", "EncodeRows", "ReadMessages", "late_message",
+           "line_decoder"]
 
-REJECTED = "rejected"
 
 
 def line_decoder(decoder_columns: list, csv_format: CsvFormat) -> CsvDecoder:
@@ -44,7 +46,7 @@ class DecodeMessages(beam.DoFn):
         self._windows = windows
 
     def process(self, message: bytes):
-        counters.count("read", 1)
+        counters.count(counters.READ, 1)
         for item in self._decoder.decode(io.BytesIO(message.rstrip(b"\r\n") + b"\n"),
                                          "pubsub"):
             if isinstance(item, RejectedRow):
@@ -58,6 +60,26 @@ class DecodeMessages(beam.DoFn):
                 yield TimestampedValue(item, t)
 
 
+class ReadMessages(beam.PTransform):
+    """PBegin -> the messages of a Pub/Sub topic as ``{"serving": one-row
+    batches, "rejected": dead-letter messages}``, the read step of the streaming
+    job's ``PrepareInputs``."""
+
+    def __init__(self, topic: str, decoder: CsvDecoder, windows: Windows):
+        super().__init__()
+        self._topic = topic
+        self._decoder = decoder
+        self._windows = windows
+
+    def expand(self, pbegin):
+        decoded = (pbegin
+                   | "ReadPubSub" >> beam.io.ReadFromPubSub(topic=self._topic)
+                   | "DecodeMessages" >> beam.ParDo(
+                       DecodeMessages(self._decoder, self._windows)).with_outputs(
+                           REJECTED, main="rows"))
+        return {layout.SERVING: decoded.rows, REJECTED: decoded[REJECTED]}
+
+
 def _value(values: list | None):
     if not values:
         return None
@@ -69,7 +91,7 @@ class EncodeRows(beam.DoFn):
     """A one-row batch with its window features -> a JSON message."""
 
     def process(self, batch: pa.RecordBatch):
-        counters.count("serving", batch.num_rows)
+        counters.count(counters.SERVING, batch.num_rows)
         for row in batch.to_pylist():
             yield json.dumps({name: _value(values) for name, values in row.items()}).encode()
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 import pyarrow as pa
 
+from pipelines import layout
 from pipelines.decode.columns import RejectedRow
 from pipelines.decode.csv_decoder import CsvDecoder
 from pipelines.decode.files import decode_files, match_files
@@ -52,12 +53,12 @@ class _DecodeFiles(beam.DoFn):
         for item in decode_files(self._decoder, paths, self._limit, on_read):
             if isinstance(item, RejectedRow):
                 if self._counted:
-                    counters.count("read", 1)
+                    counters.count(counters.READ, 1)
                     counters.count_rejected(item.kind)
                     yield beam.pvalue.TaggedOutput(REJECTED, item.to_json())
             else:
                 if self._counted:
-                    counters.count("read", item.num_rows)
+                    counters.count(counters.READ, item.num_rows)
                     progress.advance("read", item.num_rows)
                 yield item
 
@@ -97,7 +98,7 @@ class ReadRaw(beam.PTransform):
                 | f"Match{label}" >> beam.FlatMap(_file_groups, self._limit)
                 | f"Distribute{label}" >> beam.Reshuffle()
                 | f"Decode{label}" >> beam.ParDo(_DecodeFiles(
-                    self._decoder.for_serving() if name == "serving" else self._decoder,
+                    self._decoder.for_serving() if name == layout.SERVING else self._decoder,
                     self._limit, counted)
                 ).with_outputs(REJECTED, main="batches"))
             outputs[name] = decoded.batches

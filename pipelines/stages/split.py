@@ -16,6 +16,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from pipelines import layout
 from pipelines.decode.row_keys import (
     ROW_KEY,
     eval_percent,
@@ -43,18 +44,18 @@ class _AssignSplit(beam.DoFn):
             eval_rows = stratified_eval_mask(
                 batch.column(self._stratify_by).flatten().to_pylist(),
                 batch.column(ROW_KEY).flatten().to_numpy(), limits)
-        for name, mask in (("train", ~eval_rows), ("eval", eval_rows)):
+        for name, mask in ((layout.TRAIN, ~eval_rows), (layout.EVAL, eval_rows)):
             rows = int(mask.sum())
             if rows:
                 if self._counted:
                     counters.count(name, rows)
                     progress.advance("split", rows)
                 part = batch if rows == batch.num_rows else batch.filter(pa.array(mask))
-                yield part if name == "train" else beam.pvalue.TaggedOutput(name, part)
+                yield part if name == layout.TRAIN else beam.pvalue.TaggedOutput(name, part)
 
 
 def _count_serving(batch: pa.RecordBatch) -> pa.RecordBatch:
-    counters.count("serving", batch.num_rows)
+    counters.count(counters.SERVING, batch.num_rows)
     progress.advance("split", batch.num_rows)
     return batch
 
@@ -100,17 +101,18 @@ class SplitExamples(beam.PTransform):
 
     def expand(self, raw):
         splits = {}
-        if "train" in raw:
+        if layout.TRAIN in raw:
             side = ({"limits": beam.pvalue.AsSingleton(self._limits)}
                     if self._stratify_by else {})
-            assigned = raw["train"] | "AssignSplit" >> beam.ParDo(
+            assigned = raw[layout.TRAIN] | "AssignSplit" >> beam.ParDo(
                 _AssignSplit(self._percent, self._counted, self._stratify_by), **side
-            ).with_outputs("eval", main="train")
+            ).with_outputs(layout.EVAL, main=layout.TRAIN)
             # Beam 2.59 types a tagged output Any, whose coder pickles a batch
             # to estimate its size: typed, it gets RecordBatchCoder's estimate.
-            assigned.eval.element_type = pa.RecordBatch
-            splits = {"train": assigned.train, "eval": assigned.eval}
-        if "serving" in raw:
-            splits["serving"] = (raw["serving"] | "CountServing" >> beam.Map(_count_serving)
-                                 if self._counted else raw["serving"])
+            assigned[layout.EVAL].element_type = pa.RecordBatch
+            splits = {layout.TRAIN: assigned[layout.TRAIN], layout.EVAL: assigned[layout.EVAL]}
+        if layout.SERVING in raw:
+            splits[layout.SERVING] = (
+                raw[layout.SERVING] | "CountServing" >> beam.Map(_count_serving)
+                if self._counted else raw[layout.SERVING])
         return splits

@@ -104,7 +104,7 @@ def _comparable(schema: schema_pb2.Schema, environment: str | None) -> schema_pb
 
 def split_environment(split: str) -> str:
     """The TFDV environment of a split's data."""
-    return SERVING if split == "serving" else TRAINING
+    return SERVING if split == layout.SERVING else TRAINING
 
 
 def _merge_comparator_anomalies(anomalies: anomalies_pb2.Anomalies,
@@ -183,12 +183,12 @@ class ValidateStats(beam.PTransform):
 
     def expand(self, statistics):
         training = beam.pvalue.AsSingleton(
-            self._training if self._training is not None else statistics["train"])
+            self._training if self._training is not None else statistics[layout.TRAIN])
         anomalies = {}
         for name, stats in statistics.items():
             label = name.capitalize()
             side = {}
-            if name != "train":
+            if name != layout.TRAIN:
                 side["training_statistics"] = training
                 if self._previous is not None:
                     side["previous_statistics"] = beam.pvalue.AsSingleton(self._previous)

@@ -97,7 +97,7 @@ class Transform(beam.PTransform):
         for name, batches in splits.items():
             label = name.capitalize()
             config, excluded = self._adapter_config, None
-            if name == "serving" and self._serving is not None:
+            if name == layout.SERVING and self._serving is not None:
                 config, excluded = self._serving
             data, _ = (((batches, config), self._transform_fn)
                        | f"Transform{label}" >> tft_beam.TransformDataset(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
@@ -115,10 +115,14 @@ def _keyed_by(element: tuple[str, pa.RecordBatch], entity: str):
 # as Beam's parameter defaults want them).
 _ROWS = userstate.BagStateSpec("rows", PickleCoder())
 _FIRED = userstate.ReadModifyWriteStateSpec("fired", PickleCoder())
+# The earliest time a held row's features are due: what the timer is set to,
+# kept so that a new row sets it without reading every row held back.
+_DUE = userstate.ReadModifyWriteStateSpec("due", VarIntCoder())
 _TIMER = userstate.TimerSpec("ready", TimeDomain.WATERMARK)
 _PARTS = userstate.BagStateSpec("parts", PickleCoder())
 _ROWS_PARAM = beam.DoFn.StateParam(_ROWS)
 _FIRED_PARAM = beam.DoFn.StateParam(_FIRED)
+_DUE_PARAM = beam.DoFn.StateParam(_DUE)
 _TIMER_PARAM = beam.DoFn.TimerParam(_TIMER)
 _PARTS_PARAM = beam.DoFn.StateParam(_PARTS)
 
@@ -131,7 +135,8 @@ class _EntityWindows(beam.DoFn):
         self._wait = lateness + early
         self._lateness = lateness
 
-    def process(self, element, rows=_ROWS_PARAM, fired=_FIRED_PARAM, timer=_TIMER_PARAM):
+    def process(self, element, rows=_ROWS_PARAM, fired=_FIRED_PARAM, due=_DUE_PARAM,
+                timer=_TIMER_PARAM):
         _, (row_id, batch) = element
         t = int(self._windows.row_times(batch)[0])
         if t == NO_TIME:  # no time, no window: the defaults
@@ -142,16 +147,15 @@ class _EntityWindows(beam.DoFn):
             yield row_id, _LATE
             return
         rows.add((row_id, batch, False))
-        pending = [self._ready_at(b) for _, b, done in rows.read() if not done]
-        timer.set(Timestamp(min(pending)))
-
-    def _ready_at(self, batch) -> int:
-        t = int(self._windows.row_times(batch)[0])
-        return t + self._wait
+        earliest = due.read()
+        ready_at = t + self._wait
+        if earliest is None or ready_at < earliest:
+            due.write(ready_at)
+            timer.set(Timestamp(ready_at))
 
     @userstate.on_timer(_TIMER)
     def ready(self, now=beam.DoFn.TimestampParam, rows=_ROWS_PARAM, fired=_FIRED_PARAM,
-              timer=_TIMER_PARAM):
+              due=_DUE_PARAM, timer=_TIMER_PARAM):
         held = list(rows.read())
         everything = pa.Table.from_batches([b for _, b, _ in held]).combine_chunks()
         everything = everything.to_batches()[0]
@@ -160,8 +164,8 @@ class _EntityWindows(beam.DoFn):
             merged.setdefault(key, []).append(chunk)
         events = {key: merge_events(chunks) for key, chunks in merged.items()}
         seconds = now.micros // 1_000_000
-        ready = np.array([not done and self._ready_at(b) <= seconds for _, b, done in held],
-                         dtype=bool)
+        due_at = self._windows.row_times(everything).astype(np.int64) + self._wait
+        ready = np.array([not done for _, _, done in held], dtype=bool) & (due_at <= seconds)
         if ready.any():
             added = add_window_features(self._windows, everything.filter(pa.array(ready)),
                                         events.get)
@@ -175,15 +179,19 @@ class _EntityWindows(beam.DoFn):
         until = events_reach(self._windows, everything)
         rows.clear()
         pending = []
-        for (row_id, batch, done), is_ready, reach in zip(held, ready, until, strict=True):
+        for (row_id, batch, done), is_ready, reach, at in zip(held, ready, until, due_at,
+                                                               strict=True):
             done = done or is_ready
             if not done or reach > horizon:
                 rows.add((row_id, batch, done))
             if not done:
-                pending.append(self._ready_at(batch))
+                pending.append(int(at))
         fired.write(seconds)
         if pending:
+            due.write(min(pending))
             timer.set(Timestamp(min(pending)))
+        else:
+            due.clear()
 
 
 class _JoinParts(beam.DoFn):
@@ -203,7 +211,7 @@ class _JoinParts(beam.DoFn):
         batch = next(p for p in found if isinstance(p, pa.RecordBatch))
         features = [p for p in found if not isinstance(p, pa.RecordBatch)]
         if _LATE in features:
-            counters.count("window_late", 1)
+            counters.count(counters.WINDOW_LATE, 1)
             yield beam.pvalue.TaggedOutput(_LATE, batch)
             return
         values = {name: value for part in features for name, value in part.items()}

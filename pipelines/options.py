@@ -1,0 +1,119 @@
+"""What each command is asked to do: one typed record per command, one field
+per flag of ``python -m pipelines <command>``, with the flag's default.
+
+The CLI (``pipelines.cli``) parses flags into these records and the Python
+API (``pipelines.api``) takes them as they are, so a notebook and the command
+line ask for the same thing the same way. Kept free of heavy imports: the
+CLI reads the defaults from here before any command runs.
+"""
+
+import dataclasses
+
+from pipelines.decode import DEFAULT_EVAL_FRACTION
+
+__all__ = ["PredictOptions", "RunOptions", "ValidateOptions", "from_flags"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """``run``: read, split, validate and transform a dataset's rows.
+
+    Attributes:
+      output_dir: where the run's outputs go (local or ``gs://``).
+      dataset: a registered dataset, ``package.module:attribute`` or a dataset
+        directory; None: drafted from ``train_input`` as ``init`` drafts it,
+        or ``flights`` without one.
+      label: without ``dataset``: the label column of ``train_input``.
+      train_input, serving_input: CSV globs (default: the dataset's own).
+      eval_fraction: the share of training rows held out for eval.
+      limit: read only the first N rows of each input.
+      temp_dir: TFT's temporary directory (default: in the run's staging one).
+      overwrite: replace a completed run in ``output_dir``.
+      max_rejected_fraction: fail when a larger share of rows is rejected.
+      schema: a TFMD schema file instead of the dataset's own.
+      stratify_by: eval takes ``eval_fraction`` of every class of this column.
+      drop_duplicates: keep one of each set of identical training rows.
+      oversample_minority: repeat the smaller classes' training records up to
+        this share of the largest class.
+      bigquery_table, bigquery_query, where, serving_where, sample_percent:
+        the training rows from BigQuery instead (``docs/cloud.md``).
+      input_topic, output_topic, rejected_topic, allowed_lateness: the
+        streaming job (``--streaming`` on Dataflow, ``docs/windows.md``).
+      dry_run, job_description: build the Dataflow job without submitting it,
+        and where to write it.
+    """
+
+    output_dir: str
+    dataset: str | None = None
+    label: str | None = None
+    train_input: str | None = None
+    serving_input: str | None = None
+    eval_fraction: float = DEFAULT_EVAL_FRACTION
+    limit: int | None = None
+    temp_dir: str | None = None
+    overwrite: bool = False
+    max_rejected_fraction: float = 0.001
+    schema: str | None = None
+    stratify_by: str | None = None
+    drop_duplicates: bool = False
+    oversample_minority: float | None = None
+    bigquery_table: str | None = None
+    bigquery_query: str | None = None
+    where: str | None = None
+    serving_where: str | None = None
+    sample_percent: float | None = None
+    input_topic: str | None = None
+    output_topic: str | None = None
+    rejected_topic: str | None = None
+    allowed_lateness: int = 300
+    dry_run: bool = False
+    job_description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateOptions:
+    """``validate``: new serving data against a completed run.
+
+    Attributes:
+      run_dir: the completed run's ``output_dir``.
+      serving_input: CSV glob of the new data (or ``serve``'s request logs).
+      previous_stats: a former span's statistics, for drift.
+      span: the span's name (default: the UTC time).
+      limit: read only the first N rows.
+      fail_on_anomalies: the CLI exits 1 when anything is out of bounds.
+    """
+
+    run_dir: str
+    serving_input: str
+    previous_stats: str | None = None
+    span: str | None = None
+    limit: int | None = None
+    fail_on_anomalies: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """``predict``: score raw CSV rows with a serving model (``RunInference``).
+
+    Attributes:
+      model: a serving SavedModel (``M/serving``, written by ``train``).
+      input: CSV glob in the model's dataset's dialect; the label may be absent.
+      output_dir: where ``predictions-*.csv`` and ``rejected/`` go.
+      limit: score only the first N rows.
+      overwrite: replace what ``output_dir`` holds.
+      dry_run, job_description: build the Dataflow job without submitting it.
+    """
+
+    model: str
+    input: str
+    output_dir: str
+    limit: int | None = None
+    overwrite: bool = False
+    dry_run: bool = False
+    job_description: str | None = None
+
+
+def from_flags(record: type, flags) -> object:
+    """The ``record`` (one of this module's classes) of parsed flags: an
+    ``argparse.Namespace`` with an attribute per field."""
+    return record(**{f.name: getattr(flags, f.name) for f in dataclasses.fields(record)})

@@ -1,0 +1,49 @@
+"""The ``predict`` pipeline: raw CSV rows prepared as ``run`` prepares a serving
+input, then scored by a serving model with Beam's ``RunInference``
+(``pipelines.commands.predict`` runs it)."""
+
+import dataclasses
+
+import apache_beam as beam
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines import beam_speedups, layout
+from pipelines.datasets import Dataset
+from pipelines.pipeline.prepare import PrepareInputs
+from pipelines.stages.predictions import Predict
+from pipelines.stages.read import ReadRaw
+
+__all__ = ["PredictConfig", "build_predict_pipeline"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    """What one ``predict`` reads and writes: raw CSV rows of ``dataset`` (as
+    the serving model carries it) scored by the model at ``model_dir``, whose
+    ``predict_raw`` signature names its output ``output``."""
+
+    dataset: Dataset
+    schema: schema_pb2.Schema
+    input: str
+    output_dir: str
+    model_dir: str
+    output: str
+    limit: int | None = None
+
+
+def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.Pipeline:
+    """Constructs the ``predict`` pipeline: the rows read as ``run`` reads a
+    serving input (rejected rows to ``rejected/``), their joined and window
+    features derived from the input's own rows, then ``RunInference``."""
+    out = config.output_dir
+    decoder = config.dataset.csv_decoder(config.schema)
+    inputs = {layout.SERVING: config.input}
+    pipeline = beam_speedups.new_pipeline(beam_args)
+    prepared = pipeline | "Prepare" >> PrepareInputs(
+        ReadRaw(inputs, decoder, layout.rejected_prefix(out), config.limit),
+        config.dataset.preparation(config.schema),
+        reread_for_windows=ReadRaw(inputs, decoder, rejected_prefix=None, limit=config.limit))
+    _ = prepared.rows[layout.SERVING] | "Predict" >> Predict(
+        config.model_dir, config.output, config.dataset.csv_format.key_columns,
+        layout.predictions_prefix(out))
+    return pipeline
