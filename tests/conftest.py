@@ -87,19 +87,41 @@ def pytest_configure(config):
     beam_speedups.install()
 
 
-# The modules that share the session's trained model: on one worker, so it is
-# trained once.
+# The modules that share the session's trained model: one scope, so that one
+# worker trains it once.
 _USE_THE_TRAINED_MODEL = {"test_dataflow", "test_request_log", "test_rest", "test_serving"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+# The modules that take longest (measured: --durations=0), so that they start
+# first and no worker is left with a long one at the end; the rest follow in
+# their order.
+_LONGEST_FIRST = ("test_own_data", "test_dataflow", "test_serving", "test_rest",
+                  "test_request_log", "test_census", "test_integrity", "test_windows",
+                  "test_recipes")
+
+
+def _module(item: pytest.Item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1]
+
+
 def pytest_collection_modifyitems(items):
-    """With pytest-xdist (``-n 2 --dist loadgroup``, pytest.ini), a module's tests
-    run on one worker, so its module-scoped runs happen once."""
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        group = "trained_model" if module in _USE_THE_TRAINED_MODEL else module
-        item.add_marker(pytest.mark.xdist_group(group))
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist (``-n 2``, pytest.ini), a module's tests run on one
+    worker, so its module-scoped runs happen once, and the modules that use the
+    trained model run on the same worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            stem = os.path.splitext(os.path.basename(module))[0]
+            return "trained_model" if stem in _USE_THE_TRAINED_MODEL else module
+
+    return ByModule(config, log)
 
 
 def _data_lines(path: str) -> tuple[bytes, list[bytes]]:

@@ -265,6 +265,7 @@ def test_a_dataset_can_be_named_as_module_attribute(tmp_path, capsys):
     assert "is a dict, not a pipelines.datasets.Dataset" in error
 
 
+@pytest.mark.slow
 def test_an_empty_training_split_is_a_one_line_error_and_publishes_nothing(tmp_path):
     header, rows = _flights_header_and_rows(200)
     decoder = datasets.get_dataset("flights").csv_decoder()

@@ -24,6 +24,9 @@ from pipelines.reports.run_dir import RunDir
 from tests.conftest import PROJECT_ROOT, run_cli
 from transforms import census
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 CENSUS = os.path.join(PROJECT_ROOT, "..", "shared", "data", "census", "adult.data")
 ROWS, HIGH_INCOME_ROWS = 32_561, 7_841  # rows of adult.data, and those with >50K
 

@@ -251,6 +251,7 @@ _DATAFLOW_FLAGS = ["--runner", "DataflowRunner", "--project", "my-project", "--r
                    "--setup_file", "./setup.py"]
 
 
+@pytest.mark.slow
 def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_model,
                                                            monkeypatch):
     # The launcher reads the serving model's info and dataset from --model (on GCS
@@ -273,6 +274,7 @@ def test_predict_builds_a_dataflow_job_that_runs_inference(tmp_path, trained_mod
     assert {"RunInference", "Write"} <= _steps_of(proto, "Predict")
 
 
+@pytest.mark.slow
 def test_predict_on_dataflow_needs_inputs_on_gcs(trained_model):
     result = run_cli("predict", "--model", trained_model.serving_dir, "--input", "new.csv",
                      "--output_dir", "gs://my-bucket/predictions", *_DATAFLOW_FLAGS, "--dry_run")

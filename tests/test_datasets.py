@@ -67,6 +67,7 @@ def penguins_run(tmp_path_factory, flights_slices):
     return out, serving
 
 
+@pytest.mark.slow
 def test_commands_on_a_run_of_a_code_defined_dataset_use_its_copy(penguins_run):
     out, serving = penguins_run
     with open(os.path.join(out, layout.SUMMARY_FILE)) as f:

@@ -45,6 +45,7 @@ def test_the_program_reports_a_mistake_in_one_line_and_exits_2(args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_api_runs_the_job_as_the_cli_does(flights_run, tmp_path):
     """What a notebook does: typed options in, the run's record out, the same
     record the CLI's run of the same inputs wrote."""

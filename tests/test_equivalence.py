@@ -16,6 +16,9 @@ from pipelines import layout
 from pipelines.reports.anomalies import load_statistics
 from references import baselines
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 SPLITS = ("train", "eval", "serving")
 
 

@@ -15,6 +15,9 @@ import tensorflow as tf
 
 from tests.conftest import BAD_ROWS, PROJECT_ROOT, TRAIN_ROWS, run_cli
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 OUTPUTS = ("data", "stats", "anomalies", "transform_fn", "transformed_metadata", "metadata",
            "rejected", "report.html", "validation_summary.json", "run_summary.json")
 

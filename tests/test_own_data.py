@@ -80,6 +80,7 @@ def census(tmp_path_factory):
     return {"dataset": dataset, "out": out, "serving": serving, "init": init}
 
 
+@pytest.mark.slow
 def test_init_writes_what_it_detected_in_the_census_file(census):
     with open(os.path.join(census["dataset"], "dataset.json")) as f:
         csv_format = json.load(f)["csv_format"]
@@ -90,6 +91,7 @@ def test_init_writes_what_it_detected_in_the_census_file(census):
     assert "spaces after it, no header line" in census["init"]
 
 
+@pytest.mark.slow
 def test_census_splits_80_20_and_accounts_for_every_row(census):
     rows = _summary(census["out"])["rows"]
     assert rows["read"] == 32_561 + SERVING_ROWS and rows["rejected"] == 0
@@ -97,6 +99,7 @@ def test_census_splits_80_20_and_accounts_for_every_row(census):
     assert abs(rows["eval"] / (rows["train"] + rows["eval"]) - 0.2) < 0.02
 
 
+@pytest.mark.slow
 def test_every_census_column_is_in_the_transformed_schema(census):
     outputs = tft.TFTransformOutput(census["out"]).transformed_feature_spec()
     for column in CENSUS_NAMES.split(","):
@@ -104,6 +107,7 @@ def test_every_census_column_is_in_the_transformed_schema(census):
     assert outputs["income_bracket"].dtype == tf.int64
 
 
+@pytest.mark.slow
 def test_census_report_evaluates_skew_for_every_feature(census):
     summary = _summary(census["out"])
     features = set(CENSUS_NAMES.split(",")) - {"income_bracket"}
@@ -112,6 +116,7 @@ def test_census_report_evaluates_skew_for_every_feature(census):
     assert summary["serving_without"] == ["income_bracket"]
 
 
+@pytest.mark.slow
 def test_census_serving_records_carry_no_label(census):
     files = tf.io.gfile.glob(os.path.join(census["out"], "data", "serving", "*.tfrecord.gz"))
     record = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP")))
@@ -119,12 +124,14 @@ def test_census_serving_records_carry_no_label(census):
     assert "income_bracket" not in features and "age_z" in features
 
 
+@pytest.mark.slow
 def test_census_serving_rows_without_the_label_match_the_pipeline(census):
     stdout = _ok(run_cli("check-parity", "--run_dir", census["out"], "--split", "serving",
                          "--n", str(SERVING_ROWS)))
     assert f"compared {SERVING_ROWS:,} rows x 14 features" in stdout and "0 mismatches" in stdout
 
 
+@pytest.mark.slow
 def test_validate_accepts_census_serving_data_without_the_label(census):
     stdout = _ok(run_cli("validate", "--run_dir", census["out"], "--serving_input",
                          census["serving"], "--span", "unlabelled"))
@@ -139,6 +146,7 @@ def _trained(run_dir: str, model_dir: str, epochs: int) -> dict:
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_train_on_census_beats_the_majority_class(census, tmp_path):
     metrics = _trained(census["out"], str(tmp_path / "model"), epochs=1)
     assert metrics["task"] == "binary"
@@ -165,6 +173,7 @@ def taxi(tmp_path_factory):
     return {"out": out, "stdout": stdout, "serving": serving}
 
 
+@pytest.mark.slow
 def test_the_zero_code_run_leaves_its_dataset_to_curate(taxi):
     dataset = os.path.join(taxi["out"], "dataset")
     assert sorted(os.listdir(dataset)) == ["dataset.json", "schema.pbtxt", "transforms.py"]
@@ -177,6 +186,7 @@ def test_the_zero_code_run_leaves_its_dataset_to_curate(taxi):
     assert "trip_start_timestamp    timestamp" in taxi["stdout"]
 
 
+@pytest.mark.slow
 def test_taxi_splits_80_20_and_evaluates_skew_for_every_feature(taxi):
     summary = _summary(taxi["out"])
     rows = summary["rows"]
@@ -189,6 +199,7 @@ def test_taxi_splits_80_20_and_evaluates_skew_for_every_feature(taxi):
         assert any(name == column or name.startswith(f"{column}_") for name in outputs), column
 
 
+@pytest.mark.slow
 def test_taxi_serving_data_without_tips_validates(taxi):
     stdout = _ok(run_cli("validate", "--run_dir", taxi["out"], "--serving_input",
                          taxi["serving"], "--span", "untipped"))
@@ -196,12 +207,14 @@ def test_taxi_serving_data_without_tips_validates(taxi):
     assert "tips" not in stdout.split("report:")[0]
 
 
+@pytest.mark.slow
 def test_taxi_serving_matches_the_pipeline_on_every_eval_row(taxi):
     eval_rows = _summary(taxi["out"])["rows"]["eval"]
     stdout = _ok(run_cli("check-parity", "--run_dir", taxi["out"], "--n", str(eval_rows)))
     assert f"compared {eval_rows:,} rows" in stdout and "0 mismatches" in stdout
 
 
+@pytest.mark.slow
 def test_train_on_taxi_is_a_regression_that_beats_the_mean(taxi, tmp_path):
     metrics = _trained(taxi["out"], str(tmp_path / "model"), epochs=3)
     assert metrics["task"] == "regression"
@@ -309,6 +322,7 @@ def test_training_files_must_carry_the_label():
         CsvDecoder(COLUMNS, CsvFormat()).check_header(io.BytesIO(b"a,b\n1,x\n"), "f.csv")
 
 
+@pytest.mark.slow
 def test_flights_serving_logs_without_arrival_columns_validate(flights_run, tmp_path):
     """Serving data of a departing flight has no arrival: the flights schema
     leaves arr_time, arr_delay and air_time out of the SERVING environment."""

@@ -20,6 +20,9 @@ from tests.conftest import PROJECT_ROOT, raw_rows, run_cli
 from tests.test_rest import _instances
 from transforms import flights
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 DELAY_SHIFT_MINUTES = 90
 BATCH = 100
 

@@ -21,6 +21,9 @@ from pipelines.decode.row_keys import ROW_KEY
 from tests.conftest import PROJECT_ROOT, raw_rows, run_cli
 from transforms import flights
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def server(trained_model):

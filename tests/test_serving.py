@@ -15,6 +15,9 @@ from pipelines.decode.row_keys import ROW_KEY
 from tests.conftest import raw_rows, run_cli
 from transforms import flights
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 MODEL_FEATURES = set(flights.OUTPUT_KEYS) - {flights.LABEL_KEY}
 
 

@@ -15,6 +15,9 @@ import tensorflow_transform as tft
 
 from tests.conftest import PROJECT_ROOT, run_cli
 
+# Every test here reads a full pipeline run (or a trained model) of its own.
+pytestmark = pytest.mark.slow
+
 DATASET = os.path.join(PROJECT_ROOT, "tests", "datasets", "techniques")
 ROWS = 2000
 WORDS = ("late", "early", "fast", "slow", "cheap", "dear", "new", "old", "big", "small")

@@ -282,6 +282,7 @@ def references(edge_days_run):
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", ["train", "eval", "serving"])
 def test_every_rows_window_features_equal_pandas(edge_days_run, references, split):
     run, _ = edge_days_run
@@ -327,6 +328,7 @@ def _by_key(batches) -> dict[int, tuple]:
     return found
 
 
+@pytest.mark.slow
 def test_streaming_gives_every_row_the_batch_features():
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
     from apache_beam.testing.test_stream import TestStream

@@ -1,7 +1,9 @@
 """Raw rows into Arrow, without Beam pipelines: the columns a schema declares
 (``columns``), CSV files (``csv_decoder``, ``files``) and how they are written
-(``dialect``), BigQuery rows and SQL (``bigquery``), and each row's key and
-split bucket (``row_keys``).
+(``dialect``), BigQuery rows and SQL (``bigquery``), each row's key and split
+bucket (``row_keys``) and content fingerprint (``fingerprints``), lookup joins
+(``lookups``), window features (``windows``) and the steps that prepare an
+input's rows before the split (``prepare``).
 
 Kept free of heavy imports itself: ``python -m pipelines --help`` reads
 ``DEFAULT_EVAL_FRACTION`` from here.

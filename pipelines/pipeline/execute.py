@@ -43,9 +43,12 @@ def execute(pipeline: beam.Pipeline) -> Executed:
     Raises:
       RuntimeError: the row accounting does not add up.
     """
-    result = pipeline.run()
-    result.wait_until_finish()
-    progress.finish()
+    progress.start()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        progress.finish()
     rows = Rows(**counters.row_counts(result))
     if rows.read != rows.accounted:
         raise RuntimeError(f"row accounting failed: read {rows.read} != train + eval + "

@@ -122,8 +122,8 @@ class PrepareInputs(beam.PTransform):
         elif windows:
             events = (self._reuse.events if self._reuse is not None
                       else self._window_events(pbegin, rows, repeated))
-            rows = {name: batches | f"WindowFeatures{name.capitalize()}" >> AddWindowFeatures(
-                        windows, events[name]) for name, batches in rows.items()}
+            rows = _each(rows, "WindowFeatures",
+                         lambda name: AddWindowFeatures(windows, events[name]))
         return Prepared(rows, rejected, repeated, events, late)
 
     def _repeated(self, rows: dict):

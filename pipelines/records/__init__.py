@@ -8,4 +8,4 @@ say what there is. Records written by older versions of the package read with
 defaults for the fields they lack.
 """
 
-__all__ = ["run_record", "serving_info"]
+__all__ = ["json_files", "run_record", "serving_info"]

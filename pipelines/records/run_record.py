@@ -12,7 +12,6 @@ A record written before a field existed reads with that field's default.
 """
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -20,9 +19,10 @@ import tensorflow as tf
 
 from pipelines import layout
 from pipelines.errors import UserError
+from pipelines.records.json_files import read_json, write_json
 
 __all__ = [
-    "Inputs", "InstanceSelection", "RunRecord", "Rows", "Seconds", "StageTime", "write_json",
+    "Inputs", "InstanceSelection", "RunRecord", "Rows", "Seconds", "StageTime",
 ]
 
 
@@ -179,12 +179,7 @@ class RunRecord:
             raise UserError(f"{run_dir} holds no completed run ({layout.SUMMARY_FILE} is "
                             f"missing); run `python -m pipelines run --output_dir {run_dir}` "
                             f"first")
-        with tf.io.gfile.GFile(path) as f:
-            try:
-                document = json.load(f)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path} does not parse as JSON: {error}") from None
-        return cls.from_json(document)
+        return cls.from_json(read_json(path))
 
     def write(self, run_dir: str) -> str:
         """Writes ``run_dir/run_summary.json``; returns its path."""
@@ -192,8 +187,3 @@ class RunRecord:
         write_json(path, self.to_json())
         return path
 
-
-def write_json(path: str, document: dict) -> None:
-    """A JSON document as the run writes its files: indented, one trailing newline."""
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(document, indent=2) + "\n")

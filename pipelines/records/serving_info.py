@@ -8,13 +8,13 @@ writes the file.
 """
 
 import dataclasses
-import json
 import os
 
 import tensorflow as tf
 
 from pipelines import layout
 from pipelines.errors import UserError
+from pipelines.records.json_files import read_json, write_json
 
 __all__ = ["PREDICT_RAW", "SERVING_DEFAULT", "TRANSFORM_FEATURES", "ServingInfo"]
 
@@ -49,8 +49,7 @@ class ServingInfo:
     def write(self, model_dir: str) -> None:
         path = layout.serving_info_file(model_dir)
         tf.io.gfile.makedirs(os.path.dirname(path))
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(dataclasses.asdict(self), f, indent=2)
+        write_json(path, dataclasses.asdict(self))
 
     @classmethod
     def read(cls, model_dir: str) -> "ServingInfo":
@@ -63,11 +62,7 @@ class ServingInfo:
         if not tf.io.gfile.exists(path):
             raise UserError(f"{model_dir} is not a serving model (no {path}); pass the "
                             f"serving directory `train` wrote (M/serving)")
-        with tf.io.gfile.GFile(path) as f:
-            try:
-                document = json.load(f)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path} does not parse as JSON: {error}") from None
+        document = read_json(path)
         known = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in document.items() if k in known})

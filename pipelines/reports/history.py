@@ -9,14 +9,13 @@ whether anything is out of bounds, and every anomaly, skew and drift metric.
 
 import dataclasses
 import datetime
-import json
 import os
 from typing import Any
 
 import tensorflow as tf
 
 from pipelines import layout
-from pipelines.records.run_record import write_json
+from pipelines.records.json_files import read_json, write_json
 from pipelines.reports.anomalies import Validated
 
 __all__ = ["Validation", "format_entry", "record"]
@@ -67,8 +66,7 @@ def record(run_dir: str, dataset: str, validation: Validation) -> None:
     path = os.path.join(run_dir, layout.VALIDATION_SUMMARY)
     document = {"dataset": dataset, "validations": []}
     if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            document = json.loads(f.read())
+        document = read_json(path)
     document["validations"] = [e for e in document["validations"]
                                if e["span"] != validation.span] + [
         dataclasses.asdict(validation)]

@@ -1,9 +1,17 @@
 """The Beam stages, one labelled composite transform per stage, and what runs
 inside them on the workers: ``ReadRaw`` (``read``), ``ReadBigQuery``
-(``bigquery``), ``SplitExamples`` (``split``), ``GenerateStats`` and
+(``bigquery``), ``ReadMessages`` (``pubsub``), ``RepeatedRows`` and
+``Deduplicate`` (``duplicates``), ``JoinLookups`` (``lookups``),
+``WindowEvents``, ``AddWindowFeatures`` and ``StreamingWindowFeatures``
+(``windows``), ``SplitExamples`` (``split``), ``GenerateStats`` and
 ``ValidateStats`` (``statistics``), ``Analyze``, ``Transform`` and
-``WriteOutputs`` (``transform``); the row counters they increment
-(``counters``) and their progress lines (``progress``).
+``WriteOutputs`` (``transform``), ``OversampleMinority`` (``oversample``) and
+``Predict`` (``predictions``); the row counters they increment (``counters``)
+and their progress lines (``progress``). The pipelines
+(``pipelines.pipeline``) apply the first five through ``PrepareInputs``.
 """
 
-__all__ = ["bigquery", "counters", "progress", "read", "split", "statistics", "transform"]
+__all__ = [
+    "bigquery", "counters", "duplicates", "lookups", "oversample", "predictions", "progress",
+    "pubsub", "read", "split", "statistics", "transform", "windows",
+]

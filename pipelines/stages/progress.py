@@ -25,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["advance", "expect_bytes", "finish"]
+__all__ = ["advance", "expect_bytes", "finish", "start"]
 
 _LOG_INTERVAL = 5.0
 
@@ -67,6 +67,17 @@ def advance(stage: str, rows: int, read_bytes: int = 0) -> None:
         elif now - state.printed >= _LOG_INTERVAL:
             state.printed = now
             _print_line(stage, state)
+
+
+def start() -> None:
+    """Forgets the stages of any earlier pipeline of this process (one that
+    failed, or a test's), so that a run's lines count its own rows only; the
+    input sizes announced for it stay."""
+    with _lock:
+        if _display[0] is not None:
+            _display[0].stop()
+            _display[0] = None
+        _stages.clear()
 
 
 def finish() -> None:
