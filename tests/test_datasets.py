@@ -172,3 +172,19 @@ def test_a_transforms_module_is_checked_once_with_one_line_errors(tmp_path, sour
     with pytest.raises(UserError) as raised:
         _ = datasets.load_directory(str(tmp_path / "d")).module
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_directory_named_as_a_registered_dataset_is_passed_as_a_path(tmp_path, monkeypatch,
+                                                                        capsys):
+    """``init --dir census`` then ``run --dataset census`` would run the registered
+    census dataset: init prints the path that names the directory, and the
+    registered name says it is not the directory."""
+    monkeypatch.chdir(tmp_path)
+    datasets.get_dataset("flights").save("census")
+    assert datasets.dataset_flag("census") == os.path.join(".", "census")
+    assert datasets.dataset_flag("adult") == "adult"
+    assert datasets.get_dataset("census").name == "census"
+    assert capsys.readouterr().err == (
+        "note: --dataset census is the registered dataset; for the dataset directory "
+        "census/, pass ./census\n")
+    assert datasets.get_dataset("./census").name == "flights"  # the directory's own
