@@ -40,8 +40,7 @@ from pipelines.errors import UserError
 
 __all__ = [
     "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_flag", "dataset_names",
-    "get_dataset",
-    "load_directory", "select_features", "write_directory",
+    "get_dataset", "load_directory", "select_features", "write_directory",
 ]
 
 # The files of a dataset directory.

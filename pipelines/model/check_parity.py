@@ -2,8 +2,8 @@
 
 Takes N raw rows of a split from the run's own inputs, read, prepared and split
 exactly as the pipeline did (``Preparation.prepare_table``, and the split of
-the run's record, strata included), runs them as serialized ``tf.Example``s through a
-serving model's ``transform_features`` signature, and compares every feature
+the run's record, strata included), runs them as serialized ``tf.Example``s
+through a serving model's ``transform_features`` signature, and compares every feature
 with the record the Beam pipeline wrote for the same raw row, joined on
 ``row_key``. Floats may differ by at most 1e-6; integers and strings must be
 equal.
@@ -71,7 +71,7 @@ def read_raw_rows(run: RunDir, split_name: str, count: int) -> pa.RecordBatch:
         percent = eval_percent(record.eval_fraction)
         wanted = split_name == layout.EVAL
         keep = lambda batch: eval_rows(batch, percent, stratify_by) == wanted  # noqa: E731
-    if preparation.changes(input_name) or stratify_by:
+    if preparation.changes(input_name) or (stratify_by and split_name != layout.SERVING):
         # Every row of the input is needed: a stratum, a window or a duplicate
         # depends on the others.
         prepare = functools.partial(preparation.prepare_table, input_name=input_name)
