@@ -39,10 +39,9 @@ def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.
     decoder = config.dataset.csv_decoder(config.schema)
     inputs = {layout.SERVING: config.input}
     pipeline = beam_speedups.new_pipeline(beam_args)
+    read = ReadRaw(inputs, decoder, layout.rejected_prefix(out), config.limit)
     prepared = pipeline | "Prepare" >> PrepareInputs(
-        ReadRaw(inputs, decoder, layout.rejected_prefix(out), config.limit),
-        config.dataset.preparation(config.schema),
-        reread_for_windows=ReadRaw(inputs, decoder, rejected_prefix=None, limit=config.limit))
+        read, config.dataset.preparation(config.schema), reread_for_windows=read.again())
     _ = prepared.rows[layout.SERVING] | "Predict" >> Predict(
         config.model_dir, config.output, config.dataset.csv_format.key_columns,
         layout.predictions_prefix(out))

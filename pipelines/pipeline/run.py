@@ -151,10 +151,8 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             None if config.stratify_by else eval_percent(config.eval_fraction),
             with_serving=bool(config.bigquery.serving_where))
     out = config.output_dir
-
-    def read_again() -> ReadRaw:
-        """An uncounted read of the CSV inputs already read once."""
-        return ReadRaw(config.csv_inputs, decoder, rejected_prefix=None, limit=config.limit)
+    read = ReadRaw(config.csv_inputs, decoder, layout.rejected_prefix(out), config.limit,
+                   bigquery)
 
     pipeline = beam_speedups.new_pipeline(beam_args)
     # No deep-copy optimization: it re-runs the read for each TFT phase, which
@@ -163,10 +161,8 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
         # Identical rows are counted in every input, and dropped from the
         # training input only when asked.
         prepared = pipeline | _PREPARE >> PrepareInputs(
-            ReadRaw(config.csv_inputs, decoder, layout.rejected_prefix(out), config.limit,
-                    bigquery),
-            preparation, count_duplicates=True,
-            reread_for_windows=None if bigquery else read_again())
+            read, preparation, count_duplicates=True,
+            reread_for_windows=None if bigquery else read.again())
         limits = None
         if config.stratify_by:
             limits = prepared.rows[layout.TRAIN] | "StratumLimits" >> StratumLimits(
@@ -182,7 +178,7 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
             # would hold every row in memory until the analysis is done. Reading
             # the CSV again streams them instead: memory stays flat as inputs grow.
             again = pipeline | _PREPARE_AGAIN >> PrepareInputs(
-                read_again(), preparation, counted=False, reuse=prepared)
+                read.again(), preparation, counted=False, reuse=prepared)
             splits = again.rows | "SplitAgain" >> SplitExamples(
                 config.eval_fraction, counted=False, stratify_by=config.stratify_by,
                 limits=limits)

@@ -50,9 +50,9 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
     inputs = {layout.SERVING: config.serving_input}
     preparation = (Preparation() if config.request_log
                    else config.dataset.preparation(config.schema))
+    read = ReadRaw(inputs, decoder, layout.rejected_prefix(out), config.limit)
     prepared = pipeline | "Prepare" >> PrepareInputs(
-        ReadRaw(inputs, decoder, layout.rejected_prefix(out), config.limit), preparation,
-        reread_for_windows=ReadRaw(inputs, decoder, rejected_prefix=None, limit=config.limit))
+        read, preparation, reread_for_windows=read.again())
     splits = prepared.rows | "SplitExamples" >> SplitExamples(config.eval_fraction)
     statistics = splits | "GenerateStats" >> GenerateStats(config.schema, out)
     previous = config.previous_statistics

@@ -74,23 +74,27 @@ def start() -> None:
     failed, or a test's), so that a run's lines count its own rows only; the
     input sizes announced for it stay."""
     with _lock:
-        if _display[0] is not None:
-            _display[0].stop()
-            _display[0] = None
+        _stop_display()
         _stages.clear()
 
 
 def finish() -> None:
     """Ends the display; in a log, prints every stage's final rows and time."""
     with _lock:
-        if _display[0] is not None:
-            _display[0].stop()
-            _display[0] = None
-        elif _stages:
+        if not _stop_display() and _stages:
             for stage, state in _stages.items():
                 _print_line(stage, state)
         _stages.clear()
         _expected_bytes.clear()
+
+
+def _stop_display() -> bool:
+    """Ends the terminal display, if one is drawn; whether one was."""
+    if _display[0] is None:
+        return False
+    _display[0].stop()
+    _display[0] = None
+    return True
 
 
 def _line(stage: str, state: _Stage) -> str:

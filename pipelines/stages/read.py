@@ -84,6 +84,11 @@ class ReadRaw(beam.PTransform):
         self._limit = limit
         self._bigquery = bigquery
 
+    def again(self) -> "ReadRaw":
+        """The second, uncounted pass over the same CSV inputs (BigQuery rows are
+        read once: a pipeline that reads them holds them instead)."""
+        return ReadRaw(self._inputs, self._decoder, rejected_prefix=None, limit=self._limit)
+
     def expand(self, pbegin):
         counted = self._rejected_prefix is not None
         outputs, rejected = {}, []
