@@ -80,7 +80,10 @@ class ValidateOptions:
       previous_stats: a former span's statistics, for drift.
       span: the span's name (default: the UTC time).
       limit: read only the first N rows.
-      fail_on_anomalies: the CLI exits 1 when anything is out of bounds.
+      fail_on_anomalies: the CLI exits 1 when anything is out of bounds (a
+        rejected row or a missing column included).
+      max_rejected_fraction: fail (the span recorded as failed) when a larger
+        share of the rows read is rejected.
     """
 
     run_dir: str
@@ -89,6 +92,7 @@ class ValidateOptions:
     span: str | None = None
     limit: int | None = None
     fail_on_anomalies: bool = False
+    max_rejected_fraction: float = RunOptions.max_rejected_fraction
 
 
 @dataclasses.dataclass(frozen=True)

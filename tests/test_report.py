@@ -12,7 +12,7 @@ import tensorflow as tf
 import schemas
 from pipelines.records.run_record import Inputs, Rows
 from pipelines.reports import summary
-from tests.conftest import run_cli
+from tests.conftest import BAD_ROWS, run_cli
 
 SCHEMA_FEATURES = [f.name for f in schemas.load_schema("flights").feature]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,14 +49,19 @@ def test_run_records_its_serving_split(validated_run):
     assert run["skew"]["origin"]["ok"] is False
 
 
-def test_validate_without_a_shift_passes(validated_run):
+def test_validate_without_a_shift_fails_only_on_its_rejected_rows(validated_run):
     run_dir, quiet, _ = validated_run
-    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    # The training slice holds 3 broken rows (0.06%, under --max_rejected_fraction):
+    # validated nonetheless, but a span with rows it could not read is not ok.
+    assert quiet.returncode == 1, quiet.stdout + quiet.stderr
     entry = _summary(run_dir)["same-as-training"]
-    assert entry["ok"] is True and entry["anomalies"] == {}
-    # The training slice holds 3 broken rows: rejected, and accounted for.
-    assert (entry["rows"], entry["rejected"]) == (5000, 3)
+    assert entry["ok"] is False and entry["failed"] is None and entry["anomalies"] == {}
+    assert (entry["read"], entry["rows"], entry["rejected"]) == (5003, 5000, 3)
+    assert entry["rejected_by_kind"] == {"wrong_field_count": 1, "unparsable": 1,
+                                         "missing_required": 1}
     assert all(m["ok"] for m in entry["skew"].values()) and entry["drift"] == {}
+    assert "\nverdict: not ok (3 rejected rows)\n" in quiet.stdout
+    assert "\nrejected: 3 of 5,003 rows rejected (0.06%): " in quiet.stdout
     span_dir = os.path.join(run_dir, "validations", "same-as-training")
     for path in ("stats/serving.pb", "anomalies/serving.pbtxt"):
         assert os.path.isfile(os.path.join(span_dir, path)), path
@@ -75,6 +80,66 @@ def test_validate_reports_drift_and_fails_on_request(validated_run):
     over = sorted(f for f, m in entry["drift"].items() if not m["ok"])
     assert f"drift: {7 - len(over)} of 7 features within threshold; over: {', '.join(over)}" in (
         drifted.stdout)
+
+
+def _flights_lines(run_dir: str, path: str, good: int, bad: list[bytes]) -> str:
+    """A serving file: the header and ``good`` readable rows of the training
+    slice, then the ``bad`` lines."""
+    with open(path, "rb") as f:
+        header, *rows = f.read().splitlines(keepends=True)
+    readable = [r for r in rows if r not in {line for line, _ in BAD_ROWS}][:good]
+    target = os.path.join(os.path.dirname(run_dir), f"serving-{good}-{len(bad)}.csv")
+    with open(target, "wb") as f:
+        f.write(header + b"".join(readable) + b"".join(bad))
+    return target
+
+
+def _copy(flights_run, tmp_path) -> str:
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(flights_run.output_dir, run_dir)
+    return run_dir
+
+
+def test_validate_fails_a_span_it_could_not_read(flights_run, tmp_path):
+    run_dir = _copy(flights_run, tmp_path)
+    unreadable = _flights_lines(run_dir, flights_run.train_input, 0, [BAD_ROWS[0][0]] * 40)
+    result = run_cli("validate", "--run_dir", run_dir, "--serving_input", unreadable,
+                     "--span", "unreadable", "--fail_on_anomalies")
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Traceback" not in result.stderr
+    assert error[0].startswith(
+        "error: span unreadable failed: 40 of 40 rows rejected (100.00%): wrong_field_count "
+        "40, e.g. serving-0-40.csv line 2: expected 19 fields, found 13; they are in ")
+    assert "more than --max_rejected_fraction 0.001 allows; recorded as failed in " in error[0]
+    entry = _summary(run_dir)["unreadable"]
+    assert entry["ok"] is False and entry["failed"] and (entry["read"], entry["rows"]) == (40, 0)
+    with open(os.path.join(run_dir, "report.html")) as f:
+        page = f.read()
+    assert "<tr class='failed'><td>unreadable</td>" in page
+    assert "<span class='bad'>failed</span>" in page
+
+
+def test_validate_names_one_rejected_row_in_two_thousand(flights_run, tmp_path):
+    run_dir = _copy(flights_run, tmp_path)
+    serving = _flights_lines(run_dir, flights_run.train_input, 1999, [BAD_ROWS[1][0]])
+    result = run_cli("validate", "--run_dir", run_dir, "--serving_input", serving,
+                     "--span", "one-bad-row", "--fail_on_anomalies")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ("\nrejected: 1 of 2,000 rows rejected (0.05%): unparsable 1, e.g. "
+            "serving-1999-1.csv line 2001: day: cannot parse b'x' as INT; they are in "
+            ) in result.stdout
+    assert "\nverdict: not ok (1 rejected row)\n" in result.stdout
+    allowed = run_cli("validate", "--run_dir", run_dir, "--serving_input", serving,
+                      "--span", "one-bad-row-allowed")
+    assert allowed.returncode == 0, "without --fail_on_anomalies it only reports"
+    every_span = [e["span"] for e in json.load(open(
+        os.path.join(run_dir, "validation_summary.json")))["validations"]]
+    assert every_span == ["run", "one-bad-row", "one-bad-row-allowed"]
+    with open(os.path.join(run_dir, "report.html")) as f:
+        page = f.read()
+    for span in every_span:
+        assert f"<td>{span}</td>" in page, f"the report lists every span: {span}"
 
 
 def test_report_is_self_contained(validated_run):

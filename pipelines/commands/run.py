@@ -127,7 +127,8 @@ def run(options: RunOptions, beam_args: list[str], started: float | None = None
             "run", config.serving_input or "BigQuery (--serving_where)",
             validated[layout.SERVING], rows.serving, rows.rejected,
             stats=layout.stats_file(final, layout.SERVING), previous_stats=None))
-    html.write_report(final, config.dataset.name, list(validated.values()), config.schema)
+    html.write_report(final, config.dataset.name, list(validated.values()), config.schema,
+                      history.load(final))
     record.write(final)  # last: its presence marks a completed run
     print(summary.format_report(record), flush=True)
     return record

@@ -11,7 +11,15 @@ serving input (``pipelines.pipeline.validate``) and writes
 to ``DIR/validation_summary.json`` and rewrites ``DIR/report.html``.
 
 The serving input may be ``serve``'s request logs (``--log_dir``), recognised
-by their header: they are checked on the features they hold, as logged.
+by their header: they are checked on the features they hold, as logged. A CSV
+file whose first line names most of the serving columns is read by that header,
+whatever the dataset's dialect says (``CsvDecoder.reading_by_header``): a column
+it lacks is reported missing, its other columns are named and left out.
+
+Validation never passes what it could not read: a span with more rejected rows
+than ``--max_rejected_fraction`` allows is recorded as failed and ends the
+command with a one-line error (exit 2); a rejected row or a missing column in
+any span makes it not ok (``--fail_on_anomalies`` exits 1).
 """
 
 import datetime
@@ -24,7 +32,7 @@ from pipelines.decode import csv_decoder, files, request_logs
 from pipelines.errors import UserError
 from pipelines.options import ValidateOptions
 from pipelines.pipeline import ValidateConfig, build_validate_pipeline, execute
-from pipelines.reports import anomalies, history, html
+from pipelines.reports import anomalies, history, html, rejections
 from pipelines.reports.history import Validation
 from pipelines.reports.run_dir import RunDir
 
@@ -35,6 +43,9 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
     """The ``validate`` command; returns the span's validation (its ``ok`` is
     what ``--fail_on_anomalies`` exits 1 on)."""
     preflight.check_beam_flags(beam_args)
+    if not 0 <= options.max_rejected_fraction <= 1:
+        raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
+                        f"{options.max_rejected_fraction}")
     run = RunDir(options.run_dir)
     schema = run.schema()
     training = anomalies.load_statistics(layout.stats_file(options.run_dir, layout.TRAIN))
@@ -46,13 +57,15 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
         raise UserError(f"{out} exists: pass another --span")
     header = _request_log_header(options.serving_input)
     checked = schema if header is None else request_logs.logged_schema(schema, header)
-    decoder = (run.dataset.csv_decoder(schema) if header is None
+    decoder = (run.dataset.csv_decoder(schema).reading_by_header() if header is None
                else request_logs.log_decoder(checked))
     preflight.check_input(options.serving_input, decoder.for_serving())
     preflight.announce_input_size([options.serving_input], options.limit)
     if header is not None:
         print(f"{options.serving_input}: a request log of {len(checked.feature)} features "
               f"(checked as logged; its prediction and time left out)")
+    missing = {} if header is not None else _missing_columns(options.serving_input,
+                                                             decoder.for_serving())
 
     executed = execute(build_validate_pipeline(ValidateConfig(
         dataset=run.dataset, schema=checked, serving_input=options.serving_input,
@@ -60,18 +73,50 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
         training_statistics=training, previous_statistics=previous, limit=options.limit,
         request_log=header is not None), beam_args))
 
+    rows = executed.rows
+    rejected = rejections.load(out, executed.rejected_by_kind())
+    failed = None
+    if rows.rejected > options.max_rejected_fraction * rows.read:
+        failed = (f"{rejected.describe(rows.read)}; more than --max_rejected_fraction "
+                  f"{options.max_rejected_fraction} allows")
     validated = anomalies.load_split(out, layout.SERVING, run.schema_file, name=f"span {span}")
-    validation = Validation.of(span, options.serving_input, validated, executed.rows.serving,
-                               executed.rows.rejected,
-                               stats=layout.stats_file(out, layout.SERVING),
-                               previous_stats=options.previous_stats)
+    validation = Validation.of(span, options.serving_input, validated, rows.serving,
+                               rows.rejected, stats=layout.stats_file(out, layout.SERVING),
+                               previous_stats=options.previous_stats, read=rows.read,
+                               rejections=rejected, missing_columns=missing, failed=failed)
     history.record(options.run_dir, run.dataset.name, validation)
     shown = [*anomalies.load_run(options.run_dir, run.schema_file).values(), validated]
     if previous is not None:
         shown.append(anomalies.Validated("previous span", previous))
-    page = html.write_report(options.run_dir, run.dataset.name, shown, schema)
+    page = html.write_report(options.run_dir, run.dataset.name, shown, schema,
+                             history.load(options.run_dir))
+    if failed:
+        raise UserError(f"span {span} failed: {failed}; recorded as failed in {page}")
     print(history.format_entry(validation, page))
     return validation
+
+
+def _missing_columns(pattern: str, decoder: csv_decoder.CsvDecoder) -> dict[str, str]:
+    """Column -> the first local file whose header lacks it; says how each file
+    read by its own header (not the dialect's) was read. Remote files are read
+    by their header in the pipeline, without this account."""
+    if "://" in pattern:
+        return {}
+    missing = {}
+    for path in files.match_files(pattern):
+        with files.open_input(path) as stream:
+            columns = decoder.file_columns(stream, path)
+        if not columns.by_header:
+            continue
+        found = [f"delimiter {columns.delimiter!r}"]
+        if columns.missing:
+            found.append(f"missing {', '.join(columns.missing)}")
+        if columns.extra:
+            found.append(f"extra columns left out: {', '.join(columns.extra)}")
+        print(f"{path}: read by its header ({'; '.join(found)})")
+        for column in columns.missing:
+            missing.setdefault(column, path)
+    return missing
 
 
 def _request_log_header(pattern: str) -> list[str] | None:

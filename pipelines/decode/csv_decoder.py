@@ -24,6 +24,13 @@ A serving decoder (``for_serving``) also reads files that lack the columns
 serving data may lack (the label and the label-only inputs: ``Column.in_serving``):
 their header does not name them or, without a header, their lines hold the
 other columns in order. Those columns decode as missing values.
+
+A serving decoder that reads files by their header (``reading_by_header``, as
+``validate`` does) also reads a file whose first line names most of the
+serving columns, whatever the dataset's dialect says about a header, the column
+order or the delimiter: columns are matched by name, the file's other columns
+are left out, and a column the header lacks decodes as missing in every row
+(``file_columns`` says which, for the validation to report).
 """
 
 import codecs
@@ -44,7 +51,7 @@ from pipelines.decode import row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
-__all__ = ["MAX_LINE_BYTES", "CsvDecoder", "HeaderMismatchError", "header_names"]
+__all__ = ["MAX_LINE_BYTES", "CsvDecoder", "FileColumns", "HeaderMismatchError", "header_names"]
 
 MAX_LINE_BYTES = 8 << 20
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
@@ -55,10 +62,37 @@ _LINE_END = re.compile(rb"\r*\n|\r")
 
 # Chunk size for locating the offending values once a vectorised cast has failed.
 _PROBE_CHUNK = 1024
+# The delimiters a file read by its header may use, besides the dataset's.
+_HEADER_DELIMITERS = (",", ";", "\t", "|")
+# What a column the schema does not know is read as, in a file read by its header:
+# "<_EXTRA><position>: <its name>", a name no schema column can have.
+_EXTRA = "\0extra "
 
 
 class HeaderMismatchError(UserError):
     """The CSV header does not name exactly the schema's columns."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FileColumns:
+    """How one file's columns meet the schema's.
+
+    Attributes:
+      names: the columns as the file holds them, in file order.
+      lacking: the schema's columns the file does not hold (decoded as missing).
+      missing: those of them serving data must hold (not the label's).
+      extra: the file's columns the schema does not know (left out).
+      by_header: the file was read by a header the dataset's dialect does not
+        describe (another order, delimiter, or a header where it expects none).
+      delimiter: the delimiter the file was read with.
+    """
+
+    names: tuple[str, ...]
+    lacking: tuple[str, ...]
+    missing: tuple[str, ...]
+    extra: tuple[str, ...]
+    by_header: bool
+    delimiter: str
 
 
 class _Utf8Lines:
@@ -170,7 +204,7 @@ class CsvDecoder:
 
     def __init__(self, columns: list[Column], csv_format: CsvFormat,
                  block_bytes: int = 4 << 20, max_line_bytes: int = MAX_LINE_BYTES,
-                 serving: bool = False):
+                 serving: bool = False, by_header: bool = False):
         self._columns = columns
         self._format = csv_format
         self._block_bytes = block_bytes
@@ -180,12 +214,21 @@ class CsvDecoder:
         # The columns a file may lack: those not in the serving environment, when
         # this decoder reads serving data.
         self._may_lack = [c.name for c in columns if serving and not c.in_serving]
+        self._serving = serving
+        self._by_header = by_header
 
     def for_serving(self) -> "CsvDecoder":
         """The decoder of serving files, which may lack the columns not in the
         schema's ``SERVING`` environment."""
         return CsvDecoder(self._columns, self._format, self._block_bytes,
-                          self._max_line_bytes, serving=True)
+                          self._max_line_bytes, serving=True, by_header=self._by_header)
+
+    def reading_by_header(self) -> "CsvDecoder":
+        """This decoder, but its serving decoder reads a file whose first line
+        names most of the serving columns by that header (see the module's
+        docstring); a file it cannot place so is read by the dialect."""
+        return CsvDecoder(self._columns, self._format, self._block_bytes,
+                          self._max_line_bytes, serving=self._serving, by_header=True)
 
     @property
     def output_schema(self) -> pa.Schema:
@@ -208,8 +251,8 @@ class CsvDecoder:
           HeaderMismatchError: the header's columns differ from the schema's.
         """
         stream = _text_stream(stream, self._format)
-        names, rest = self._read_header(stream, source)
-        next_line = 2 if self._format.has_header else 1  # line 1 is the header, if any
+        names, rest, csv_format = self._read_header(stream, source)
+        next_line = 2 if csv_format.has_header else 1  # line 1 is the header, if any
         remaining = limit
         for chunk in _line_blocks(stream, self._block_bytes, self._max_line_bytes, rest):
             if isinstance(chunk, _OverlongLine):
@@ -224,7 +267,7 @@ class CsvDecoder:
                 lines = len(block.numbers)
                 if remaining is not None and lines > remaining:
                     block, lines = block.head(remaining), remaining
-                yield from self._decode_block(block, names, source)
+                yield from self._decode_block(block, names, source, csv_format)
                 next_line += lines
             if remaining is not None:
                 remaining -= lines
@@ -234,24 +277,45 @@ class CsvDecoder:
     def check_header(self, stream: BinaryIO, source: str) -> list[str]:
         """Reads only the first line of ``stream``; raises HeaderMismatchError if
         off. Returns the schema's columns the file lacks (a serving file's)."""
-        names, _ = self._read_header(_text_stream(stream, self._format), source)
-        return [c.name for c in self._columns if c.name not in names]
+        return list(self.file_columns(stream, source).lacking)
 
-    def _read_header(self, stream: _Utf8Lines, source: str) -> tuple[list[str], bytes]:
-        """The file's column names, and what was read past the header line (the
-        first line itself too, when it is data)."""
+    def file_columns(self, stream: BinaryIO, source: str) -> FileColumns:
+        """Reads only the first line of ``stream``: how the file's columns meet
+        the schema's. Raises HeaderMismatchError if they cannot be read."""
+        names, _, csv_format = self._read_header(_text_stream(stream, self._format), source)
+        expected = [c.name for c in self._columns]
+        as_written = [n.split(": ", 1)[1] if n.startswith(_EXTRA) else n for n in names]
+        lacking = tuple(n for n in expected if n not in names)
+        return FileColumns(
+            names=tuple(as_written), lacking=lacking,
+            missing=tuple(n for n in lacking if n not in self._may_lack),
+            extra=tuple(w for n, w in zip(names, as_written, strict=True)
+                        if n.startswith(_EXTRA) or (
+                            n not in expected and n not in csv_format.ignored_columns)),
+            by_header=csv_format is not self._format, delimiter=csv_format.delimiter)
+
+    def _read_header(self, stream: _Utf8Lines, source: str
+                     ) -> tuple[list[str], bytes, CsvFormat]:
+        """The file's column names, what was read past the header line (the
+        first line itself too, when it is data), and the format to read the
+        file with (the dialect's, or the one its header calls for)."""
+        default_names = list(self._format.column_names) or [c.name for c in self._columns]
+        by_header = self._serving and self._by_header
+        if not self._format.has_header and not self._may_lack and not by_header:
+            return default_names, b"", self._format
+        line, rest = _read_first_line(stream)
+        if by_header:
+            placed = self._header_format(line)
+            if placed is not None:
+                return placed[0], rest, placed[1]
         if not self._format.has_header:
-            names = list(self._format.column_names) or [c.name for c in self._columns]
-            if not self._may_lack:
-                return names, b""
             # Without a header, the number of fields on the first line tells
             # whether the file holds every column or the serving columns only.
-            line, rest = _read_first_line(stream)
-            serving_names = [n for n in names if n not in self._may_lack]
+            serving_names = [n for n in default_names if n not in self._may_lack]
             fields = _fields(line, self._format)
-            return (serving_names if len(fields) == len(serving_names) else names,
-                    line + b"\n" + rest if line or rest else b"")
-        names, rest = _read_header_line(stream, self._format)
+            return (serving_names if len(fields) == len(serving_names) else default_names,
+                    line + b"\n" + rest if line or rest else b"", self._format)
+        names = _fields(line, self._format)
         if not names:
             raise HeaderMismatchError(f"{source} is empty: it has no header line")
         expected = [c.name for c in self._columns]
@@ -267,10 +331,46 @@ class CsvDecoder:
             raise HeaderMismatchError(
                 f"{source}: CSV header has {' and '.join(problems)}; the header "
                 f"must name exactly the schema's columns")
-        return names, rest
+        return names, rest, self._format
 
-    def _decode_block(self, block: _Block, names: list[str], source: str
-                      ) -> Iterator[pa.RecordBatch | RejectedRow]:
+    def _header_format(self, line: bytes) -> tuple[list[str], CsvFormat] | None:
+        """The names on ``line`` and the format to read its file with, when the
+        line is a header naming at least half of the serving columns (with the
+        dialect's delimiter or another common one); None when it is not. A file
+        whose header is exactly what the dialect expects keeps the dialect."""
+        expected = [c.name for c in self._columns]
+        serving = [n for n in expected if n not in self._may_lack]
+        best = None
+        for delimiter in dict.fromkeys((self._format.delimiter, *_HEADER_DELIMITERS)):
+            candidate = dataclasses.replace(self._format, delimiter=delimiter,
+                                            has_header=True)
+            fields = _fields(line, candidate)
+            matched = len({f.strip() for f in fields} & set(serving))
+            if best is None or matched > best[0]:
+                best = (matched, fields, candidate)
+        matched, fields, csv_format = best
+        if 2 * matched < len(serving):
+            return None
+        names = [f.strip() for f in fields]
+        as_the_dialect_says = (
+            self._format.has_header and names == fields
+            and csv_format.delimiter == self._format.delimiter
+            and all(n in names for n in serving)
+            and all(n in expected or n in self._format.ignored_columns for n in names))
+        if as_the_dialect_says:
+            return names, self._format
+        # The file's other columns are read under names no schema column has, so
+        # that a blank or repeated name cannot collide with one.
+        known = set(expected)
+        names = [n if n in known and names.index(n) == i else f"{_EXTRA}{i}: {n}"
+                 for i, n in enumerate(names)]
+        spaced = any(f != f.lstrip() for f in fields[1:])
+        return names, dataclasses.replace(
+            csv_format, skip_initial_space=csv_format.skip_initial_space or spaced,
+            ignored_columns=tuple(n for n in names if n.startswith(_EXTRA)))
+
+    def _decode_block(self, block: _Block, names: list[str], source: str,
+                      csv_format: CsvFormat) -> Iterator[pa.RecordBatch | RejectedRow]:
         block, screened = _screen_lines(block)
         for number, (kind, reason, line) in screened.items():
             yield RejectedRow(source, number, kind, reason, _text(line))
@@ -287,7 +387,7 @@ class CsvDecoder:
             read_options=pa_csv.ReadOptions(
                 column_names=names, block_size=len(block.data) + 1, use_threads=False),
             parse_options=pa_csv.ParseOptions(
-                delimiter=self._format.delimiter, invalid_row_handler=skip,
+                delimiter=csv_format.delimiter, invalid_row_handler=skip,
                 # A blank line is a row with the wrong number of fields, not nothing.
                 ignore_empty_lines=False),
             # Everything is read as raw bytes: typing happens in _type_batch, where
@@ -306,12 +406,12 @@ class CsvDecoder:
         if table.num_rows:
             lines = np.array([n for n in block.numbers if n not in skipped], dtype=np.int64)
             batch = table.combine_chunks().to_batches()[0]
-            if self._format.skip_initial_space:
+            if csv_format.skip_initial_space:
                 batch = _strip_leading_spaces(batch)
-            yield from self._type_batch(batch, lines, names, source, block.line)
+            yield from self._type_batch(batch, lines, names, source, block.line, csv_format)
 
     def _type_batch(self, batch: pa.RecordBatch, lines: np.ndarray, names: list[str],
-                    source: str, raw_line: Callable[[int], bytes]
+                    source: str, raw_line: Callable[[int], bytes], csv_format: CsvFormat
                     ) -> Iterator[pa.RecordBatch | RejectedRow]:
         """Types one parsed block; rows that do not fit the schema are rejected."""
         raw = {name: batch.column(name) for name in names}
@@ -324,8 +424,9 @@ class CsvDecoder:
 
         empty = functools.reduce(pc.and_, (pc.equal(a, b"") for a in raw.values()))
         reject(np.flatnonzero(_to_numpy(empty)), "empty_line", "empty line")
-        if self._format.has_header:
-            header = functools.reduce(pc.and_, (pc.equal(raw[n], n.encode()) for n in names))
+        if csv_format.has_header:
+            header = functools.reduce(pc.and_, (pc.equal(raw[n], n.encode()) for n in names
+                                                if not n.startswith(_EXTRA)))
             reject(np.flatnonzero(_to_numpy(header)), "repeated_header", "repeated header line")
         for name in lacking:  # a serving file without it: every value is missing
             raw[name] = pa.nulls(batch.num_rows, pa.binary())

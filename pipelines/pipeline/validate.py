@@ -46,7 +46,7 @@ def build_validate_pipeline(config: ValidateConfig, beam_args: list[str]) -> bea
     out = config.output_dir
     pipeline = beam_speedups.new_pipeline(beam_args)
     decoder = (log_decoder(config.schema) if config.request_log
-               else config.dataset.csv_decoder(config.schema))
+               else config.dataset.csv_decoder(config.schema).reading_by_header())
     inputs = {layout.SERVING: config.serving_input}
     preparation = (Preparation() if config.request_log
                    else config.dataset.preparation(config.schema))

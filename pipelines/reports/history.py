@@ -3,8 +3,12 @@
 
 Its first entry is the run's own serving split (span ``run``); ``validate``
 appends one entry per span, or replaces the entry of a span validated again.
-Each entry says where the rows came from, how many were read and rejected,
-whether anything is out of bounds, and every anomaly, skew and drift metric.
+Each entry says where the rows came from, how many were read and rejected (and
+why), whether anything is out of bounds, and every anomaly, skew and drift
+metric. A span of ``validate`` is ok only when it has no anomaly and every row it
+read was validated: a rejected row, or a column its files lack, is out of bounds
+too, and a span with more rejected rows than ``--max_rejected_fraction`` allows
+is recorded as failed (``failed`` says why) and never ok.
 """
 
 import dataclasses
@@ -17,8 +21,9 @@ import tensorflow as tf
 from pipelines import layout
 from pipelines.records.json_files import read_json, write_json
 from pipelines.reports.anomalies import Validated
+from pipelines.reports.rejections import Rejections
 
-__all__ = ["Validation", "format_entry", "record"]
+__all__ = ["Validation", "format_entry", "load", "record"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,11 @@ class Validation:
       skew, drift: feature -> metric, value, threshold, ok.
       stats: the span's statistics file.
       previous_stats: the former span's statistics it was compared with, if any.
+      read: the rows read (validated, rejected or dropped as duplicates).
+      rejected_by_kind: the rejected rows by kind (``wrong_field_count``, ...).
+      rejections: the rejected rows in one line, with an example and where they are.
+      missing_columns: column -> the file whose header lacks it (read as missing).
+      failed: why the span could not be validated (too many rows rejected), if so.
     """
 
     span: str
@@ -48,17 +58,74 @@ class Validation:
     drift: dict[str, dict[str, Any]]
     stats: str | None = None
     previous_stats: str | None = None
+    read: int | None = None
+    rejected_by_kind: dict[str, int] = dataclasses.field(default_factory=dict)
+    rejections: str | None = None
+    missing_columns: dict[str, str] = dataclasses.field(default_factory=dict)
+    failed: str | None = None
 
     @classmethod
     def of(cls, span: str, source: str | None, validated: Validated, rows: int,
-           rejected: int, *, stats: str, previous_stats: str | None) -> "Validation":
-        """The validation of one span, as validated now."""
+           rejected: int, *, stats: str, previous_stats: str | None,
+           read: int | None = None, rejections: Rejections | None = None,
+           missing_columns: dict[str, str] | None = None,
+           failed: str | None = None) -> "Validation":
+        """The validation of one span, as validated now. With ``rejections``
+        (``validate``'s spans), a rejected row makes it not ok, as does a
+        column in ``missing_columns``; a ``failed`` span is never ok."""
+        counted = rejections.total if rejections is not None else 0
+        missing = dict(missing_columns or {})
         return cls(
             span=span, input=source,
             validated_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            rows=rows, rejected=rejected, ok=validated.ok,
+            rows=rows, rejected=rejected,
+            ok=validated.ok and not counted and not missing and failed is None,
             anomalies=validated.descriptions(), skew=validated.comparisons("skew"),
-            drift=validated.comparisons("drift"), stats=stats, previous_stats=previous_stats)
+            drift=validated.comparisons("drift"), stats=stats, previous_stats=previous_stats,
+            read=read, rejected_by_kind=dict(rejections.by_kind) if rejections else {},
+            rejections=rejections.describe(read or 0) if counted else None,
+            missing_columns=missing, failed=failed)
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> "Validation":
+        """An entry as validation_summary.json holds it (older entries lack the
+        later fields: they take their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in entry.items() if k in known})
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``failed`` (not validated: too many rows rejected) or
+        ``not ok``."""
+        return "failed" if self.failed else "ok" if self.ok else "not ok"
+
+    def problems(self) -> list[str]:
+        """What makes the span not ok, one short phrase each."""
+        found = []
+        if self.failed:
+            found.append("too many rows rejected to validate it")
+        elif self.rejected_by_kind:
+            count = sum(self.rejected_by_kind.values())
+            found.append(f"{count:,} rejected row{'s' if count != 1 else ''}")
+        if self.missing_columns:
+            found.append(f"missing column{'s' if len(self.missing_columns) != 1 else ''} "
+                         f"{', '.join(self.missing_columns)}")
+        if self.anomalies:
+            found.append(f"anomalies in {len(self.anomalies)} features")
+        for kind, table in (("skew", self.skew), ("drift", self.drift)):
+            over = [f for f, m in table.items() if m.get("ok") is False]
+            if over:
+                found.append(f"{kind} over threshold in {', '.join(over)}")
+        return found
+
+
+def load(run_dir: str) -> list[Validation]:
+    """Every entry of the run's validation_summary.json, oldest first (none
+    before the run has written it)."""
+    path = os.path.join(run_dir, layout.VALIDATION_SUMMARY)
+    if not tf.io.gfile.exists(path):
+        return []
+    return [Validation.from_json(e) for e in read_json(path)["validations"]]
 
 
 def record(run_dir: str, dataset: str, validation: Validation) -> None:
@@ -79,6 +146,11 @@ def format_entry(validation: Validation, report_path: str) -> str:
              else "no anomalies")
     lines = ["", f"span {validation.span}: {validation.rows:,} rows, "
                  f"{validation.rejected:,} rejected, {found}"]
+    if validation.rejections:
+        lines.append(f"rejected: {validation.rejections}")
+    lines += [f"  {column}: missing: the header of {source} does not name it, so it was "
+              f"read as missing in every row." for column, source
+              in validation.missing_columns.items()]
     # The first sentence says what is wrong; the fixes are in the report.
     lines += [f"  {feature}: {text.split('. ')[0].rstrip('.')}."
               for feature, text in validation.anomalies.items()]
@@ -87,5 +159,8 @@ def format_entry(validation: Validation, report_path: str) -> str:
             over = [f for f, m in table.items() if not m["ok"]]
             lines.append(f"{kind}: {len(table) - len(over)} of {len(table)} features within "
                          f"threshold" + (f"; over: {', '.join(over)}" if over else ""))
+    problems = validation.problems()
+    lines.append(f"verdict: {validation.status}" + (f" ({'; '.join(problems)})"
+                                                    if problems else ""))
     lines.append(f"report: {report_path}")
     return "\n".join(lines)

@@ -3,19 +3,22 @@
 Per feature, the distributions of every dataset side by side (histograms for
 numbers, top values for categories) and missing-value rates; every anomaly in
 plain language with its likely fix; every skew and drift metric next to its
-threshold. Charts are inline SVG and styles inline CSS: the file opens offline,
+threshold; every validated span with the rows it read and rejected, those that
+are not ok in red. Charts are inline SVG and styles inline CSS: the file opens offline,
 with no script and nothing fetched from the web.
 """
 
 import datetime
 import html
 import os
+from collections.abc import Sequence
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from pipelines import layout
 from pipelines.reports.anomalies import Validated
+from pipelines.reports.history import Validation
 
 __all__ = ["render", "write_report"]
 
@@ -25,18 +28,19 @@ _TOP_VALUES = 8
 
 
 def write_report(run_dir: str, dataset: str, validated: list[Validated],
-                 schema: schema_pb2.Schema) -> str:
+                 schema: schema_pb2.Schema, spans: Sequence[Validation] = ()) -> str:
     """Renders ``DIR/report.html`` from ``validated`` (the run's splits, then any
-    validated spans); returns its path."""
-    page = render(f"{dataset}: data validation report", run_dir, validated, schema)
+    validated spans) and ``spans`` (every entry of validation_summary.json);
+    returns its path."""
+    page = render(f"{dataset}: data validation report", run_dir, validated, schema, spans)
     path = os.path.join(run_dir, layout.REPORT)
     with tf.io.gfile.GFile(path, "w") as f:
         f.write(page)
     return path
 
 
-def render(title: str, subtitle: str, datasets: list[Validated], schema: schema_pb2.Schema
-           ) -> str:
+def render(title: str, subtitle: str, datasets: list[Validated], schema: schema_pb2.Schema,
+           spans: Sequence[Validation] = ()) -> str:
     """The whole page."""
     colors = {d.name: _COLORS[i % len(_COLORS)] for i, d in enumerate(datasets)}
     generated = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -45,6 +49,7 @@ def render(title: str, subtitle: str, datasets: list[Validated], schema: schema_
         f"<title>{_e(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
         f"<header><h1>{_e(title)}</h1><p>{_e(subtitle)} · generated {generated}</p></header>",
         _summary(datasets),
+        _spans(spans),
         _anomalies(datasets),
         _comparisons(datasets),
         _features(datasets, schema, colors),
@@ -71,6 +76,31 @@ def _summary(datasets: list[Validated]) -> str:
     return ("<section id='summary'><h2>Summary</h2><table><thead><tr><th>data</th>"
             "<th>rows</th><th>validation</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table></section>")
+
+
+def _spans(spans: Sequence[Validation]) -> str:
+    """Every validated span, oldest first: rows read and rejected, and its
+    verdict (failed and not-ok spans in red, with what made them so)."""
+    if not spans:
+        return ""
+    rows = []
+    for v in spans:
+        css = "ok" if v.ok else "bad"
+        problems = "; ".join(v.problems())
+        kinds = ", ".join(f"{kind} {count:,}" for kind, count in v.rejected_by_kind.items())
+        rejected = f"{v.rejected:,}" + (f" <span class='fix'>({_e(kinds)})</span>"
+                                        if kinds else "")
+        read = f"{v.read:,}" if v.read is not None else "-"
+        rows.append(
+            f"<tr class='{'' if v.ok else 'failed'}'><td>{_e(v.span)}</td>"
+            f"<td>{_e(v.input or '')}</td><td>{_e(v.validated_at)}</td>"
+            f"<td class='num'>{read}</td><td class='num'>{v.rows:,}</td>"
+            f"<td class='num'>{rejected}</td><td><span class='{css}'>{_e(v.status)}</span>"
+            + (f" <span class='fix'>{_e(problems)}</span>" if problems else "") + "</td></tr>")
+    return ("<section id='spans'><h2>Validated spans</h2><table><thead><tr><th>span</th>"
+            "<th>input</th><th>validated at</th><th>read</th><th>validated</th>"
+            "<th>rejected</th><th>verdict</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table></section>")
 
 
 def _anomalies(datasets: list[Validated]) -> str:
@@ -263,5 +293,5 @@ background:#6e7781}.tag.skew{background:#cf222e}.tag.drift{background:#9a6700}
 .card{border:1px solid #d0d7de;border-radius:6px;padding:6px 12px;flex:1 1 500px}
 .key{margin-right:14px}.key i{display:inline-block;width:12px;height:12px;margin-right:4px;
 vertical-align:-1px;border-radius:2px}svg text{font-size:11px;fill:#57606a}
-svg text.tiny{font-size:9px}
+svg text.tiny{font-size:9px}tr.failed td{background:#ffebe9}
 """
