@@ -138,6 +138,41 @@ def test_validate_accepts_census_serving_data_without_the_label(census):
     assert f"span unlabelled: {SERVING_ROWS:,} rows, 0 rejected, no anomalies" in stdout
 
 
+@pytest.mark.slow
+def test_validate_reads_a_census_file_by_its_header_and_names_the_missing_column(
+        census, tmp_path):
+    """A serving file as a dataframe library writes it: a header, ``,`` without
+    spaces, the columns in another order, one of them gone and an index added.
+    Read by its header, whatever the dialect says: every row read, the missing
+    column named (an anomaly), the extra one left out."""
+    names = CENSUS_NAMES.split(",")
+    with open(CENSUS, newline="") as f:
+        records = [[v.strip() for v in r] for r in csv.reader(f) if r][-500:]
+    kept = [n for n in reversed(names) if n not in ("hours_per_week", "income_bracket")]
+    serving = tmp_path / "serving-with-header.csv"
+    with open(serving, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["index", *kept])
+        for i, record in enumerate(records):
+            row = dict(zip(names, record, strict=True))
+            writer.writerow([i, *(row[n] for n in kept)])
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(census["out"], run_dir)
+    result = run_cli("validate", "--run_dir", run_dir, "--serving_input", str(serving),
+                     "--span", "by-header", "--fail_on_anomalies")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (f"{serving}: read by its header (delimiter ','; missing hours_per_week; extra "
+            f"columns left out: index)") in result.stdout
+    assert "span by-header: 500 rows, 0 rejected" in result.stdout
+    assert (f"  hours_per_week: missing: the header of {serving} does not name it, so it was "
+            f"read as missing in every row.") in result.stdout
+    assert "verdict: not ok (missing column hours_per_week" in result.stdout
+    with open(os.path.join(run_dir, "validation_summary.json")) as f:
+        entry = json.load(f)["validations"][-1]
+    assert entry["missing_columns"] == {"hours_per_week": str(serving)}
+    assert (entry["read"], entry["rows"], entry["rejected"]) == (500, 500, 0)
+
+
 def _trained(run_dir: str, model_dir: str, epochs: int) -> dict:
     """``train``'s metrics.json."""
     _ok(run_cli("train", "--run_dir", run_dir, "--model_dir", model_dir,
