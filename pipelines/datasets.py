@@ -172,7 +172,7 @@ def write_directory(directory: str, name: str, csv_format: CsvFormat,
     """Writes a dataset directory: ``dataset.json`` (the name, the CSV format and
     any feature selection), ``schema.pbtxt`` (a schema, or its text) and
     ``transforms.py``."""
-    document = {"name": name, "csv_format": dataclasses.asdict(csv_format)}
+    document = {"name": name, "csv_format": csv_format.to_document()}
     if features:
         document["features"] = {k: list(v) for k, v in features.items()}
     _write(os.path.join(directory, DATASET_FILE), json.dumps(document, indent=2) + "\n")
@@ -185,9 +185,7 @@ def load_directory(directory: str) -> Dataset:
     """The dataset in ``directory`` (``dataset.json``, ``schema.pbtxt``, ``transforms.py``)."""
     try:
         document = json.loads(_read(os.path.join(directory, DATASET_FILE)))
-        csv_format = document["csv_format"]
-        csv_format = CsvFormat(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in csv_format.items()})
+        csv_format = CsvFormat.from_document(document["csv_format"])
         features = {k: tuple(v) for k, v in document.get("features", {}).items()}
         if set(features) - {"keep", "drop"}:
             raise ValueError(f"\"features\" takes \"keep\" or \"drop\", got {sorted(features)}")

@@ -25,6 +25,20 @@ hour-of-day and weekday cycles and a scaled time, never hashes; a column with
 one value becomes a flag of whether it is there. The label is
 encoded: text, or a few whole numbers, as classes; a number with many values
 stays a number (``train`` then fits a regression).
+
+Two things a person would otherwise undo:
+
+- A row key is not a feature: a column ``--key`` names, or one of whole
+  numbers that increase strictly from row to row (``Id``, ``instant``), is read
+  and kept in the schema (for the split key, predictions and deduplication)
+  but is neither transformed, fed to the model, compared for skew nor part of a
+  serving request. Without ``--key``, such a column keys the split.
+- A word such as ``None`` marks a missing value only in a column whose other
+  values are numbers; in a text column it is a category
+  (``pipelines.decode.dialect``). ``--null_values`` sets the markers of every
+  column instead.
+
+``init`` prints both decisions, column by column.
 """
 
 import dataclasses
@@ -57,6 +71,8 @@ MIN_HASH_BUCKETS, MAX_HASH_BUCKETS = 64, 8192
 # Seconds since 1970 of 2000-01-01 and 2100-01-01: the range a timestamp column's
 # values must lie in, with a name that says so.
 EPOCH_RANGE = (946_684_800, 4_102_444_800)
+# Fewer rows than this are too few to tell a row id from a sorted feature.
+ROW_ID_MIN_ROWS = 20
 _TIME_NAME = re.compile(r"time|date|(^|_)ts$|_at$", re.IGNORECASE)
 _DATETIME_TEXT = re.compile(rb"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d*)?)?)?")
 # Thresholds: as suggest-thresholds measures them (sizes, repeats, margin), with
@@ -69,7 +85,7 @@ class Choice:
     """What the generated module does with one raw column, and why."""
 
     column: str
-    kind: str  # number, vocabulary, hashed, timestamp(_text), presence, skipped, label_*
+    kind: str  # number, vocabulary, hashed, timestamp(_text), presence, skipped, key, label_*
     why: str
     optional: bool = False  # has missing values: a number's get flagged
     values: int = 0  # distinct values seen
@@ -88,6 +104,7 @@ class Drafted:
     rejected: int
     choices: list[Choice]
     thresholds: dict[str, float]
+    decisions: list[str] = dataclasses.field(default_factory=list)
 
     def describe(self) -> str:
         """What ``init`` prints: what it read, what it chose, what to do next."""
@@ -99,6 +116,9 @@ class Drafted:
             threshold = self.thresholds.get(choice.column)
             shown = f"   skew/drift threshold {threshold:g}" if threshold is not None else ""
             lines.append(f"  {choice.column:<{width}}  {choice.kind:<15} {choice.why}{shown}")
+        if self.decisions:
+            lines.append("Decided, to check:")
+            lines += [f"  {decision}" for decision in self.decisions]
         return "\n".join(lines)
 
 
@@ -117,12 +137,19 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
         if column not in names:
             raise UserError(f"{column!r} is not a column of {files[0]}; its columns: "
                             f"{', '.join(names)}")
-    csv_format = dataclasses.replace(csv_format, key_columns=tuple(key))
-    inferred = infer(files, csv_format, names, limit)
+    # Markers given are the user's, for every column; else a word like None is judged
+    # by its column.
+    inferred = infer(files, csv_format, names, limit, column_markers=null_values is None)
     if not inferred.typed.num_rows:
         raise UserError(f"{train_input} holds no row that decodes as {csv_format}")
     schema = inferred.schema
-    choices = [_choose(inferred.typed.column(n), tfdv.get_feature(schema, n), n == label)
+    row_ids = [n for n in names if n != label
+               and _is_row_id(inferred.typed.column(n), tfdv.get_feature(schema, n))]
+    csv_format = dataclasses.replace(
+        csv_format, key_columns=tuple(key) or tuple(row_ids),
+        column_null_values=inferred.column_null_values)
+    choices = [_choose(inferred.typed.column(n), tfdv.get_feature(schema, n), n == label,
+                       _key_reason(n, key, row_ids) if n != label else None)
                for n in names]
     _declare_environments(schema, label)
     # A column with one value or none has no distribution to compare, and its
@@ -131,7 +158,10 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
     for feature in schema.feature:
         if feature.name in constant:
             feature.presence.ClearField("min_count")
-    thresholds = _set_thresholds(schema, pa.Table.from_batches([inferred.typed]), constant)
+    # A row key is new in every serving row: comparing it would flag drift for nothing.
+    keys = {c.column for c in choices if c.kind == "key"}
+    thresholds = _set_thresholds(schema, pa.Table.from_batches([inferred.typed]),
+                                 constant | keys)
     name = name or name_of(directory)
     detected = dialect.Detected(csv_format, names).describe()
     header = (f"# Drafted by `python -m pipelines init` from {train_input}\n"
@@ -146,7 +176,7 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
                              header + text_format.MessageToString(schema),
                              _module_source(name, train_input, choices, label))
     return Drafted(directory, name, detected, inferred.typed.num_rows, inferred.rejected,
-                   choices, thresholds)
+                   choices, thresholds, _decisions(choices, csv_format, inferred.typed, schema))
 
 
 def name_of(path: str) -> str:
@@ -165,8 +195,47 @@ def _dialect(path: str, column_names, delimiter, null_values, encoding
     return csv_format, names
 
 
-def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bool) -> Choice:
-    """The recipe for one column, from its type and values."""
+def _is_row_id(column: pa.LargeListArray, feature: schema_pb2.Feature) -> bool:
+    """Whole numbers in every row, each larger than the one before (in file
+    order): a row id (``Id``, ``instant``), not a measurement. A column named
+    like a time is a time, whose recipe is the timestamp's."""
+    if (feature.type != schema_pb2.INT or column.null_count or len(column) < ROW_ID_MIN_ROWS
+            or _TIME_NAME.search(feature.name)):
+        return False
+    numbers = column.flatten().to_numpy(zero_copy_only=False)
+    return bool(np.all(np.diff(numbers) > 0))
+
+
+def _key_reason(column: str, key: Sequence[str], row_ids: list[str]) -> str | None:
+    """Why ``column`` is a row key rather than a feature; None when it is a feature."""
+    if column in key:
+        return "a row key (--key), kept out of the features"
+    if column in row_ids:
+        keyed = "" if key else "; it keys the split"
+        return f"a row key (unique and increasing), kept out of the features{keyed}"
+    return None
+
+
+def _decisions(choices: list[Choice], csv_format: CsvFormat, typed: pa.RecordBatch,
+               schema: schema_pb2.Schema) -> list[str]:
+    """The choices a person may disagree with, one line each: row keys, and the
+    words that are missing values in one column and categories in another."""
+    lines = [f"{c.column}: {c.why}" for c in choices if c.kind == "key"]
+    for column, markers in csv_format.column_null_values:
+        lines += [f"{m} in {column}: a missing value (the column's other values are numbers)"
+                  for m in markers]
+    for feature in schema.feature:
+        if feature.type == schema_pb2.BYTES:
+            values = pc.unique(typed.column(feature.name).flatten())
+            lines += [f"{m} in {feature.name}: a category, not a missing value (the column "
+                      f"is text)" for m in dialect.word_markers_in(values)
+                      if m not in csv_format.null_values]
+    return lines
+
+
+def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bool,
+            key_reason: str | None = None) -> Choice:
+    """The recipe for one column, from its type and values (none for a row key)."""
     values = column.flatten()
     present = len(values)
     distinct = pc.count_distinct(values).as_py() if present else 0
@@ -175,6 +244,8 @@ def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bo
              + (f", {missing:,} missing" if missing else ""))
     if is_label:
         choice = _choose_label(values, feature, facts, distinct)
+    elif key_reason is not None:
+        choice = Choice(feature.name, "key", key_reason)
     elif not present:
         return Choice(feature.name, "skipped", "no value in the rows read")
     else:
@@ -283,7 +354,8 @@ def _identifier(name: str) -> str:
 def _module_source(name: str, train_input: str, choices: list[Choice], label: str | None
                    ) -> str:
     """The generated ``transforms.py``: constants, then one block per column."""
-    used = [c for c in choices if c.kind != "skipped" and not c.kind.startswith("label_")]
+    used = [c for c in choices
+            if c.kind not in ("skipped", "key") and not c.kind.startswith("label_")]
     label_key = _identifier(label) if label else None
     lines = [
         f'"""The TFT ``preprocessing_fn`` of {name!r}, drafted by `python -m pipelines init`',
@@ -334,6 +406,8 @@ def _recipe_lines(choice: Choice, taken: set[str], label_key: str | None) -> lis
     kind = choice.kind
     if kind == "skipped":
         return ["# (not used: no values to learn from)"]
+    if kind == "key":
+        return ["# (not transformed: the schema keeps it; a serving request need not carry it)"]
     if kind == "presence":
         return [f"outputs[{output('_missing')!r}] = recipes.missing({raw})"]
     if kind == "number":

@@ -69,6 +69,10 @@ class CsvFormat:
       encoding: the files' text encoding; they are decoded as UTF-8 after it.
       ignored_columns: header columns read and left out (a request log's
         prediction and time).
+      column_null_values: more texts that mark a missing value, in the named
+        columns only, as ``(column, texts)`` pairs (``{column: [texts]}`` in
+        ``dataset.json``): ``None`` is a missing number in a column of numbers
+        and a category in a column of text.
     """
 
     delimiter: str = ","
@@ -79,6 +83,36 @@ class CsvFormat:
     column_names: tuple[str, ...] = ()
     encoding: str = "utf-8"
     ignored_columns: tuple[str, ...] = ()
+    column_null_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __post_init__(self):
+        # Given as a mapping (dataset.json) or as pairs of lists, kept as pairs of
+        # tuples: the format stays immutable and comparable.
+        pairs = self.column_null_values
+        if isinstance(pairs, dict):
+            pairs = pairs.items()
+        pairs = tuple(pairs)
+        if any(isinstance(texts, str) for _, texts in pairs):
+            raise TypeError("column_null_values takes a list of texts for each column")
+        object.__setattr__(self, "column_null_values",
+                           tuple((column, tuple(texts)) for column, texts in pairs))
+
+    def null_values_of(self, column: str) -> tuple[str, ...]:
+        """The texts that mark a missing value in ``column``."""
+        extra = dict(self.column_null_values).get(column, ())
+        return self.null_values + tuple(t for t in extra if t not in self.null_values)
+
+    def to_document(self) -> dict:
+        """The format as ``dataset.json`` writes it."""
+        document = dataclasses.asdict(self)
+        document["column_null_values"] = {c: list(t) for c, t in self.column_null_values}
+        return document
+
+    @classmethod
+    def from_document(cls, document: dict) -> "CsvFormat":
+        """The format ``dataset.json`` wrote (``to_document``); a name it does
+        not know is a TypeError."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in document.items()})
 
 
 @dataclasses.dataclass(frozen=True)

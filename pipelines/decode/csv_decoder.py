@@ -210,7 +210,9 @@ class CsvDecoder:
         self._block_bytes = block_bytes
         self._max_line_bytes = max_line_bytes
         self._arrow_schema = arrow_schema(columns)
-        self._null_values = pa.array(csv_format.null_values, pa.binary())
+        # A column's own markers too (``CsvFormat.column_null_values``).
+        self._null_values = {c.name: pa.array(csv_format.null_values_of(c.name), pa.binary())
+                             for c in columns}
         # The columns a file may lack: those not in the serving environment, when
         # this decoder reads serving data.
         self._may_lack = [c.name for c in columns if serving and not c.in_serving]
@@ -432,7 +434,7 @@ class CsvDecoder:
             raw[name] = pa.nulls(batch.num_rows, pa.binary())
         values = {}
         for column in self._columns:
-            missing = pc.is_in(raw[column.name], value_set=self._null_values)
+            missing = pc.is_in(raw[column.name], value_set=self._null_values[column.name])
             if column.required and column.name not in lacking:
                 reject(np.flatnonzero(_to_numpy(missing)), "missing_required",
                        f"{column.name}: missing required value")
@@ -478,8 +480,12 @@ class CsvDecoder:
         arrays = [as_list_array(typed[column.name]) for column in self._columns]
         key_columns = self._format.key_columns
         if key_columns:
+            # A serving file may lack a key column (read by its header): its
+            # rows are keyed as if the value were missing, not left without a key.
             keys = pc.cast(pc.binary_join_element_wise(
-                *(raw[k] for k in key_columns), row_keys.KEY_SEPARATOR.encode()), pa.string())
+                *(raw[k] for k in key_columns), row_keys.KEY_SEPARATOR.encode(),
+                null_handling="replace", null_replacement=row_keys.NULL_TEXT.encode()),
+                pa.string())
         else:
             keys = pc.binary_join_element_wise(
                 *(row_keys.column_texts(_key_values(c, raw, typed), c.type)

@@ -7,6 +7,14 @@ the missing-value markers in use, and the column names (the header's, the ones
 given, or ``column_1`` to ``column_N``). Line endings and a byte-order mark need
 no detection: the decoder reads them all. What was detected is a guess to
 correct, so it is printed with what uses it.
+
+Missing-value markers come in two kinds. The conventional ones (``?``, ``NA``,
+``N/A``, the empty field: ``NULL_MARKERS``) mark a missing value in every
+column. A word (``None``, ``null``, ``NaN``, ``-``: ``WORD_MARKERS``) may as
+well be a category (a house without a veneer has ``MasVnrType`` ``None``), so
+it marks a missing value only in a column whose other values are numbers
+(``numeric_column_markers``, applied to every row read, not to the sample),
+and is one of that column's own markers (``CsvFormat.column_null_values``).
 """
 
 import csv
@@ -15,15 +23,23 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipelines.decode.columns import CsvFormat
 from pipelines.decode.files import open_input
 
-__all__ = ["SAMPLE_BYTES", "Detected", "detect", "detect_file"]
+__all__ = ["NULL_MARKERS", "SAMPLE_BYTES", "WORD_MARKERS", "Detected", "detect", "detect_file",
+           "numeric_column_markers", "word_markers_in"]
 
 SAMPLE_BYTES = 1 << 20
 _DELIMITERS = (",", ";", "\t", "|")
-# Markers of a missing value, looked for as whole fields; an empty field always is one.
-_NULL_MARKERS = ("?", "NA", "N/A", "n/a", "null", "NULL", "None", "NaN", "-")
+# Markers of a missing value in every column, looked for as whole fields; an
+# empty field always is one.
+NULL_MARKERS = ("?", "NA", "N/A", "n/a")
+# Markers of a missing value only in a column whose other values are numbers:
+# in a text column they are as likely a category.
+WORD_MARKERS = ("None", "none", "NONE", "null", "Null", "NULL", "NaN", "nan", "NAN", "-", "--")
 _SAMPLE_LINES = 1000
 _LINE_END = re.compile(r"\r*\n|\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -39,10 +55,12 @@ class Detected:
     def describe(self) -> str:
         """One line a person can check, e.g. in a generated file's header."""
         f = self.csv_format
+        own = "".join(f" and {_texts(texts)} in {column}" for column, texts in
+                      f.column_null_values)
         return (f"encoding {f.encoding}, delimiter {f.delimiter!r}"
                 f"{', spaces after it' if f.skip_initial_space else ''}, "
                 f"{'a header line' if f.has_header else 'no header line'}, missing values "
-                f"{', '.join(repr(v) for v in f.null_values)}, {len(self.names)} columns")
+                f"{_texts(f.null_values)}{own}, {len(self.names)} columns")
 
 
 def detect_file(path: str, column_names: Sequence[str] | None = None, *,
@@ -82,7 +100,7 @@ def detect(sample: bytes, column_names: Sequence[str] | None = None, *,
         names = rows[0] if has_header else [f"column_{i + 1}" for i in range(len(rows[0]))]
     data = rows[1:] if has_header else rows
     present = {value for row in data for value in row}
-    nulls = tuple(m for m in _NULL_MARKERS if m in present) + ("",)
+    nulls = tuple(m for m in NULL_MARKERS if m in present) + ("",)
     csv_format = CsvFormat(
         delimiter=delimiter, null_values=nulls, skip_initial_space=skip_initial_space,
         has_header=has_header, column_names=() if has_header else tuple(names),
@@ -142,3 +160,34 @@ def _looks_like_header(rows: list[list[str]]) -> bool:
         return True
     return all(name not in {row[i] for row in data if i < len(row)}
                for i, name in enumerate(first))
+
+
+def numeric_column_markers(values: pa.Array) -> tuple[str, ...]:
+    """The ``WORD_MARKERS`` that mark a missing value in a column of raw
+    (binary) values: those it holds, when all its other values parse as
+    numbers, as the schema's types are inferred; none otherwise, in a column of
+    text (where they are categories) or of nothing else."""
+    distinct = pc.unique(values.drop_null())
+    markers = word_markers_in(distinct)
+    others = distinct.filter(pc.invert(pc.is_in(distinct, value_set=_markers_as(distinct))))
+    if not markers or not len(others):
+        return ()
+    try:
+        pc.cast(pc.cast(others, pa.string()), pa.float32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return ()
+    return markers
+
+
+def word_markers_in(values: pa.Array) -> tuple[str, ...]:
+    """The ``WORD_MARKERS`` among raw (binary) ``values``, in their order."""
+    found = set(values.filter(pc.is_in(values, value_set=_markers_as(values))).to_pylist())
+    return tuple(m for m in WORD_MARKERS if m.encode() in found)
+
+
+def _markers_as(values: pa.Array) -> pa.Array:
+    return pa.array([m.encode() for m in WORD_MARKERS], values.type)
+
+
+def _texts(texts: Sequence[str]) -> str:
+    return ", ".join(repr(t) for t in texts)
