@@ -96,8 +96,8 @@ _USE_THE_TRAINED_MODEL = {"test_dataflow", "test_request_log", "test_rest", "tes
 # first and no worker is left with a long one at the end; the rest follow in
 # their order.
 _LONGEST_FIRST = ("test_own_data", "test_dataflow", "test_serving", "test_rest",
-                  "test_request_log", "test_census", "test_integrity", "test_windows",
-                  "test_recipes")
+                  "test_request_log", "test_column_names", "test_census", "test_integrity",
+                  "test_windows", "test_recipes")
 
 
 def _module(item: pytest.Item) -> str:

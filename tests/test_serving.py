@@ -29,9 +29,10 @@ def test_training_beats_the_majority_class_baseline(trained_model):
     assert "majority-class baseline" in trained_model.stdout
 
 
-def test_serving_model_has_the_three_signatures(trained_model):
+def test_serving_model_has_the_four_signatures(trained_model):
     loaded = tf.saved_model.load(trained_model.serving_dir)
-    assert set(loaded.signatures) == {"serving_default", "predict_raw", "transform_features"}
+    assert set(loaded.signatures) == {"serving_default", "predict_raw", "transform_features",
+                                      "transform_raw"}
     assert set(loaded.signatures["serving_default"].structured_input_signature[1]) == {
         "examples"}
     assert set(loaded.signatures["predict_raw"].structured_input_signature[1]) == set(
@@ -113,7 +114,7 @@ def test_export_serving_writes_a_transform_only_model(flights_run, tmp_path):
     result = run_cli("export-serving", "--run_dir", flights_run.output_dir, "--out", out)
     assert result.returncode == 0, result.stderr
     loaded = tf.saved_model.load(out)
-    assert set(loaded.signatures) == {"transform_features"}
+    assert set(loaded.signatures) == {"transform_features", "transform_raw"}
     _, serialized = raw_rows(flights_run.output_dir, "eval", 3)
     outputs = loaded.signatures["transform_features"](examples=tf.constant(serialized))
     assert set(outputs) == set(flights.OUTPUT_KEYS)

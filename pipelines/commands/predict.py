@@ -8,7 +8,8 @@ which the model carries (``assets.extra/dataset/``): a headerless census file
 without its label is scored with no other flag. Window and joined features are
 derived from the input's own rows, as ``run`` derives them; every row is then
 scored by Beam's ``RunInference`` with the model's ``predict_raw`` signature,
-the one the REST API answers with. Writes ``DIR/predictions-*.csv`` (header
+the one the REST API answers with, each column passed by its own name
+(``serving_info.RawSignature``). Writes ``DIR/predictions-*.csv`` (header
 ``row_key,<key columns>,<output>``) and the rows that could not be read to
 ``DIR/rejected/``, as ``run`` does.
 """

@@ -2,11 +2,19 @@
 
 Takes N raw rows of a split from the run's own inputs, read, prepared and split
 exactly as the pipeline did (``Preparation.prepare_table``, and the split of
-the run's record, strata included), runs them as serialized ``tf.Example``s
-through a serving model's ``transform_features`` signature, and compares every feature
-with the record the Beam pipeline wrote for the same raw row, joined on
-``row_key``. Floats may differ by at most 1e-6; integers and strings must be
-equal.
+the run's record, strata included), runs them through a serving model's two
+transformation signatures, and compares every feature with the record the Beam
+pipeline wrote for the same raw row, joined on ``row_key``:
+
+- ``transform_features``: the rows as serialized ``tf.Example``s, as a
+  ``serving_default`` client sends them;
+- ``transform_raw``: the rows as the tensors ``predict`` makes of them, by the
+  features' own names, through ``serving_info.RawSignature``: the entry
+  ``serve`` and ``predict`` take, so a signature input renamed behind the
+  serving info's back fails here.
+
+Floats may differ by at most 1e-6; integers and strings must be equal. A value
+that differs on either path is one mismatch, naming the path.
 
     python -m pipelines check-parity --run_dir DIR [--split eval] [--n 1000] [--model M]
 
@@ -28,8 +36,14 @@ from pipelines.decode.files import decoded_table, match_files
 from pipelines.decode.row_keys import ROW_KEY, eval_percent, eval_rows
 from pipelines.errors import UserError
 from pipelines.model import export_serving, inputs
-from pipelines.records.serving_info import TRANSFORM_FEATURES
+from pipelines.records.serving_info import (
+    TRANSFORM_FEATURES,
+    TRANSFORM_RAW,
+    RawSignature,
+    ServingInfo,
+)
 from pipelines.reports.run_dir import RunDir
+from pipelines.stages.predictions import raw_tensors
 
 __all__ = ["ParityReport", "check_parity", "raw_examples", "read_raw_rows", "written_rows"]
 
@@ -38,14 +52,22 @@ FLOAT_TOLERANCE = 1e-6
 
 @dataclasses.dataclass
 class ParityReport:
+    """Attributes:
+      rows, features: what was compared.
+      mismatches: one line per value that differs on either path.
+      signatures: the signatures the rows went through.
+    """
+
     rows: int
     features: list[str]
     mismatches: list[str]
+    signatures: list[str] = dataclasses.field(default_factory=lambda: [TRANSFORM_FEATURES])
 
     def __str__(self) -> str:
         lines = [f"compared {self.rows:,} rows x {len(self.features)} features "
                  f"({self.rows * len(self.features):,} values): "
-                 f"{len(self.mismatches):,} mismatches"]
+                 f"{len(self.mismatches):,} mismatches",
+                 f"  through {' and '.join(self.signatures)}"]
         lines += [f"  {m}" for m in self.mismatches[:20]]
         if len(self.mismatches) > 20:
             lines.append(f"  ... and {len(self.mismatches) - 20:,} more")
@@ -103,21 +125,43 @@ def check_parity(run_dir: str, split_name: str = layout.EVAL, count: int = 1000,
         if model_dir is None:
             model_dir = export_serving.export_serving_model(
                 exported, run.tft_output, run.dataset)
-        transform = tf.saved_model.load(model_dir).signatures[TRANSFORM_FEATURES]
-        served = export_serving.ragged_outputs(
-            {k: v.numpy() for k, v in transform(examples=tf.constant(serialized)).items()})
+        served = _served(model_dir, raw, serialized)
     keys = raw.column(ROW_KEY).flatten().to_pylist()
     written = written_rows(run, split_name, set(keys))
+    features = sorted(served[TRANSFORM_FEATURES])
     mismatches = []
     for i, key in enumerate(keys):
         if key not in written:
             mismatches.append(f"row_key {key}: no record in data/{split_name}/")
             continue
-        for name, values in sorted(served.items()):
-            if not _equal(values[i], written[key][name]):
-                mismatches.append(f"row_key {key}, {name}: serving {values[i]!r} "
-                                  f"!= pipeline {written[key][name]!r}")
-    return ParityReport(len(keys), sorted(served), mismatches)
+        for name in features:
+            pipeline = written[key][name]
+            differing = [f"{signature} {outputs[name][i]!r}"
+                         for signature, outputs in served.items()
+                         if name in outputs and not _equal(outputs[name][i], pipeline)]
+            if differing:
+                mismatches.append(f"row_key {key}, {name}: serving "
+                                  f"{'; '.join(differing)} != pipeline {pipeline!r}")
+    return ParityReport(len(keys), features, mismatches, list(served))
+
+
+def _served(model_dir: str, raw: pa.RecordBatch, serialized: list[bytes]
+            ) -> dict[str, dict[str, list | np.ndarray]]:
+    """Signature -> the transformed features it gives for the rows: the
+    examples through ``transform_features`` and, unless the model was exported
+    before it had one, the raw rows through ``transform_raw``."""
+    loaded = tf.saved_model.load(model_dir)
+    by_examples = loaded.signatures[TRANSFORM_FEATURES](examples=tf.constant(serialized))
+    served = {TRANSFORM_FEATURES: _numpy(by_examples)}
+    info = ServingInfo.read(model_dir)
+    if TRANSFORM_RAW in info.signatures:
+        transform_raw = RawSignature(loaded, TRANSFORM_RAW, info, model_dir)
+        served[TRANSFORM_RAW] = _numpy(transform_raw(raw_tensors(raw, transform_raw.specs)))
+    return served
+
+
+def _numpy(outputs: dict[str, tf.Tensor]) -> dict[str, list | np.ndarray]:
+    return export_serving.ragged_outputs({k: v.numpy() for k, v in outputs.items()})
 
 
 def written_rows(run: RunDir, split_name: str, keys: set[int] | None = None

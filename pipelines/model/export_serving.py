@@ -19,15 +19,33 @@ model keeps working after the run directory is gone. Signatures:
   variable-length output (bag of words, tf-idf) comes as two tensors, as a
   ragged tensor is made of: ``NAME__values`` and ``NAME__row_lengths``
   (``ragged_outputs`` puts them back together).
+- ``transform_raw``: ``predict_raw``'s inputs -> the transformed features (no
+  label), as ``transform_features`` gives them: what ``check-parity`` compares
+  on the path ``serve`` and ``predict`` take.
 
-A transform-only export (no model) has just ``transform_features``.
-``assets.extra/serving_info.json`` (``pipelines.records.serving_info``) names
-the dataset, the signatures, the features a request needs and the output key;
+A signature's inputs are keyword arguments, so a feature whose name is not a
+Python identifier (``1stFlrSF``, ``home.dest``, ``mean radius``, ``größe``,
+``class``) is taken by ``predict_raw`` and ``transform_raw`` under an argument
+name chosen here (``signature_input_names``: ``arg_1stFlrSF``, ``home_dest``,
+``class_``; a name that is one already is kept) and recorded in the serving
+info; ``serving_info.RawSignature`` calls them by the features' own names. A
+``tf.Example``'s feature keys are any text, so ``serving_default`` and
+``transform_features`` take the CSV's names as they are, and so do the
+module's functions ``predict_raw`` and ``transform_raw`` (a dict by feature
+name: ``loaded.predict_raw({"1stFlrSF": ...})``), for a user of the SavedModel.
+
+A transform-only export (no model) has ``transform_features`` and
+``transform_raw``. ``assets.extra/serving_info.json``
+(``pipelines.records.serving_info``) names the dataset, the signatures, the
+features a request needs, their signature input names and the output key;
 ``assets.extra/dataset/`` is the dataset as a dataset directory, with the run's
 schema: ``serve`` checks requests against its types and domains
 (``read_schema``), ``predict`` reads raw CSV in its dialect and derives its
 window and joined features.
 """
+
+import keyword
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -41,13 +59,14 @@ from pipelines.records.serving_info import (
     PREDICT_RAW,
     SERVING_DEFAULT,
     TRANSFORM_FEATURES,
+    TRANSFORM_RAW,
     ServingInfo,
 )
 from pipelines.reports.run_dir import RunDir
 
 __all__ = [
     "export_from_run", "export_serving_model", "ragged_outputs", "read_schema",
-    "serving_feature_spec",
+    "serving_feature_spec", "signature_input_names",
 ]
 
 
@@ -78,13 +97,23 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
     module = _ServingModule(tft_output, model)
     serving_spec = serving_feature_spec(tft_output, dataset)
     debug_spec = serving_feature_spec(tft_output, dataset, with_label_inputs=True)
+    input_names = signature_input_names(list(serving_spec))
+    raw_specs = _raw_tensor_specs(serving_spec, input_names)
     examples = tf.TensorSpec([None], tf.string, name="examples")
 
     @tf.function(input_signature=[examples])
     def transform_features(serialized):
         return _as_tensors(module.tft_layer(tf.io.parse_example(serialized, debug_spec)))
 
-    signatures = {TRANSFORM_FEATURES: transform_features.get_concrete_function()}
+    @tf.function(input_signature=[raw_specs])
+    def transform_raw(features):
+        return _as_tensors(module.tft_layer(_as_parsed(features, serving_spec)))
+
+    # Tracked, the functions are the module's own in the SavedModel too: their
+    # dict input keeps the features' names, which signature inputs cannot.
+    module.transform_raw = transform_raw
+    signatures = {TRANSFORM_FEATURES: transform_features.get_concrete_function(),
+                  TRANSFORM_RAW: transform_raw.get_concrete_function()}
     output = None
     if model is not None:
         model_inputs = list(model.input_names)
@@ -100,16 +129,56 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
         def serve_examples(serialized):
             return predict(tf.io.parse_example(serialized, serving_spec))
 
-        @tf.function(input_signature=[_raw_tensor_specs(serving_spec)])
+        @tf.function(input_signature=[raw_specs])
         def predict_raw(features):
             return predict(_as_parsed(features, serving_spec))
 
+        module.predict_raw = predict_raw
         signatures[SERVING_DEFAULT] = serve_examples.get_concrete_function()
         signatures[PREDICT_RAW] = predict_raw.get_concrete_function()
     tf.saved_model.save(module, out_dir, signatures=signatures)
-    _write_info(out_dir, dataset, serving_spec, output)
+    _write_info(out_dir, dataset, serving_spec, input_names, output)
     _write_dataset(out_dir, tft_output, dataset)
     return out_dir
+
+
+# A signature input name TensorFlow keeps as it is and can save: an identifier
+# that starts with a letter (it prefixes ``arg_`` to one that does not), is not
+# a keyword (which it refuses) and is ASCII (a graph node's name must be).
+_KEPT_INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def signature_input_names(features: list[str]) -> dict[str, str]:
+    """Feature -> the name of its input in the raw-feature signatures.
+
+    A name TensorFlow keeps as it is stays; any other becomes one it keeps,
+    unlike every other input's: each run of other characters one ``_``,
+    ``arg_`` before a first character that is not a letter, ``_`` after a
+    keyword, then ``_2``, ``_3``... until it is unique (``1stFlrSF`` ->
+    ``arg_1stFlrSF``, ``home.dest`` -> ``home_dest``, ``größe`` -> ``gr_e``,
+    ``class`` -> ``class_``).
+    """
+    taken = {f for f in features if _kept(f)}
+    names = {}
+    for feature in features:
+        if _kept(feature):
+            names[feature] = feature
+            continue
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", feature)
+        if not base[:1].isalpha():
+            base = "arg_" + base
+        if keyword.iskeyword(base):
+            base += "_"
+        name, suffix = base, 2
+        while name in taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(name)
+        names[feature] = name
+    return names
+
+
+def _kept(name: str) -> bool:
+    return bool(_KEPT_INPUT_NAME.fullmatch(name)) and not keyword.iskeyword(name)
 
 
 def _write_dataset(out_dir: str, tft_output: tft.TFTransformOutput, dataset: Dataset) -> None:
@@ -165,7 +234,8 @@ def export_from_run(run_dir: str, out_dir: str) -> str:
     returns the line the command prints."""
     run = RunDir(run_dir)
     export_serving_model(out_dir, run.tft_output, run.dataset)
-    return f"transform-only serving model: {out_dir} (signature transform_features)"
+    return (f"transform-only serving model: {out_dir} (signatures transform_features and "
+            f"transform_raw)")
 
 
 def read_schema(model_dir: str) -> schema_pb2.Schema | None:
@@ -177,14 +247,16 @@ def read_schema(model_dir: str) -> schema_pb2.Schema | None:
     return load_directory(directory).schema()
 
 
-def _raw_tensor_specs(serving_spec: dict) -> dict[str, tf.TensorSpec]:
-    """One ``[batch]`` tensor per feature; optional numbers as float32 (NaN: missing)."""
+def _raw_tensor_specs(serving_spec: dict, input_names: dict[str, str]
+                      ) -> dict[str, tf.TensorSpec]:
+    """One ``[batch]`` tensor per feature, by feature; optional numbers as
+    float32 (NaN: missing). A spec's name is the signature's input name."""
     specs = {}
     for name, feature in serving_spec.items():
         dtype = feature.dtype
         if isinstance(feature, tf.io.VarLenFeature) and dtype != tf.string:
             dtype = tf.float32
-        specs[name] = tf.TensorSpec([None], dtype, name=name)
+        specs[name] = tf.TensorSpec([None], dtype, name=input_names[name])
     return specs
 
 
@@ -207,15 +279,16 @@ def _as_parsed(features: dict, serving_spec: dict) -> dict:
     return parsed
 
 
-def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict, output: str | None
-                ) -> None:
+def _write_info(out_dir: str, dataset: Dataset, serving_spec: dict,
+                input_names: dict[str, str], output: str | None) -> None:
     """``output``: the signatures' output key; None for a transform-only export."""
     required = [n for n, f in serving_spec.items() if isinstance(f, tf.io.FixedLenFeature)]
     ServingInfo(
         dataset=dataset.name,
         signatures=([SERVING_DEFAULT, PREDICT_RAW] if output is not None else [])
-        + [TRANSFORM_FEATURES],
+        + [TRANSFORM_FEATURES, TRANSFORM_RAW],
         required_features=required,
         optional_features=[n for n in serving_spec if n not in required],
         output=output,
+        signature_inputs=input_names,
     ).write(out_dir)

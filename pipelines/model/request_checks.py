@@ -11,7 +11,13 @@ unseen carrier) is scored as training would have transformed it, and counted.
 
 Instances arrive as JSON objects (``predict_raw``) or as serialized
 ``tf.Example``s (``serving_default``); both become the same rows of Python
-values, which is also what the request log writes.
+values, by the features' own names (the CSV's), which is also what the request
+log writes.
+
+A feature whose tensor cannot hold a missing value (an integer one: only an
+optional number is float32, NaN when missing) is required whatever it is
+declared: a missing value it cannot hold is refused with a 400 here, never
+turned into a tensor.
 """
 
 import collections
@@ -58,7 +64,8 @@ class RequestChecks:
     """The checks of one model's serving features.
 
     Args:
-      specs: the ``predict_raw`` signature's input specs, by feature.
+      specs: the ``predict_raw`` signature's input specs, by feature name
+        (``serving_info.RawSignature.specs``).
       required: the features every instance must carry.
       schema: the dataset's schema, for the domains; None (a model exported
         before it carried its schema) checks types and presence only.
@@ -75,7 +82,7 @@ class RequestChecks:
             column = columns.get(name)
             integer = spec.dtype.is_integer or bool(column and column.type == schema_pb2.INT)
             self.features[name] = _Feature(
-                name, spec.dtype, name in required, integer,
+                name, spec.dtype, name in required or not _holds_missing(spec.dtype), integer,
                 column.domain if column else None, bool(column and column.hard_domain))
 
     @property
@@ -172,6 +179,12 @@ class RequestChecks:
         if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise InvalidInstance(i, name, f"{name!r} must be a finite float32, got {value!r}")
         return value
+
+
+def _holds_missing(dtype: tf.DType) -> bool:
+    """Whether a ``predict_raw`` input of ``dtype`` can say a value is missing
+    (``tensors``: NaN, or ``""``)."""
+    return dtype.is_floating or dtype == tf.string
 
 
 def _inside(value, domain) -> bool:

@@ -2,7 +2,8 @@
 instances answered with a 200, as CSV that ``validate`` reads back.
 
 Each logged row holds the instance's serving features as the model received
-them (typed as in the schema; a missing value empty), then
+them, under the features' own names (the CSV's, whatever the signature's
+inputs are called; typed as in the schema; a missing value empty), then
 ``logged_prediction`` (the model's output: a number, or a JSON list for class
 probabilities) and ``logged_at`` (UTC, ISO 8601, when it was answered). These
 two last columns are how ``validate`` recognises a request log and what it
@@ -37,7 +38,8 @@ class RequestLog:
 
     Args:
       directory: where the shards go (created).
-      features: the logged features, in column order.
+      features: the logged features, in column order, named as the dataset's
+        CSV names them (``RequestChecks.names``).
       sample: the fraction of instances logged, in (0, 1].
       on_written, on_dropped: called with a number of rows (the metrics).
       queue_rows: the most rows waiting to be written.

@@ -4,15 +4,19 @@
         [--log_dir DIR [--log_sample 0.1]]
 
 - ``GET /v1/models/<name>``: the model's status, as TF Serving reports it.
-- ``GET /v1/models/<name>/metadata``: its signatures and the features they take.
+- ``GET /v1/models/<name>/metadata``: its signatures and the features they take,
+  by the features' own names (the CSV's), each with its ``predict_raw``
+  signature input name.
 - ``POST /v1/models/<name>:predict`` with ``{"instances": [{feature: value, ...}]}``
   (or the columnar ``{"inputs": {feature: [values]}}``) -> ``{"predictions": [...]}``,
   one per instance: the model's output (the serving info's ``output``), a
   probability (binary), a list of class probabilities (multiclass) or a value
-  (regression). Without ``signature_name`` the raw features go
-  to ``predict_raw``: an optional feature may be left out or null and is then
-  missing, as in training. With ``"signature_name": "serving_default"`` the
-  instances are serialized ``tf.Example``s, ``{"b64": "..."}``.
+  (regression). Without ``signature_name`` the raw features, named as in the
+  CSV, go to ``predict_raw`` (``serving_info.RawSignature`` passes each under
+  its signature input name): an optional feature may be left out or null and
+  is then missing, as in training. With ``"signature_name":
+  "serving_default"`` the instances are serialized ``tf.Example``s,
+  ``{"b64": "..."}``.
 
 - ``GET /monitoring/prometheus/metrics``: the metrics (``serving_metrics``).
 
@@ -40,9 +44,14 @@ from pipelines.model import export_serving, serving_metrics
 from pipelines.model.request_checks import InvalidInstance, RequestChecks
 from pipelines.model.request_log import RequestLog
 from pipelines.model.serving_metrics import ServingMetrics
-from pipelines.records.serving_info import PREDICT_RAW, SERVING_DEFAULT, ServingInfo
+from pipelines.records.serving_info import (
+    PREDICT_RAW,
+    SERVING_DEFAULT,
+    RawSignature,
+    ServingInfo,
+)
 
-__all__ = ["PredictionService", "RequestError", "serve"]
+__all__ = ["PredictionService", "RequestError", "http_server", "serve"]
 
 MAX_BODY_BYTES = 32 << 20
 
@@ -64,11 +73,11 @@ class PredictionService:
         info.require_model(model_dir, "serve")
         self.name = name or info.dataset
         self._loaded = tf.saved_model.load(model_dir)
-        self._predict_raw = self._loaded.signatures[PREDICT_RAW]
+        # Called by the features' own names, whatever the signature's inputs are named.
+        self._predict_raw = RawSignature(self._loaded, PREDICT_RAW, info, model_dir)
         self._serve_examples = self._loaded.signatures[SERVING_DEFAULT]
-        self._specs = self._predict_raw.structured_input_signature[1]
         self._required = set(info.required_features)
-        self.checks = RequestChecks(self._specs, self._required,
+        self.checks = RequestChecks(self._predict_raw.specs, self._required,
                                     export_serving.read_schema(model_dir))
         # The task names the output; every export's info has it, so binary
         # models exported before there were other tasks answer as before.
@@ -85,9 +94,10 @@ class PredictionService:
         return {
             "model_spec": {"name": self.name, "version": "1"},
             "signatures": {
-                PREDICT_RAW: {name: {"dtype": spec.dtype.name,
-                                       "required": name in self._required}
-                                for name, spec in sorted(self._specs.items())},
+                PREDICT_RAW: {name: {"dtype": feature.dtype.name,
+                                     "required": feature.required,
+                                     "signature_input": self._predict_raw.inputs[name]}
+                              for name, feature in sorted(self.checks.features.items())},
                 SERVING_DEFAULT: {"examples": {"dtype": "string (serialized tf.Example)"}},
             },
         }
@@ -136,7 +146,7 @@ class PredictionService:
             raise RequestError(400, 'the request needs "instances" (or "inputs")')
         if signature == PREDICT_RAW:
             rows, outside = self.checks.rows(instances)
-            outputs = self._predict_raw(**self.checks.tensors(rows))
+            outputs = self._predict_raw(self.checks.tensors(rows))
         elif signature == SERVING_DEFAULT:
             examples = _examples(instances)
             rows, outside = self.checks.example_rows(examples)
@@ -239,6 +249,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+def http_server(service: PredictionService, host: str = "127.0.0.1", port: int = 0
+                ) -> http.server.ThreadingHTTPServer:
+    """The REST API of ``service``, listening on ``host:port`` (0: a free port,
+    ``server.server_address[1]``); ``serve_forever`` answers it."""
+    handler = type("Handler", (_Handler,), {"service": service})
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
 def serve(model_dir: str, port: int, host: str = "127.0.0.1",
           model_name: str | None = None, log_dir: str | None = None,
           log_sample: float = 1.0) -> None:
@@ -248,12 +268,10 @@ def serve(model_dir: str, port: int, host: str = "127.0.0.1",
         service.log = RequestLog(log_dir, service.checks.names, log_sample,
                                  on_written=service.metrics.log_written.inc,
                                  on_dropped=service.metrics.log_dropped.inc)
-    handler = type("Handler", (_Handler,), {"service": service})
     # SIGTERM (how a process manager stops a server) ends it as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with http.server.ThreadingHTTPServer((host, port), handler) as server:
-            server.daemon_threads = True
+        with http_server(service, host, port) as server:
             print(f"Serving {service.name!r} from {model_dir} at "
                   f"http://{host}:{server.server_address[1]}/v1/models/{service.name}"
                   + (f", logging {log_sample:.0%} of instances to {log_dir}" if log_dir

@@ -7,7 +7,10 @@ and shares it between threads. Beam 2.59's own TensorFlow handler imports
 ``ModelHandler`` around ``tf.saved_model.load`` instead. Elements are slices
 of decoded RecordBatches, which the handler concatenates and feeds to the
 model's ``predict_raw`` signature in one call: the signature, and so the
-transformation, that the REST API answers with.
+transformation, that the REST API answers with. Its columns are named as the
+CSV names them; ``serving_info.RawSignature`` passes each under the
+signature's input name (``raw_tensors`` makes the tensors, for
+``check-parity`` too).
 
 Each scored row becomes one CSV line: ``row_key``, the dataset's key columns
 and the model's output (a number, or a JSON list of class probabilities).
@@ -26,9 +29,10 @@ import tensorflow as tf
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
 from pipelines.decode.row_keys import ROW_KEY
+from pipelines.records.serving_info import PREDICT_RAW, RawSignature, ServingInfo
 from pipelines.stages import counters
 
-__all__ = ["Predict", "SavedModelHandler", "prediction_header"]
+__all__ = ["Predict", "SavedModelHandler", "prediction_header", "raw_tensors"]
 
 # Rows per RunInference element: decoded batches are cut to this size, and
 # RunInference batches up to MAX_ELEMENTS of them into one model call.
@@ -49,16 +53,14 @@ class SavedModelHandler(ModelHandler[pa.RecordBatch, PredictionResult, object]):
         self._model_dir = model_dir
         self._output = output
 
-    def load_model(self):
-        return tf.saved_model.load(self._model_dir)
+    def load_model(self) -> RawSignature:
+        return RawSignature(tf.saved_model.load(self._model_dir), PREDICT_RAW,
+                            ServingInfo.read(self._model_dir), self._model_dir)
 
-    def run_inference(self, batch: Sequence[pa.RecordBatch], model, inference_args=None
-                      ) -> Iterable[PredictionResult]:
-        signature = model.signatures["predict_raw"]
-        specs = signature.structured_input_signature[1]
+    def run_inference(self, batch: Sequence[pa.RecordBatch], model: RawSignature,
+                      inference_args=None) -> Iterable[PredictionResult]:
         table = pa.Table.from_batches(batch).combine_chunks()
-        outputs = signature(**{name: _tensor(table.column(name), spec)
-                               for name, spec in specs.items()})[self._output].numpy()
+        outputs = model(raw_tensors(table, model.specs))[self._output].numpy()
         start = 0
         for record_batch in batch:
             end = start + record_batch.num_rows
@@ -75,10 +77,19 @@ class SavedModelHandler(ModelHandler[pa.RecordBatch, PredictionResult, object]):
         return "tft_preprocessing_predict"
 
 
-def _tensor(column: pa.ChunkedArray, spec: tf.TensorSpec) -> tf.Tensor:
+def raw_tensors(rows: pa.Table | pa.RecordBatch, specs: dict[str, tf.TensorSpec]
+                ) -> dict[str, tf.Tensor]:
+    """Decoded rows -> a raw-feature signature's inputs, by feature name
+    (``RawSignature.specs``): one tensor per feature."""
+    return {name: _tensor(rows.column(name), spec) for name, spec in specs.items()}
+
+
+def _tensor(column: pa.ChunkedArray | pa.Array, spec: tf.TensorSpec) -> tf.Tensor:
     """A decoded column (lists of one value, null when missing) as the
     ``predict_raw`` signature takes it: a missing number NaN, a missing text ``""``."""
-    values = pc.list_element(column.combine_chunks(), 0)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = pc.list_element(column, 0)
     if spec.dtype == tf.string:
         return tf.constant(pc.fill_null(values, b"").to_numpy(zero_copy_only=False)
                            .astype(object))
