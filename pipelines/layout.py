@@ -7,6 +7,7 @@ model side and the reports read them. Paths may be local or ``gs://``::
     OUTPUT_DIR/
       metadata/schema.pbtxt          the raw (curated) schema
       stats/{train,eval,serving}.pb  DatasetFeatureStatisticsList, binary
+      stats/{eval,serving}.noise.json  the comparators' noise at the split's rows
       anomalies/{train,eval,serving}.pbtxt
       data/{train,eval,serving}/part-*.tfrecord.gz
       transform_fn/  transformed_metadata/   (TFT's own names)
@@ -34,7 +35,7 @@ __all__ = [
     "TEMP", "TRAIN", "VALIDATION_SUMMARY",
     "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
     "predictions_prefix", "rejected_dir", "rejected_prefix", "serving_dataset_dir",
-    "serving_info_file", "stats_file", "validation_dir",
+    "noise_file", "serving_info_file", "stats_file", "validation_dir",
 ]
 
 # The splits a run writes, and the inputs it reads: training rows (split into
@@ -61,6 +62,12 @@ OUTPUTS = (_STATS, _ANOMALIES, _DATA, _TRANSFORM_FN, _TRANSFORMED_METADATA, _REJ
 
 def stats_file(root: str, split: str) -> str:
     return os.path.join(root, _STATS, f"{split}.pb")
+
+
+def noise_file(root: str, split: str) -> str:
+    """What the comparators read with nothing changed at the split's row count
+    (``pipelines.stages.noise``), beside its statistics."""
+    return os.path.join(root, _STATS, f"{split}.noise.json")
 
 
 def anomalies_file(root: str, split: str) -> str:

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import random
 import shutil
 
 import pytest
@@ -171,6 +172,82 @@ def test_validate_reads_a_census_file_by_its_header_and_names_the_missing_column
         entry = json.load(f)["validations"][-1]
     assert entry["missing_columns"] == {"hours_per_week": str(serving)}
     assert (entry["read"], entry["rows"], entry["rejected"]) == (500, 500, 0)
+
+
+def _scaled_sample(source: str, target: str, column: str, names: list[str] | None,
+                   rows: int = 1000, factor: float = 1.3) -> None:
+    """``rows`` random rows of ``source`` without the label (its last column),
+    with ``column`` multiplied by ``factor``, written in the source's dialect
+    (a header when ``names`` is None: it is read from the file)."""
+    with open(source, newline="") as f:
+        records = [[v.strip() for v in r] for r in csv.reader(f) if r]
+    header = names is None
+    names = records[0] if header else names
+    body = records[1:] if header else records
+    picked = [body[i] for i in sorted(random.Random(7).sample(range(len(body)), rows))]
+    at = names.index(column)
+    for record in picked:
+        if record[at] not in ("", "?"):
+            value = float(record[at]) * factor
+            record[at] = str(round(value)) if record[at].isdigit() else f"{value:.2f}"
+    with open(target, "w", newline="") as f:
+        if header:
+            f.write(",".join(names[:-1]) + "\n")
+        separator = "," if header else ", "
+        f.writelines(separator.join(r[:-1]) + "\n" for r in picked)
+
+
+def _validated_skew(run_dir: str, serving: str, span: str) -> tuple[int, dict]:
+    result = run_cli("validate", "--run_dir", run_dir, "--serving_input", serving,
+                     "--span", span, "--fail_on_anomalies")
+    with open(os.path.join(run_dir, "validation_summary.json")) as f:
+        entry = json.load(f)["validations"][-1]
+    assert entry["span"] == span and entry["rows"] == 1000, entry
+    return result.returncode, entry["skew"]
+
+
+def _quiet_random_spans(dataset_dir: str, source: str, splits: int = 3) -> list[dict]:
+    """``splits`` random 1,000-row spans of ``source`` against the other rows'
+    80%, under the drafted schema (as benchmarks/random_splits.py does 20)."""
+    from pipelines import datasets, layout
+    from pipelines.commands.suggest_thresholds import random_span_ratios
+    from pipelines.decode.files import decoded_table
+
+    dataset = datasets.load_directory(dataset_dir)
+    schema = dataset.schema()
+    table = dataset.preparation(schema).prepare_table(
+        decoded_table(dataset.csv_decoder(schema), [source]).table, layout.TRAIN)
+    return random_span_ratios(table, schema, splits, seed=11)
+
+
+@pytest.mark.slow
+def test_census_hours_per_week_scaled_by_1_3_is_flagged_and_random_spans_are_not(
+        census, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(census["out"], run_dir)
+    names = CENSUS_NAMES.split(",")
+    scaled, same = str(tmp_path / "scaled.csv"), str(tmp_path / "same.csv")
+    _scaled_sample(CENSUS, scaled, "hours_per_week", names)
+    _scaled_sample(CENSUS, same, "hours_per_week", names, factor=1.0)
+    code, skew = _validated_skew(run_dir, scaled, "scaled")
+    assert code == 1 and skew["hours_per_week"]["verdict"] == "over", skew
+    assert [f for f, m in skew.items() if m["verdict"] != "ok"] == ["hours_per_week"]
+    code, skew = _validated_skew(run_dir, same, "same")
+    assert code == 0 and {m["verdict"] for m in skew.values()} == {"ok"}, skew
+    for ratios in _quiet_random_spans(census["dataset"], CENSUS):
+        assert max(ratios.values()) <= 1, ratios
+
+
+@pytest.mark.slow
+def test_taxi_fare_scaled_by_1_3_is_flagged_and_random_spans_are_not(taxi, tmp_path):
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(taxi["out"], run_dir)
+    scaled = str(tmp_path / "scaled.csv")
+    _scaled_sample(TAXI, scaled, "fare", None)
+    code, skew = _validated_skew(run_dir, scaled, "scaled")
+    assert code == 1 and skew["fare"]["verdict"] == "over", skew
+    for ratios in _quiet_random_spans(os.path.join(taxi["out"], "dataset"), TAXI):
+        assert max(ratios.values()) <= 1, ratios
 
 
 def _trained(run_dir: str, model_dir: str, epochs: int) -> dict:

@@ -13,7 +13,9 @@ writes what ``run --dataset DIR`` needs, each file a draft to read and curate:
   ``SERVING`` environment (serving data may lack it) and skew and drift
   comparators on every column, their thresholds set from the data as
   ``suggest-thresholds`` sets them: the largest value seen between random
-  80/20 parts, times a margin;
+  80/20 parts, times a margin; a number compared by the histogram that best
+  sees it scaled by 1.3 (init says which numbers such a scale would still pass,
+  and which comparators can flag nothing: unchecked);
 - ``transforms.py``: the ``preprocessing_fn``, one line per column (the recipe
   below, built from ``transforms.recipes``), for a person to edit.
 
@@ -57,7 +59,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
 from pipelines.commands.infer_schema import infer
-from pipelines.commands.suggest_thresholds import noise_between_halves
+from pipelines.commands.suggest_thresholds import Comparator, draft_comparators
 from pipelines.decode import dialect
 from pipelines.decode.columns import SERVING, TRAINING, CsvFormat
 from pipelines.decode.files import match_files
@@ -75,9 +77,14 @@ EPOCH_RANGE = (946_684_800, 4_102_444_800)
 ROW_ID_MIN_ROWS = 20
 _TIME_NAME = re.compile(r"time|date|(^|_)ts$|_at$", re.IGNORECASE)
 _DATETIME_TEXT = re.compile(rb"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d*)?)?)?")
-# Thresholds: as suggest-thresholds measures them (sizes, repeats, margin), with
-# a floor, so that a column whose halves never differ is not flagged for nothing.
-NOISE_SIZES, NOISE_REPEATS, MARGIN, MIN_THRESHOLD = (5000, 0), 10, 1.5, 0.01
+# Thresholds: as suggest-thresholds measures them (sizes, repeats), with a floor,
+# so that a column whose halves never differ is not flagged for nothing. The
+# margin is 2, not suggest-thresholds' 1.5: 1.5 x the largest of 10 values sits
+# about 2.3 standard deviations above a 1,000-row span's noise, so a span of 15
+# columns flags one for nothing about once in four (seen on census' sex); 2 x
+# sits above 3, and a 1.3x scale of a number still stands above it
+# (benchmarks/random_splits.py).
+NOISE_SIZES, NOISE_REPEATS, MARGIN, MIN_THRESHOLD = (5000, 0), 10, 2.0, 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +110,7 @@ class Drafted:
     rows: int
     rejected: int
     choices: list[Choice]
-    thresholds: dict[str, float]
+    thresholds: dict[str, Comparator]
     decisions: list[str] = dataclasses.field(default_factory=list)
 
     def describe(self) -> str:
@@ -113,8 +120,8 @@ class Drafted:
                  f"Read as detected (dataset.json): {self.detected}.", "Columns:"]
         width = max(len(c.column) for c in self.choices)
         for choice in self.choices:
-            threshold = self.thresholds.get(choice.column)
-            shown = f"   skew/drift threshold {threshold:g}" if threshold is not None else ""
+            comparator = self.thresholds.get(choice.column)
+            shown = f"   {comparator.describe()}" if comparator is not None else ""
             lines.append(f"  {choice.column:<{width}}  {choice.kind:<15} {choice.why}{shown}")
         if self.decisions:
             lines.append("Decided, to check:")
@@ -306,43 +313,14 @@ def _declare_environments(schema: schema_pb2.Schema, label: str | None) -> None:
 
 
 def _set_thresholds(schema: schema_pb2.Schema, table: pa.Table, uncompared: set[str]
-                    ) -> dict[str, float]:
+                    ) -> dict[str, Comparator]:
     """Skew and drift comparators on every column used, thresholds from the
-    noise between random halves of ``table`` (the rows the schema was inferred
-    from, typed as it says). A number is compared by the histogram that is less
-    noisy between halves: equal-width buckets suit discrete values, quantile
-    buckets heavy tails."""
-    compared = [f for f in schema.feature if f.name not in uncompared]
-    noise = {}
-    for source in (schema_pb2.HistogramSelection.STANDARD,
-                   schema_pb2.HistogramSelection.QUANTILES):
-        for feature in compared:
-            if feature.type == schema_pb2.BYTES:
-                feature.skew_comparator.infinity_norm.threshold = 1.0
-            else:
-                divergence = feature.skew_comparator.jensen_shannon_divergence
-                divergence.threshold = 1.0
-                divergence.source.type = source
-        for measured in noise_between_halves(table, schema, list(NOISE_SIZES), NOISE_REPEATS):
-            suggestion = max(measured.suggestion(MARGIN), MIN_THRESHOLD)
-            if measured.feature not in noise or suggestion < noise[measured.feature][0]:
-                noise[measured.feature] = (suggestion, source)
-    thresholds = {}
-    for feature in schema.feature:
-        feature.ClearField("skew_comparator")
-        if feature.name not in noise:  # not used, or nothing to compare
-            continue
-        threshold, source = noise[feature.name]
-        threshold = min(threshold, 1.0)  # both distances are at most 1
-        thresholds[feature.name] = threshold
-        for comparator in (feature.skew_comparator, feature.drift_comparator):
-            if feature.type == schema_pb2.BYTES:
-                comparator.infinity_norm.threshold = threshold
-            else:
-                comparator.jensen_shannon_divergence.threshold = threshold
-                if source == schema_pb2.HistogramSelection.QUANTILES:
-                    comparator.jensen_shannon_divergence.source.type = source
-    return thresholds
+    noise between random parts of ``table`` (the rows the schema was inferred
+    from, typed as it says); a number compared by the histogram under which a
+    1.3x scale of it stands furthest above its threshold
+    (``suggest_thresholds.draft_comparators``)."""
+    return draft_comparators(schema, table, uncompared, list(NOISE_SIZES), NOISE_REPEATS,
+                             MARGIN, MIN_THRESHOLD)
 
 
 def _identifier(name: str) -> str:

@@ -15,6 +15,9 @@ import os
 import tempfile
 import time
 
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+
 from pipelines import datasets, layout
 from pipelines.commands import dataflow, init, preflight, staging
 from pipelines.decode.bigquery import BigQueryInput
@@ -34,7 +37,7 @@ from pipelines.pipeline import (
 )
 from pipelines.records.run_record import Inputs, InstanceSelection, Rows, RunRecord
 from pipelines.reports import anomalies, history, html, summary
-from pipelines.stages import counters
+from pipelines.stages import counters, noise
 from pipelines.stages.oversample import check_ratio
 
 __all__ = ["run"]
@@ -100,6 +103,7 @@ def run(options: RunOptions, beam_args: list[str], started: float | None = None
     _check_rejected_share(rows, rejected, options.max_rejected_fraction, staged)
     _check_training_rows(rows, config.eval_fraction)
     stage_times = executed.stage_seconds(stage_of, STAGES)
+    _measure_noise(staged, config.schema, rows)
     # Later commands on the run use this copy, never a lookup by name.
     config.dataset.save(layout.dataset_dir(staged), config.schema)
     staging.promote(staged, final)
@@ -237,6 +241,16 @@ def _dataset(options: RunOptions) -> datasets.Dataset:
     print(f"The run keeps this dataset in {layout.dataset_dir(options.output_dir)}/: copy it, "
           f"curate it and pass it as --dataset next time.", flush=True)
     return datasets.load_directory(directory)
+
+
+def _measure_noise(staged: str, schema: schema_pb2.Schema, rows: Rows) -> None:
+    """The comparators' noise at the eval and serving splits' row counts, for
+    their comparisons to be judged by (``pipelines.stages.noise``)."""
+    training = anomalies.load_statistics(layout.stats_file(staged, layout.TRAIN))
+    for split, count in ((layout.EVAL, rows.eval), (layout.SERVING, rows.serving)):
+        if tf.io.gfile.exists(layout.stats_file(staged, split)):
+            noise.write(layout.noise_file(staged, split),
+                        noise.measure(training, schema, count))
 
 
 def _check_training_rows(rows: Rows, eval_fraction: float) -> None:

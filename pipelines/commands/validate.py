@@ -35,6 +35,7 @@ from pipelines.pipeline import ValidateConfig, build_validate_pipeline, execute
 from pipelines.reports import anomalies, history, html, rejections
 from pipelines.reports.history import Validation
 from pipelines.reports.run_dir import RunDir
+from pipelines.stages import noise
 
 __all__ = ["validate"]
 
@@ -79,6 +80,10 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
     if rows.rejected > options.max_rejected_fraction * rows.read:
         failed = (f"{rejected.describe(rows.read)}; more than --max_rejected_fraction "
                   f"{options.max_rejected_fraction} allows")
+    # Each comparison is judged against the noise at the span's row count.
+    noise.write(layout.noise_file(out, layout.SERVING), noise.measure(
+        training, checked, rows.serving,
+        previous_rows=previous.datasets[0].num_examples if previous else None))
     validated = anomalies.load_split(out, layout.SERVING, run.schema_file, name=f"span {span}")
     validation = Validation.of(span, options.serving_input, validated, rows.serving,
                                rows.rejected, stats=layout.stats_file(out, layout.SERVING),

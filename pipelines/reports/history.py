@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from pipelines import layout
 from pipelines.records.json_files import read_json, write_json
-from pipelines.reports.anomalies import Validated
+from pipelines.reports.anomalies import Validated, describe_comparisons
 from pipelines.reports.rejections import Rejections
 
 __all__ = ["Validation", "format_entry", "load", "record"]
@@ -156,11 +156,14 @@ def format_entry(validation: Validation, report_path: str) -> str:
               for feature, text in validation.anomalies.items()]
     for kind, table in (("skew", validation.skew), ("drift", validation.drift)):
         if table:
-            over = [f for f, m in table.items() if not m["ok"]]
-            lines.append(f"{kind}: {len(table) - len(over)} of {len(table)} features within "
-                         f"threshold" + (f"; over: {', '.join(over)}" if over else ""))
+            lines.append(describe_comparisons(kind, table))
     problems = validation.problems()
-    lines.append(f"verdict: {validation.status}" + (f" ({'; '.join(problems)})"
-                                                    if problems else ""))
+    verdict = f"verdict: {validation.status}" + (f" ({'; '.join(problems)})"
+                                                 if problems else "")
+    for kind, table in (("skew", validation.skew), ("drift", validation.drift)):
+        unjudged = [f for f, m in table.items() if m.get("ok", True) is None]
+        if unjudged:
+            verdict += f"; {kind} not judged for {len(unjudged)} of {len(table)} features"
+    lines.append(verdict)
     lines.append(f"report: {report_path}")
     return "\n".join(lines)

@@ -24,6 +24,8 @@ __all__ = ["render", "write_report"]
 
 _COLORS = ("#1f6feb", "#d97706", "#16a34a", "#9333ea", "#dc2626", "#0891b2")
 _CHART_WIDTH, _CHART_HEIGHT = 500, 150
+# A comparison's bar: green within threshold, red over, grey when it cannot tell.
+_BAR_COLORS = {True: "#16a34a", False: "#dc2626", None: "#8c959f"}
 _TOP_VALUES = 8
 
 
@@ -128,8 +130,11 @@ def _comparisons(datasets: list[Validated]) -> str:
         for kind, against in (("skew", "training"), ("drift", "previous span")):
             for feature, m in d.comparisons(kind).items():
                 fill = min(m["value"] / m["threshold"], 2.0) * 50 if m["threshold"] else 0
-                status = "<span class='ok'>ok</span>" if m["ok"] else (
-                    "<span class='bad'>over</span>")
+                css = {True: "ok", False: "bad"}.get(m["ok"], "unsure")
+                status = f"<span class='{css}'>{_e(m['verdict'])}</span>"
+                if "noise" in m and m["ok"] is None:
+                    status += (f" <span class='fix'>({m['rows']:,} rows: noise "
+                               f"{m['noise']:.3g} &gt; threshold)</span>")
                 rows.append(
                     f"<tr><td>{_e(d.name)}</td><td>{_e(feature)}</td>"
                     f"<td>{kind} vs {against}</td><td>{_e(m['metric'])}</td>"
@@ -137,7 +142,7 @@ def _comparisons(datasets: list[Validated]) -> str:
                     f"<td class='num'>{m['threshold']:g}</td>"
                     f"<td><svg width='100' height='10' role='img' aria-label='value relative to "
                     f"threshold'><rect width='100' height='10' fill='#eee'/><rect width="
-                    f"'{fill:.1f}' height='10' fill='{'#16a34a' if m['ok'] else '#dc2626'}'/>"
+                    f"'{fill:.1f}' height='10' fill='{_BAR_COLORS[m['ok']]}'/>"
                     f"<line x1='50' x2='50' y1='0' y2='10' stroke='#333'/></svg></td>"
                     f"<td>{status}</td></tr>")
     body = ("<p>No skew or drift comparators were evaluated.</p>" if not rows else
@@ -285,6 +290,7 @@ table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;border-bottom
 #eaeef2;text-align:left;vertical-align:middle}th{background:#f6f8fa;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}table.small{font-size:12px}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#cf222e;font-weight:600}
+.unsure{color:#6e7781;font-weight:600}
 ul.findings{padding-left:18px}ul.findings li{margin:6px 0}.fix{color:#57606a}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:8px;color:#fff;
 background:#6e7781}.tag.skew{background:#cf222e}.tag.drift{background:#9a6700}

@@ -19,7 +19,7 @@ from pipelines.records.run_record import (
     Seconds,
     StageTime,
 )
-from pipelines.reports.anomalies import Validated
+from pipelines.reports.anomalies import Validated, describe_comparisons
 
 __all__ = ["build_record", "format_report", "with_timing"]
 
@@ -108,9 +108,7 @@ def format_report(record: RunRecord) -> str:
         lines.append(f"oversampled: {rows.oversampled:,} extra training records "
                      f"({rows.train + rows.oversampled:,} written)")
     if record.skew:
-        over = [f for f, m in record.skew.items() if not m["ok"]]
-        lines.append(f"skew: {len(record.skew) - len(over)} of {len(record.skew)} features "
-                     f"within threshold" + (f"; over: {', '.join(over)}" if over else ""))
+        lines.append(describe_comparisons("skew", record.skew))
     lines += [f"warning: {warning}" for warning in record.warnings]
     if record.seconds is not None:
         timing = record.seconds
