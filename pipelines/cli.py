@@ -199,7 +199,19 @@ def _bigquery_sql_flags(sql: argparse.ArgumentParser) -> None:
 def _train_flags(train: argparse.ArgumentParser) -> None:
     train.add_argument("--run_dir", required=True, help="output_dir of a completed run")
     train.add_argument("--model_dir", required=True, help="where M/serving and metrics go")
-    train.add_argument("--epochs", type=_positive_int, default=5)
+    # The defaults are pipelines.model.train's (tests/test_train.py checks), written
+    # out so that --help does not import TensorFlow.
+    train.add_argument("--epochs", type=_positive_int, default=100,
+                       help="the most epochs (default 100); early stopping on the eval "
+                            "loss usually ends training sooner")
+    train.add_argument("--batch_size", type=_positive_int,
+                       help="default: from the training rows, about 50 steps an epoch "
+                            "(a power of two in 32..1024)")
+    train.add_argument("--learning_rate", type=float, default=3e-3,
+                       help="Adam's (default 0.003)")
+    train.add_argument("--patience", type=_positive_int, default=5,
+                       help="epochs without a better eval loss before training stops "
+                            "(default 5)")
 
 
 def _export_serving_flags(export: argparse.ArgumentParser) -> None:
@@ -373,10 +385,14 @@ def _bigquery_sql(args: argparse.Namespace, extra: list[str], _) -> int:
 
 def _train(args: argparse.Namespace, extra: list[str], _) -> int:
     _no_extra(extra)
+    if not 0 < args.learning_rate < float("inf"):
+        raise UserError(f"--learning_rate must be a positive number, got {args.learning_rate}")
     from pipelines.model import train
 
-    print(train.format_metrics(train.train(args.run_dir, args.model_dir, epochs=args.epochs),
-                               args.model_dir))
+    metrics = train.train(args.run_dir, args.model_dir, args.epochs,
+                          batch_size=args.batch_size, learning_rate=args.learning_rate,
+                          patience=args.patience)
+    print(train.format_metrics(metrics, args.model_dir))
     return 0
 
 

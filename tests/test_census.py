@@ -101,6 +101,7 @@ def test_wide_and_deep_on_census_beats_the_majority_class(census_run, tmp_path):
     assert metrics["task"] == "binary"
     assert metrics["eval"]["accuracy"] > metrics["baseline"]["accuracy"] + 0.05
     assert metrics["eval"]["auc"] > 0.85
+    assert metrics["beats_baseline"] is True
 
     # The model scores census rows as they are written, label-free: it
     # carries the dialect (no header, ", ", "?") and predict needs no other flag.

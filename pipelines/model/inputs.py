@@ -4,7 +4,8 @@ The preprocessing already happened in the Beam pipeline, so training only reads:
 shards are read in parallel (interleave), whole batches are parsed at once with
 the transformed feature spec from ``TFTransformOutput`` on parallel threads, the
 training split is shuffled, and the next batches are prefetched while the model
-works on the current one.
+works on the current one. The parallel steps keep their order, so that a seed
+makes the training order, and with it the trained model, repeatable.
 """
 
 import tensorflow as tf
@@ -44,12 +45,12 @@ def make_dataset(run: RunDir, split: str, batch_size: int, *, shuffle: bool = Fa
     dataset = dataset.interleave(
         lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP"),
         cycle_length=max(1, min(len(files), 8)), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle)
+        deterministic=True)
     if shuffle:
         dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed)
     dataset = dataset.batch(batch_size).map(
         lambda serialized: tf.io.parse_example(serialized, spec),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if label_key:
         dataset = dataset.map(lambda features: _pop(features, label_key, label_dtype))
     return dataset.prefetch(tf.data.AUTOTUNE)

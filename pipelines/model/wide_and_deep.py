@@ -25,12 +25,17 @@ import tf_keras as keras
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 __all__ = [
-    "BINARY", "MULTICLASS", "OUTPUT_KEYS", "REGRESSION", "build_wide_and_deep", "label_task",
-    "model_inputs",
+    "BINARY", "LEARNING_RATE", "MULTICLASS", "OUTPUT_KEYS", "REGRESSION", "build_wide_and_deep",
+    "label_task", "model_inputs",
 ]
 
 EMBEDDING_DIM = 8
 HIDDEN_UNITS = (64, 32)
+# Adam's step size unless ``train --learning_rate`` says otherwise: with the
+# batch sizes ``train`` picks (32 to 1024), fast enough for a few hundred steps
+# to fit, and stable for this model on every dataset measured (see
+# benchmarks/train_baselines.py).
+LEARNING_RATE = 3e-3
 
 BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
 OUTPUT_KEYS = {BINARY: "probability", MULTICLASS: "probabilities", REGRESSION: "prediction"}
@@ -75,7 +80,8 @@ def model_inputs(transformed_schema: schema_pb2.Schema, label_key: str
 
 def build_wide_and_deep(transformed_schema: schema_pb2.Schema, label_key: str,
                         seed: int = 0, label_mean: float = 0.0,
-                        wide_only: tuple[str, ...] = ()) -> keras.Model:
+                        wide_only: tuple[str, ...] = (),
+                        learning_rate: float = LEARNING_RATE) -> keras.Model:
     """The compiled model: transformed features in, the task's output out.
 
     Args:
@@ -88,6 +94,7 @@ def build_wide_and_deep(transformed_schema: schema_pb2.Schema, label_key: str,
       wide_only: categorical features for the wide part only (crosses and
         buckets with many values, which memorise; the dataset's ``WIDE_ONLY``):
         no deep embedding, whose size would grow with their range.
+      learning_rate: Adam's.
     """
     keras.utils.set_random_seed(seed)
     task = label_task(transformed_schema, label_key)
@@ -119,7 +126,7 @@ def build_wide_and_deep(transformed_schema: schema_pb2.Schema, label_key: str,
     logit = keras.layers.Add(name="logit")([wide_logit, deep_logit])
     output, loss, metrics = _head(task, logit)
     model = keras.Model(inputs=inputs, outputs=output, name="wide_and_deep")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=3e-3), loss=loss,
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
                   metrics=metrics)
     return model
 
