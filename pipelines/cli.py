@@ -160,7 +160,13 @@ def _validate_flags(check: argparse.ArgumentParser) -> None:
     check.add_argument("--span", help="name of this span (default: the UTC time)")
     check.add_argument("--limit", type=_positive_int, help="read only the first N rows")
     check.add_argument("--fail_on_anomalies", action="store_true",
-                       help="exit 1 when anything is out of bounds")
+                       help="exit 1 when anything is out of bounds, a rejected row or a "
+                            "missing column included")
+    check.add_argument("--max_rejected_fraction", type=float,
+                       default=ValidateOptions.max_rejected_fraction,
+                       help=f"fail (exit 2, the span recorded as failed) when a larger "
+                            f"share of the rows read is rejected (default "
+                            f"{ValidateOptions.max_rejected_fraction})")
 
 
 def _predict_flags(score: argparse.ArgumentParser) -> None:

@@ -42,24 +42,28 @@ def _anomalies(*measured: tuple[str, float, float]) -> anomalies_pb2.Anomalies:
 
 def test_each_comparison_gets_a_verdict_from_its_value_threshold_and_noise():
     measured = _anomalies(("quiet", 0.01, 0.05), ("shifted", 0.3, 0.05),
-                          ("few_rows", 0.3, 0.05), ("never", 0.4, 1.0))
+                          ("few_rows", 0.25, 0.05), ("stands_out", 0.31, 0.05),
+                          ("never", 0.4, 1.0))
     # few_rows: its noise at 40 rows (0.2) exceeds both its threshold and the
-    # tolerance measured at 1,000 rows; shifted: its noise is within them.
-    record = {"rows": 40, "skew": {"few_rows": [0.2, 0.06], "shifted": [0.04, 0.03],
-                                   "quiet": [0.01, 0.02]}}
+    # tolerance measured at 1,000 rows, and its value is within 1.5 x that noise;
+    # stands_out: as noisy, but beyond it; shifted: its noise is within bounds.
+    record = {"rows": 40, "margin": 1.5, "skew": {
+        "few_rows": [0.2, 0.06], "stands_out": [0.2, 0.06], "shifted": [0.04, 0.03],
+        "quiet": [0.01, 0.02]}}
     table = anomalies.comparisons(measured, "skew", record)
     assert {f: (m["verdict"], m["ok"]) for f, m in table.items()} == {
         "few_rows": ("not enough rows", None), "never": ("unchecked", None),
-        "quiet": ("ok", True), "shifted": ("over", False)}
+        "quiet": ("ok", True), "shifted": ("over", False), "stands_out": ("over", False)}
     assert table["few_rows"]["noise"] == 0.2 and table["few_rows"]["rows"] == 40
     assert describe_comparisons("skew", table) == (
-        "skew: 1 of 4 features within threshold; over: shifted; not enough rows to tell "
+        "skew: 1 of 5 features within threshold; over: shifted, stands_out; not enough rows "
+        "to tell "
         "(40 compared; nothing changed reads more than the threshold at that count): "
         "few_rows; unchecked (threshold 1, the metric's maximum: random parts of the "
         "training data differ as much): never")
     # Only the comparison that is over is an anomaly.
     validated = Validated("span", None, measured, "schema.pbtxt", record)
-    assert set(validated.descriptions()) == {"shifted"} and not validated.ok
+    assert set(validated.descriptions()) == {"shifted", "stands_out"} and not validated.ok
     quiet = Validated("span", None, _anomalies(("few_rows", 0.3, 0.05)), "schema.pbtxt",
                       record)
     assert quiet.ok and quiet.descriptions() == {}
@@ -75,7 +79,7 @@ def test_noise_falls_with_the_rows_compared_and_is_repeatable(flights_run):
     assert all(few[f] > many[f] for f in compared), (few, many)
     assert noise.noise_at(5, training, schema) == few, "seeded: the same draw every time"
     # From 1,000 rows on, the thresholds' own measurement holds: nothing is measured.
-    assert noise.measure(training, schema, 1000) == {"rows": 1000, "skew": {}}
+    assert noise.measure(training, schema, 1000) == {"rows": 1000, "margin": 1.5, "skew": {}}
 
 
 def _schema(run_dir: str) -> schema_pb2.Schema:

@@ -11,8 +11,10 @@ Each comparison has a verdict, and ``ok`` follows it (None where it cannot tell)
 - ``ok`` and ``over``: the metric against its threshold;
 - ``not enough rows``: at the compared row count, the metric reads more than
   the threshold with nothing changed (``pipelines.stages.noise``, measured after
-  the pipeline below 1,000 rows and kept beside the statistics): neither ok nor
-  over, and not an anomaly by itself;
+  the pipeline below 1,000 rows and kept beside the statistics), and the value
+  is within that noise (times the thresholds' margin): neither ok nor over, and
+  not an anomaly by itself. A value beyond it is ``over``: at any row count, a
+  change that large is not chance;
 - ``unchecked``: the threshold is the metric's maximum (1): the comparator can
   never fire (drafted so when random parts of the training data already differ
   that much).
@@ -85,7 +87,10 @@ def comparisons(anomalies: anomalies_pb2.Anomalies, kind: str = "skew",
             if threshold >= _NEVER_PASSED:
                 verdict = UNCHECKED
             elif level > max(threshold, tolerance):
-                verdict = NOT_ENOUGH_ROWS
+                # Too few rows for the threshold; a value beyond what chance gave
+                # at this count, with the thresholds' margin, is still evidence.
+                margin = (noise or {}).get("margin", 1.5)
+                verdict = OVER if measurement.value > margin * level else NOT_ENOUGH_ROWS
             else:
                 verdict = OK if measurement.value <= threshold else OVER
             if feature in measured_noise:

@@ -15,9 +15,10 @@ comparator of the schema is computed between each draw and a large draw
 (``REFERENCE_ROWS``) from the same distribution. The largest value seen is the
 noise. A comparison has "not enough rows" when that noise exceeds both its
 threshold and ``MARGIN`` times the noise measured the same way at
-``CALIBRATED_ROWS`` rows: the second bound cancels what the drawn distribution
-gets wrong about the real one (it is coarser), since the threshold was set with
-that margin over the real noise at that count.
+``CALIBRATED_ROWS`` rows (the second bound cancels what the drawn distribution
+gets wrong about the real one, which is coarser, since the threshold was set
+with that margin over the real noise at that count), and its value is within
+``MARGIN`` times the noise: a value beyond it is over, whatever the row count.
 
 This is a parametric bootstrap: it needs only the training statistics, so it
 works for any input (BigQuery, remote files) without reading training rows
@@ -36,7 +37,9 @@ from pipelines.stages.statistics import stats_options, validate_split
 __all__ = ["CALIBRATED_ROWS", "MARGIN", "REFERENCE_ROWS", "REPEATS", "measure", "noise_at",
            "write"]
 
-REPEATS = 5
+# Draws per measurement: a value beyond the largest of 20 is beyond 95% of what
+# chance gives at that row count.
+REPEATS = 20
 REFERENCE_ROWS = 20_000
 # The smallest part the drafted thresholds were measured on: 20% of a sample of
 # 5,000 rows (suggest-thresholds' smallest default size, and init's). From this
@@ -86,12 +89,13 @@ def noise_at(rows: int, training: statistics_pb2.DatasetFeatureStatisticsList,
 def measure(training: statistics_pb2.DatasetFeatureStatisticsList,
             schema: schema_pb2.Schema, rows: int, previous_rows: int | None = None) -> dict:
     """The record ``pipelines.reports.anomalies`` judges a split's comparisons
-    by: ``{"rows": N, "skew": {feature: [noise, tolerance]}, "drift": ...}``,
-    where a comparison has too few rows when its noise exceeds both its
-    threshold and the tolerance (``MARGIN`` x the noise at ``CALIBRATED_ROWS``).
+    by: ``{"rows": N, "margin": MARGIN, "skew": {feature: [noise, tolerance]},
+    "drift": ...}``, where a comparison has too few rows when its noise exceeds
+    both its threshold and the tolerance (``MARGIN`` x the noise at
+    ``CALIBRATED_ROWS``), unless its value exceeds ``MARGIN`` x its noise.
     Nothing is measured from ``CALIBRATED_ROWS`` rows on. Drift compares two
     spans, so its noise is taken at the smaller one's rows."""
-    measured = {"rows": rows}
+    measured = {"rows": rows, "margin": MARGIN}
     for kind, count in (("skew", rows), ("drift", previous_rows)):
         if count is None:
             continue
