@@ -128,8 +128,8 @@ def _init_flags(init: argparse.ArgumentParser) -> None:
     init.add_argument("--name", help="the dataset's name (default: the directory's)")
     init.add_argument("--label", help="the label column")
     init.add_argument("--key", type=_name_list, default=(),
-                      help="columns that identify a row, comma-separated (default: the "
-                           "whole row)")
+                      help="columns that identify a row, comma-separated (default: a "
+                           "detected row-id column, else the whole row)")
     init.add_argument("--delimiter", type=_delimiter,
                       help="the field delimiter (default: detected; 'tab' for a tab)")
     init.add_argument("--null_values", type=lambda text: text.split(","),
@@ -462,9 +462,9 @@ _COMMANDS = (
      "print the BigQuery SQL that `run` would send"),
     ("train", _train_flags, _train, "train the wide & deep model and export M/serving"),
     ("export-serving", _export_serving_flags, _export_serving,
-     "export a transform-only serving model (transform_features)"),
+     "export a transform-only serving model (transform_features, transform_raw)"),
     ("check-parity", _check_parity_flags, _check_parity,
-     "compare serving's transform_features with the pipeline's records"),
+     "compare serving's transform_features and transform_raw with the pipeline's records"),
     ("rank-features", _rank_features_flags, _rank_features,
      "rank a run's features by mutual information with the label"),
     ("serve", _serve_flags, _serve, "answer TensorFlow Serving's REST API on loopback"),

@@ -182,7 +182,7 @@ def trained_model(tmp_path_factory, flights_run) -> TrainedModel:
     run_copy = str(base / "run_copy")
     shutil.copytree(flights_run.output_dir, run_copy)
     model_dir = str(base / "model")
-    # 4,000 training rows make four batches an epoch: more epochs than the default.
+    # At most 15 epochs keeps the fixture short; early stopping usually ends it sooner.
     result = run_cli("train", "--run_dir", run_copy, "--model_dir", model_dir, "--epochs", "15")
     assert result.returncode == 0, result.stderr[-5000:]
     # The serving model must not need the run's outputs any more.
