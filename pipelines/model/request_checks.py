@@ -4,15 +4,24 @@ typed, present and within their domains as the dataset's schema declares them.
 An instance that cannot be scored is refused, naming the instance and the
 feature (``InvalidInstance``): a feature the model does not take, a required
 one missing, a value of the wrong type, a number beyond what its tensor holds
-(an integer outside int64, a float that is not finite or outside float32), or
-a value outside a *hard* domain (a feature tagged ``reject_out_of_domain``,
-whose rows the pipeline rejects too). A value outside a *soft* domain (an
-unseen carrier) is scored as training would have transformed it, and counted.
+(an integer outside int64, a float that is not finite or outside float32, a
+number as long as ``10**400``), a text that is not Unicode (JSON's ``"\ud800"``,
+a lone surrogate, has no UTF-8), or a value outside a *hard* domain (a feature
+tagged ``reject_out_of_domain``, whose rows the pipeline rejects too). A value
+outside a *soft* domain (an unseen carrier) is scored as training would have
+transformed it, and counted.
 
 Instances arrive as JSON objects (``predict_raw``) or as serialized
 ``tf.Example``s (``serving_default``); both become the same rows of Python
 values, by the features' own names (the CSV's), which is also what the request
 log writes.
+
+A feature given ``""`` is missing, as an empty CSV field is to the pipeline
+(``dialect.NULL_MARKERS``): a 400 when the feature is required, never scored
+(and then rejected from the request log); optional, it is scored as missing.
+
+Values are quoted in messages by ``reprlib``, so a megabyte string or a deeply
+nested list is named in a line.
 
 A feature whose tensor cannot hold a missing value (an integer one: only an
 optional number is float32, NaN when missing) is required whatever it is
@@ -23,6 +32,7 @@ turned into a tensor.
 import collections
 import dataclasses
 import math
+import reprlib
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +48,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # One instance: feature -> int, float, str, or None for a missing value.
 Row = dict
+
+_quote = reprlib.Repr()
+_quote.maxstring, _quote.maxother, _quote.maxlong, _quote.maxlevel = 60, 60, 60, 3
 
 
 class InvalidInstance(ValueError):
@@ -102,15 +115,17 @@ class RequestChecks:
                 raise InvalidInstance(i, None, "is not an object of feature values")
             unknown = sorted(set(instance) - set(self.features))
             if unknown:
-                raise InvalidInstance(i, unknown[0], f"has unknown features {unknown}; the "
-                                                     f"model takes {sorted(self.features)}")
+                raise InvalidInstance(i, unknown[0], f"has unknown features "
+                                                     f"{_quote.repr(unknown)}; the model "
+                                                     f"takes {sorted(self.features)}")
             row = {}
             for feature in self.features.values():
                 row[feature.name] = value = self._value(i, feature, instance.get(feature.name))
                 if value is not None and not _inside(value, feature.domain):
                     if feature.hard:
-                        raise InvalidInstance(i, feature.name, f"{feature.name!r} = {value!r} "
-                                                               f"is outside its domain")
+                        raise InvalidInstance(i, feature.name, f"{feature.name!r} = "
+                                                               f"{_quote.repr(value)} is "
+                                                               f"outside its domain")
                     outside[feature.name] += 1
             rows.append(row)
         return rows, outside
@@ -156,26 +171,39 @@ class RequestChecks:
     @staticmethod
     def _value(i: int, feature: _Feature, value):
         name = feature.name
+        if value == "":
+            value = None  # an empty field is a missing value, to the pipeline as here
         if value is None:
             if feature.required:
                 raise InvalidInstance(i, name, f"lacks the required feature {name!r}")
             return None
         if feature.dtype == tf.string:
             if not isinstance(value, str):
-                raise InvalidInstance(i, name, f"{name!r} must be a string, got {value!r}")
+                raise InvalidInstance(i, name, f"{name!r} must be a string, got "
+                                               f"{_quote.repr(value)}")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInstance(i, name, f"{name!r} is not Unicode text (it holds a "
+                                               f"lone surrogate)") from None
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInstance(i, name, f"{name!r} must be a number, got {value!r}")
+            raise InvalidInstance(i, name, f"{name!r} must be a number, got "
+                                           f"{_quote.repr(value)}")
         if feature.integer:
             if isinstance(value, float):
                 if not value.is_integer():
                     raise InvalidInstance(i, name, f"{name!r} must be a whole number, "
-                                                   f"got {value!r}")
+                                                   f"got {_quote.repr(value)}")
                 value = int(value)
             if not INT64_MIN <= value <= INT64_MAX:
-                raise InvalidInstance(i, name, f"{name!r} = {value} is outside int64")
+                raise InvalidInstance(i, name, f"{name!r} = {_quote.repr(value)} is outside "
+                                               f"int64")
             return value
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float: 10**400
+            value = math.inf
         if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise InvalidInstance(i, name, f"{name!r} must be a finite float32, got {value!r}")
         return value

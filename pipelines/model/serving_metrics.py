@@ -1,10 +1,15 @@
 """The serving metrics, in Prometheus' text format at TF Serving's path
 ``GET /monitoring/prometheus/metrics`` (``prometheus_client``).
 
-- ``tft_serving_requests_total{signature, status}``: requests by HTTP status;
+- ``tft_serving_requests_total{signature, status}``: every response by its
+  HTTP status (``signature`` is ``-`` for what is not a prediction, ``unknown``
+  for a prediction whose signature is not known or could not be read), the
+  server's own refusals too: 404, 408, 411, 413, 431, 501, 503;
 - ``tft_serving_instances_total{signature, status}``: their instances;
 - ``tft_serving_invalid_instances_total{feature}``: instances refused, by the
-  feature that was wrong (``-`` when the instance as a whole was);
+  feature that was wrong (``-`` when the instance as a whole was, ``other``
+  for a feature the model does not take: a label never takes a client's text,
+  so the page stays the size of the model's features);
 - ``tft_serving_out_of_domain_values_total{feature}``: values outside a soft
   domain (an unseen carrier) that were scored;
 - ``tft_serving_request_latency_seconds{signature}``: a histogram of the time
@@ -18,9 +23,10 @@ count apart.
 
 import prometheus_client
 
-__all__ = ["CONTENT_TYPE", "PATH", "ServingMetrics"]
+__all__ = ["CONTENT_TYPE", "OTHER_FEATURE", "PATH", "ServingMetrics"]
 
 PATH = "/monitoring/prometheus/metrics"
+OTHER_FEATURE = "other"
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 # From a fraction of a millisecond (one instance) to seconds (a large batch).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
@@ -29,7 +35,8 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5
 class ServingMetrics:
     """The counters one server keeps."""
 
-    def __init__(self):
+    def __init__(self, features: list[str] = ()):
+        self._features = frozenset(features)
         self.registry = prometheus_client.CollectorRegistry()
         registry = self.registry
         self.requests = prometheus_client.Counter(
@@ -52,6 +59,13 @@ class ServingMetrics:
         self.log_dropped = prometheus_client.Counter(
             "tft_serving_log_rows_dropped", "Request-log rows dropped because the log's queue "
             "was full", registry=registry)
+
+    def feature_label(self, feature: str | None) -> str:
+        """The ``feature`` label of a refused instance: one of the model's own
+        features, ``-`` for none, ``other`` for any name a client made up."""
+        if feature is None:
+            return "-"
+        return feature if feature in self._features else OTHER_FEATURE
 
     def text(self) -> bytes:
         """Every metric in Prometheus' text exposition format."""
