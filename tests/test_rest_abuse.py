@@ -103,7 +103,8 @@ def _instance(**values) -> bytes:
      "not valid JSON: Exceeds the limit (4300 digits)"),
     (_instance(carrier=""), "instance 0: lacks the required feature 'carrier'"),
     (_instance(distance=[[["far"] * 1000]]),
-     "instance 0: 'distance' must be a number, got [[['far', 'far', 'far', 'far', 'far', 'far', ...]]]"),
+     "instance 0: 'distance' must be a number, got "
+     "[[['far', 'far', 'far', 'far', 'far', 'far', ...]]]"),
 ])
 def test_hostile_bodies_get_a_400_naming_the_fault(server, body, message):
     status, answer, headers = _post(server, body)
