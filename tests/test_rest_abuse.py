@@ -91,8 +91,9 @@ def _instance(**values) -> bytes:
 
 
 @pytest.mark.parametrize("body, message", [
-    (b"[" * 100_000 + b"]" * 100_000, "nests JSON deeper than 32 levels"),
-    (b'{"instances": [' + b"[" * 40 + b"]" * 40 + b"]}", "nests JSON deeper than 32 levels"),
+    (b"[" * 100_000 + b"]" * 100_000, "nests JSON deeper than 1,000 levels"),
+    (b'{"instances": [' + b"[" * 500 + b"]" * 500 + b"]}",
+     "instance 0: is not an object of feature values"),
     (_instance(carrier="U\ud800A"),  # json.dumps writes the lone surrogate as \ud800
      "instance 0: 'carrier' is not Unicode text (it holds a lone surrogate)"),
     (_instance(temp=1).replace(b'"temp": 1', b'"temp": 1' + b"0" * 400),
