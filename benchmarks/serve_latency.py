@@ -43,16 +43,7 @@ def main() -> None:
     parser.add_argument("--run_dir", default=os.path.join(tmp, "tft-preprocessing-bench"))
     parser.add_argument("--model_dir", default=os.path.join(tmp, "tft-preprocessing-bench-model"))
     args = parser.parse_args()
-    if not os.path.exists(os.path.join(args.run_dir, "run_summary.json")):
-        _python("benchmarks/run_flights.py", "--output_dir", args.run_dir)
-    if not os.path.exists(os.path.join(args.model_dir, "serving", "saved_model.pb")):
-        _python("-m", "pipelines", "train", "--run_dir", args.run_dir,
-                "--model_dir", args.model_dir)
-    raw, _ = raw_examples(RunDir(args.run_dir), "serving", 100)
-    instances = [
-        {name: _json_value(raw.column(name)[i].as_py()) for name in flights.SERVING_INPUTS
-         if raw.column(name)[i].as_py() is not None}
-        for i in range(raw.num_rows)]
+    instances = _instances(args.run_dir, args.model_dir)
 
     log_dir = tempfile.mkdtemp(prefix="tft-preprocessing-request-log-")
     plain = _measure(args.model_dir, instances)
@@ -91,6 +82,19 @@ def main() -> None:
         print(f"{label}: p50 1 instance {np.percentile(one, 50):.1f} ms, 100 instances "
               f"{np.percentile(hundred, 50):.1f} ms; {rate:,.0f} req/s with "
               f"{CONCURRENT_CLIENTS} clients")
+
+
+def _instances(run_dir: str, model_dir: str) -> list[dict]:
+    """100 serving rows as JSON instances, making the run and the model first
+    when they are missing."""
+    if not os.path.exists(os.path.join(run_dir, "run_summary.json")):
+        _python("benchmarks/run_flights.py", "--output_dir", run_dir)
+    if not os.path.exists(os.path.join(model_dir, "serving", "saved_model.pb")):
+        _python("-m", "pipelines", "train", "--run_dir", run_dir, "--model_dir", model_dir)
+    raw, _ = raw_examples(RunDir(run_dir), "serving", 100)
+    return [{name: _json_value(raw.column(name)[i].as_py()) for name in flights.SERVING_INPUTS
+             if raw.column(name)[i].as_py() is not None}
+            for i in range(raw.num_rows)]
 
 
 def _measure(model_dir: str, instances: list[dict], *flags: str):
