@@ -293,6 +293,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.rfile.close()  # the plain one, replaced by one with deadlines
         self._reader = _DeadlineReader(self.connection)
         self.rfile = io.BufferedReader(self._reader, 1 << 16)
 
