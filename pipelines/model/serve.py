@@ -31,15 +31,17 @@ The server holds under load and abuse (``Limits``): a fixed pool of
 them gets a 503 at once; the listen backlog is as deep as the pool; the request
 line and headers must arrive within ``header_seconds`` of the connection being
 ready for a request (an idle keep-alive connection is closed then), the body
-within ``body_seconds`` of its headers (408), and a client must take its
-answer within ``write_seconds``; JSON nested deeper than ``MAX_JSON_DEPTH`` (the
-parser's limit, 1,000 levels), a
-``Content-Length`` that is not a whole number of bytes, a body over
-``MAX_BODY_BYTES`` are refused. Every response is JSON (the metrics aside)
-and every response's status is counted in the metrics. It is the standard
-library's ``http.server``: what stood in the way (a thread per connection
-without bound, no deadlines, HTML errors) is a few overrides, and it keeps the
-server free of another dependency. With ``--log_dir``, a sample of the answered instances is logged
+within ``body_seconds`` of its headers (408), and a client must take its answer
+within ``write_seconds``. JSON nested deeper than ``MAX_JSON_DEPTH`` (the
+parser's limit, 1,000 levels), a ``Content-Length`` that is not a whole number
+of bytes and a body over ``MAX_BODY_BYTES`` are refused. Every refusal is JSON
+and every response's status is counted in the metrics.
+
+It is the standard library's ``http.server``: what stood in the way (a thread
+per connection without bound, no deadlines, HTML errors, the default backlog
+of 5) is a few overrides here, where a server library (waitress) would be a
+dependency for the same limits. With ``--log_dir``, a sample of the answered
+instances is logged
 (``request_log``) for ``validate`` to check against training.
 """
 
