@@ -40,8 +40,9 @@ and every response's status is counted in the metrics.
 It is the standard library's ``http.server``: what stood in the way (a thread
 per connection without bound, no deadlines, HTML errors, the default backlog
 of 5) is a few overrides here, where a server library (waitress) would be a
-dependency for the same limits. With ``--log_dir``, a sample of the answered
-instances is logged
+dependency for the same limits.
+
+With ``--log_dir``, a sample of the answered instances is logged
 (``request_log``) for ``validate`` to check against training.
 """
 
