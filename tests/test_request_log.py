@@ -36,6 +36,7 @@ from pipelines.decode.request_logs import (
     log_decoder,
     logged_schema,
 )
+from pipelines.model import request_log
 from pipelines.model.request_log import RequestLog
 from tests.conftest import PROJECT_ROOT, raw_rows, run_cli
 from tests.test_rest import _instances
@@ -59,9 +60,11 @@ def _start(model_dir: str, log_dir: str) -> tuple[subprocess.Popen, tuple[str, i
     pytest.fail("the server did not start:\n" + "".join(lines))
 
 
-def _serve_and_log(model_dir: str, log_dir: str, instances: list[dict]) -> list[float]:
-    """Sends the instances in batches, stops the server with SIGTERM; returns
-    the predictions."""
+def _serve_and_log(model_dir: str, log_dir: str, instances: list[dict],
+                   killed: bool = False) -> list[float]:
+    """Sends the instances in batches, stops the server with SIGTERM (or, when
+    ``killed``, SIGKILL once the log's fsync interval has passed); returns the
+    predictions."""
     process, address = _start(model_dir, log_dir)
     predictions = []
     try:
@@ -74,8 +77,10 @@ def _serve_and_log(model_dir: str, log_dir: str, instances: list[dict]) -> list[
             predictions += json.loads(response.read())["predictions"]
             connection.close()
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
+        if killed:
+            time.sleep(request_log.SYNC_SECONDS + 0.5)
+        process.send_signal(signal.SIGKILL if killed else signal.SIGTERM)
+        assert process.wait(timeout=60) == (-signal.SIGKILL if killed else 0)
     return predictions
 
 
@@ -139,10 +144,16 @@ def test_logged_requests_are_what_was_sent_and_validate_as_serving_data(
     shifted_dir = str(tmp_path / "shifted")
     shifted = [{**row, "dep_delay": row["dep_delay"] + DELAY_SHIFT_MINUTES}
                if "dep_delay" in row else row for row in instances]
-    _serve_and_log(trained_model.serving_dir, shifted_dir, shifted)
+    # Killed: its shard is completed by the command, and validate reads every row.
+    _serve_and_log(trained_model.serving_dir, shifted_dir, shifted, killed=True)
+    assert glob.glob(os.path.join(shifted_dir, "*.csv")) == []
+    recovered = run_cli("recover-log", "--log_dir", shifted_dir)
+    assert recovered.stdout.startswith("completed 1 shard of a stopped server in "
+                                       f"{shifted_dir}: {len(shifted):,} rows"), recovered
     previous = layout.stats_file(layout.validation_dir(run_dir, "logged"), "serving")
     result = _validate(run_dir, shifted_dir, "shifted", "--previous_stats", previous)
     assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert f"span shifted: {len(shifted):,} rows, 0 rejected" in result.stdout
     anomalous = re.search(r"anomalies in \d+ features?\n((?:  .*\n)+)", result.stdout)
     assert anomalous, result.stdout
     named = {line.split(":")[0].strip() for line in anomalous.group(1).splitlines()}

@@ -200,7 +200,11 @@ class RequestLog:
                           "dropping rows (counted) until it can", file=sys.stderr, flush=True)
                 failing, unsynced_since = True, None
         if shard is not None:
-            shard.complete()
+            try:
+                shard.complete()
+            except OSError as error:  # left *.csv.partial: the next server completes it
+                print(f"request log: cannot complete {shard.path}: {error}", file=sys.stderr,
+                      flush=True)
 
     def _open_shard(self) -> "_Shard":
         shard = _Shard.create(self._prefix, self._shard, self._header)
@@ -299,19 +303,21 @@ class Recovery:
 
     def describe(self) -> str:
         """One line: what was completed, removed and left."""
-        if not (self.completed or self.removed):
-            said = f"no shard of a stopped server to complete in {self.directory}"
-        else:
-            said = (f"completed {_count(len(self.completed), 'shard')} of a stopped server in "
-                    f"{self.directory}: {_count(self.rows, 'row')}")
-            if self.cut_lines:
-                said += f", {_count(self.cut_lines, 'cut last line')} dropped"
-            if self.removed:
-                said += f"; removed {_count(len(self.removed), 'shard')} holding no whole row"
+        done = []
+        if self.completed:
+            done.append(f"completed {_count(len(self.completed), 'shard')} of a stopped server "
+                        f"in {self.directory}: {_count(self.rows, 'row')}"
+                        + (f", {_count(self.cut_lines, 'cut last line')} dropped"
+                           if self.cut_lines else ""))
+        if self.removed:
+            done.append(f"removed {_count(len(self.removed), 'shard')} holding no whole row"
+                        + ("" if self.completed else f" from {self.directory}"))
+        if not done:
+            done.append(f"no shard of a stopped server to complete in {self.directory}")
         if self.live:
-            said += (f"; {_count(len(self.live), 'shard')} of a live server left as "
-                     f"{'it is' if len(self.live) == 1 else 'they are'}")
-        return said
+            done.append(f"{_count(len(self.live), 'shard')} of a live server left as "
+                        f"{'it is' if len(self.live) == 1 else 'they are'}")
+        return "; ".join(done)
 
 
 def recover(directory: str) -> Recovery:
