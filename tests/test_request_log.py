@@ -4,6 +4,7 @@ the log loses when it is full or killed (and says so), the recovery of a
 killed server's shards, and values that read back exactly as they were sent."""
 
 import csv
+import errno
 import glob
 import http.client
 import inspect
@@ -274,7 +275,7 @@ time.sleep(60)
 """
 
 
-def test_sigkill_loses_only_the_last_interval_and_recovery_completes_the_shard(tmp_path):
+def test_sigkill_loses_only_the_last_interval_and_recovery_completes_the_shard(tmp_path, capsys):
     log_dir = str(tmp_path / "log")
     script = _KILLED_WRITER.format(rows=inspect.getsource(_rows))
     process = subprocess.Popen([sys.executable, "-c", script, log_dir, *LOGGED],
@@ -291,12 +292,13 @@ def test_sigkill_loses_only_the_last_interval_and_recovery_completes_the_shard(t
     copy = str(tmp_path / "copy")
     shutil.copytree(log_dir, copy)
 
-    # The next server on the directory completes the shard before it logs.
+    # The next server on the directory completes the shard before it logs, and says so.
     log = RequestLog(log_dir, LOGGED, 1.0)
     log.close()
     recovered = log.recovered
     assert recovered.completed == [partial.removesuffix(".partial")]
     assert answered_before <= recovered.rows <= answered
+    assert capsys.readouterr().err == f"request log: {recovered.describe()}\n"
     rows, rejected = _read_back(log_dir)
     assert not rejected
     assert rows == [_as_decoded(row) for row in _rows(0, recovered.rows)]
@@ -390,3 +392,43 @@ def _csv_line(fields: list[str]) -> bytes:
     text = io.StringIO()
     csv.writer(text).writerow(fields)
     return text.getvalue().encode()
+
+
+def test_a_full_disk_drops_and_counts_its_rows_and_leaves_no_cut_line(tmp_path, monkeypatch,
+                                                                      capsys):
+    written, dropped = [], []
+    log = RequestLog(str(tmp_path), LOGGED, 1.0, on_written=written.append,
+                     on_dropped=dropped.append)
+    log.offer(_rows(0, 2), [0.5] * 2)
+    _wait_for(lambda: written == [2])
+    real_write = request_log._write_all
+
+    def half_then_full(descriptor, data):  # as a disk that fills mid-batch
+        real_write(descriptor, data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(request_log, "_write_all", half_then_full)
+    log.offer(_rows(2, 3), [0.5] * 3)
+    _wait_for(lambda: dropped == [3])
+    monkeypatch.setattr(request_log, "_write_all", real_write)
+    log.offer(_rows(5, 1), [0.5])
+    log.close()
+    assert written == [2, 1]
+    assert capsys.readouterr().err == (
+        f"request log: cannot write to {tmp_path}: [Errno 28] No space left on device; "
+        "dropping rows (counted) until it can\n")
+    rows, rejected = _read_back(str(tmp_path))
+    assert not rejected
+    assert [row[COUNT] for row in rows] == [0, 1, 5]
+
+
+def test_a_filesystem_without_hard_links_still_gets_its_shards(tmp_path, monkeypatch):
+    def no_links(source, destination):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    log = RequestLog(str(tmp_path), LOGGED, 1.0)
+    log.offer(_rows(0, 4), [0.5] * 4)
+    log.close()
+    assert [name for name in os.listdir(tmp_path) if not name.endswith(".csv")] == []
+    assert _read_back(str(tmp_path)) == ([_as_decoded(row) for row in _rows(0, 4)], [])

@@ -38,6 +38,7 @@ What a log can lose, and what it says it lost:
   a live server is writing is never touched.
 """
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -237,24 +238,24 @@ class _Shard:
                 number += 1
                 continue
             try:
-                descriptor = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                                     | os.O_CLOEXEC, 0o644)
+                # Appending: a write undone by a truncation leaves no hole behind.
+                descriptor = os.open(hidden, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                     | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except FileExistsError:
                 number += 1
                 continue
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
                 _write_all(descriptor, header)
-                os.link(hidden, path + PARTIAL)
-            except FileExistsError:
+                _publish(hidden, path + PARTIAL)
+            except BaseException as error:
                 os.close(descriptor)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(hidden)
+                if not isinstance(error, FileExistsError):
+                    raise
                 number += 1
                 continue
-            except BaseException:
-                os.close(descriptor)
-                raise
-            finally:
-                os.unlink(hidden)
             return cls(descriptor, path, number, len(header))
 
     def write(self, data: bytes, rows: int) -> None:
@@ -406,6 +407,21 @@ def _csv_bytes(lines: list[list[str]]) -> bytes:
     text = io.StringIO()
     csv.writer(text).writerows(lines)
     return text.getvalue().encode("utf-8")
+
+
+def _publish(hidden: str, path: str) -> None:
+    """Renames ``hidden`` to ``path``, raising FileExistsError rather than
+    replacing a file of that name."""
+    try:
+        os.link(hidden, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: a rename, checked first
+        if os.path.exists(path):
+            raise FileExistsError(path) from None
+        os.rename(hidden, path)
+        return
+    os.unlink(hidden)
 
 
 def _write_all(descriptor: int, data: bytes) -> None:
