@@ -432,3 +432,16 @@ def test_a_filesystem_without_hard_links_still_gets_its_shards(tmp_path, monkeyp
     log.close()
     assert [name for name in os.listdir(tmp_path) if not name.endswith(".csv")] == []
     assert _read_back(str(tmp_path)) == ([_as_decoded(row) for row in _rows(0, 4)], [])
+
+
+def test_shards_rotate_after_the_batch_that_fills_them(tmp_path):
+    log = RequestLog(str(tmp_path), LOGGED, 1.0, rows_per_shard=3)
+    for start in range(0, 10, 2):
+        log.offer(_rows(start, 2), [0.5] * 2)
+    log.close()
+    shards = sorted(os.listdir(tmp_path))
+    assert [re.sub(r".*-(\d{5}\.csv)$", r"\1", name) for name in shards] == [
+        "00000.csv", "00001.csv", "00002.csv"]
+    lines = [(tmp_path / name).read_bytes().count(b"\n") - 1 for name in shards]
+    assert lines == [4, 4, 2]
+    assert _read_back(str(tmp_path)) == ([_as_decoded(row) for row in _rows(0, 10)], [])

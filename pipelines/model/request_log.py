@@ -187,8 +187,10 @@ class RequestLog:
                     if unsynced_since is None:
                         unsynced_since = time.monotonic()
                     if shard.rows >= self._rows_per_shard:
-                        shard.complete()
-                        shard = unsynced_since = None
+                        # Let go of it first: a shard that fails to complete stays
+                        # partial, for the next server to complete.
+                        full, shard, unsynced_since = shard, None, None
+                        full.complete()
                 if unsynced_since is not None and (
                         time.monotonic() - unsynced_since >= self._sync_seconds):
                     shard.sync()
