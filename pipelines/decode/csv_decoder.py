@@ -178,15 +178,17 @@ class _FirstLine:
         return self.line + b"\n" + self.rest if self.line or self.rest else b""
 
 
-def _read_first_line(stream: _Utf8Lines, chunk_bytes: int = 1 << 16) -> _FirstLine:
+def _read_first_line(stream: _Utf8Lines, max_line_bytes: int | None = None,
+                     chunk_bytes: int = 1 << 16) -> _FirstLine:
+    max_line_bytes = max_line_bytes or MAX_LINE_BYTES
     data = b""
-    while b"\n" not in data and len(data) <= MAX_LINE_BYTES:
+    while b"\n" not in data and len(data) <= max_line_bytes:
         chunk = stream.read(chunk_bytes)
         if not chunk:
             break
         data += chunk
     line, newline, rest = data.partition(b"\n")
-    if not newline and len(line) > MAX_LINE_BYTES:
+    if not newline and len(line) > max_line_bytes:
         return _FirstLine(data, b"", whole=False)
     return _FirstLine(line, rest)
 
@@ -231,12 +233,12 @@ class CsvDecoder:
     """Turns CSV byte streams into typed RecordBatches plus rejected rows."""
 
     def __init__(self, columns: list[Column], csv_format: CsvFormat,
-                 block_bytes: int = 4 << 20, max_line_bytes: int = MAX_LINE_BYTES,
+                 block_bytes: int = 4 << 20, max_line_bytes: int | None = None,
                  serving: bool = False, by_header: bool = False):
         self._columns = columns
         self._format = csv_format
         self._block_bytes = block_bytes
-        self._max_line_bytes = max_line_bytes
+        self._max_line_bytes = max_line_bytes or MAX_LINE_BYTES
         self._arrow_schema = arrow_schema(columns)
         # A column's own markers too (``CsvFormat.column_null_values``).
         self._null_values = {c.name: pa.array(csv_format.null_values_of(c.name), pa.binary())
@@ -333,12 +335,12 @@ class CsvDecoder:
         by_header = self._serving and self._by_header
         if not self._format.has_header and not self._may_lack and not by_header:
             return default_names, b"", self._format
-        first = _read_first_line(stream)
+        first = _read_first_line(stream, self._max_line_bytes)
         line, rest = first.line, first.rest
         if not first.whole:
             if self._format.has_header:
                 raise HeaderMismatchError(
-                    f"{source}: the first line is longer than {MAX_LINE_BYTES:,} bytes, "
+                    f"{source}: the first line is longer than {self._max_line_bytes:,} bytes, "
                     f"which no header is")
             # Data: the decoder rejects it as an overlong line.
             return default_names, first.as_data(), self._format
@@ -459,9 +461,15 @@ class CsvDecoder:
         lacking = [c.name for c in self._columns if c.name not in raw]
         reasons: dict[int, tuple[str, str]] = {}
 
+        taken = np.zeros(batch.num_rows, dtype=bool)
+
         def reject(positions, kind: str, reason) -> None:
-            for i in positions:
-                reasons.setdefault(int(i), (kind, reason(int(i)) if callable(reason) else reason))
+            # A row keeps its first reason; the others are not even worded (a block
+            # of empty rows would otherwise word one per row and column).
+            positions = np.asarray(positions, dtype=np.int64)
+            for i in positions[~taken[positions]].tolist():
+                reasons[i] = (kind, reason(i) if callable(reason) else reason)
+            taken[positions] = True
 
         empty = functools.reduce(pc.and_, (pc.equal(a, b"") for a in raw.values()))
         reject(np.flatnonzero(_to_numpy(empty)), "empty_line", "empty line")
