@@ -59,7 +59,8 @@ from pipelines.decode import row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
-__all__ = ["MAX_FIELDS", "MAX_LINE_BYTES", "CsvDecoder", "FileColumns", "HeaderMismatchError", "header_names"]
+__all__ = ["MAX_FIELDS", "MAX_LINE_BYTES", "CsvDecoder", "FileColumns", "HeaderMismatchError",
+           "header_names"]
 
 MAX_LINE_BYTES = 8 << 20
 # Delimiters a line may hold, quoted or not: far more than any schema has columns,
@@ -289,8 +290,7 @@ class CsvDecoder:
         for chunk in _line_blocks(stream, self._block_bytes, self._max_line_bytes, rest):
             if isinstance(chunk, _OverlongLine):
                 yield RejectedRow(
-                    source, next_line, "overlong_line",
-                    f"line longer than {self._max_line_bytes:,} bytes",
+                    source, next_line, "overlong_line", _overlong(self._max_line_bytes),
                     chunk.prefix[:200].decode("utf-8", "backslashreplace") + "...")
                 next_line += 1
                 lines = 1
@@ -414,9 +414,11 @@ class CsvDecoder:
 
     def _decode_block(self, block: _Block, names: list[str], source: str,
                       csv_format: CsvFormat) -> Iterator[pa.RecordBatch | RejectedRow]:
-        block, screened = _screen_lines(block, csv_format.delimiter.encode())
+        block, screened = _screen_lines(block, csv_format.delimiter.encode(),
+                                        self._max_line_bytes)
         for number, (kind, reason, line) in screened.items():
-            yield RejectedRow(source, number, kind, reason, _text(line))
+            yield RejectedRow(source, number, kind, reason,
+                              _text(line[:200]) + "..." if kind == "overlong_line" else _text(line))
         if not len(block.numbers):
             return
         invalid: list[pa_csv.InvalidRow] = []
@@ -572,7 +574,11 @@ def _check_header_names(names: list[str], expected: list[str], source: str) -> N
             + "; each column must be named once")
 
 
-def _screen_lines(block: _Block, delimiter: bytes
+def _overlong(max_line_bytes: int) -> str:
+    return f"line longer than {max_line_bytes:,} bytes"
+
+
+def _screen_lines(block: _Block, delimiter: bytes, max_line_bytes: int
                   ) -> tuple[_Block, dict[int, tuple[str, str, bytes]]]:
     """The block without the lines pyarrow cannot be given, and those lines by
     number with (kind, reason, text).
@@ -582,7 +588,8 @@ def _screen_lines(block: _Block, delimiter: bytes
     quoted value that pyarrow would run on into the following lines; a line of
     more than ``MAX_FIELDS`` delimiters crashes pyarrow (at about 400,000). An
     empty line is rejected here too: parsed, it is a row of empty values that
-    every numeric column then fails to cast, one probe per row.
+    every numeric column then fails to cast, one probe per row. So is a line
+    longer than ``max_line_bytes`` that a block happened to hold whole.
     """
     bad = np.zeros(len(block.numbers), dtype=bool)
     reasons: dict[int, tuple[str, str]] = {}
@@ -590,8 +597,11 @@ def _screen_lines(block: _Block, delimiter: bytes
     for i in np.flatnonzero(lengths == 0):
         bad[i] = True
         reasons[int(i)] = ("empty_line", "empty line")
+    for i in np.flatnonzero(lengths > max_line_bytes):
+        bad[i] = True
+        reasons[int(i)] = ("overlong_line", _overlong(max_line_bytes))
     # Only a line longer than MAX_FIELDS bytes can hold more delimiters.
-    for i in np.flatnonzero(lengths > MAX_FIELDS):
+    for i in np.flatnonzero((lengths > MAX_FIELDS) & ~bad):
         fields = block.data.count(delimiter, int(block.starts[i]), int(block.ends[i])) + 1
         if fields > MAX_FIELDS:
             bad[i] = True
