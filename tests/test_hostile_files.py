@@ -269,12 +269,14 @@ def _data_lines(data: bytes, has_header: bool) -> int:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=_mutated(), block_bytes=st.sampled_from([64, 1024, 1 << 20]))
-def test_fuzz_every_line_of_a_mutated_file_is_a_row_or_a_rejection(case, block_bytes):
+@given(case=_mutated(), block_bytes=st.sampled_from([64, 1024, 1 << 20]),
+       max_line_bytes=st.sampled_from([512, None]))
+def test_fuzz_every_line_of_a_mutated_file_is_a_row_or_a_rejection(case, block_bytes,
+                                                                   max_line_bytes):
     name, data = case
     dataset = datasets.get_dataset(name)
     decoder = csv_decoder.CsvDecoder(dataset.csv_decoder()._columns, dataset.csv_format,
-                                     block_bytes=block_bytes, max_line_bytes=512)
+                                     block_bytes=block_bytes, max_line_bytes=max_line_bytes)
     try:
         items = list(decoder.decode(io.BytesIO(data), "f.csv"))
     except csv_decoder.HeaderMismatchError as error:

@@ -43,6 +43,7 @@ Two things a person would otherwise undo:
 ``init`` prints both decisions, column by column.
 """
 
+import collections
 import dataclasses
 import json
 import math
@@ -207,6 +208,10 @@ def _dialect(path: str, column_names, delimiter, null_values, encoding
         raise UserError(f"{path} has {len(names):,} columns; init drafts at most "
                         f"{MAX_DRAFT_COLUMNS:,} (each costs seconds of drafting): write its "
                         f"dataset directory by hand (docs/datasets.md)")
+    repeated = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+    if repeated:  # given twice in --column_names: which is the column?
+        raise UserError(f"the columns of {path} name {', '.join(map(repr, repeated))} more "
+                        f"than once; each column must be named once")
     return csv_format, names
 
 
