@@ -29,13 +29,13 @@ from pipelines.commands import init  # noqa: E402
 from pipelines.decode import csv_decoder  # noqa: E402
 from pipelines.decode.columns import RejectedRow  # noqa: E402
 from pipelines.errors import UserError  # noqa: E402
-from tests.test_hostile_files import _data_lines, _mutated  # noqa: E402
+from references.hostile_inputs import data_lines, mutated  # noqa: E402
 
 
 def fuzz_decoder(examples: int) -> None:
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(case=_mutated())
+    @given(case=mutated())
     def decode(case):
         name, data = case
         dataset = datasets.get_dataset(name)
@@ -48,7 +48,7 @@ def fuzz_decoder(examples: int) -> None:
             return
         rows = sum(i.num_rows for i in items if isinstance(i, pa.RecordBatch))
         rejected = sum(isinstance(i, RejectedRow) for i in items)
-        assert rows + rejected == _data_lines(data, dataset.csv_format.has_header)
+        assert rows + rejected == data_lines(data, dataset.csv_format.has_header)
 
     decode()
 
@@ -56,7 +56,7 @@ def fuzz_decoder(examples: int) -> None:
 def fuzz_init(examples: int) -> None:
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(case=_mutated())
+    @given(case=mutated())
     def draft(case):
         _, data = case
         with tempfile.TemporaryDirectory() as directory:

@@ -8,7 +8,6 @@ The longer fuzz run is ``benchmarks/fuzz_inputs.py``.
 import gzip
 import io
 import os
-import re
 import socket
 import threading
 import time
@@ -24,11 +23,8 @@ from pipelines.decode import csv_decoder, dialect
 from pipelines.decode.columns import RejectedRow
 from pipelines.errors import UserError
 from pipelines.reports import history
+from references.hostile_inputs import data_lines, mutated
 from tests.conftest import run_cli
-
-CENSUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
-                      "shared", "data", "census", "adult.data")
-_LINE_END = re.compile(rb"\r*\n|\r")
 
 
 def _flights(rows: int) -> tuple[bytes, list[bytes]]:
@@ -218,58 +214,8 @@ def test_a_file_that_is_not_gzip_at_all_is_one_line(tmp_path, flights_run):
 
 # Fuzz: random bytes and mutations of real files, to the decoder and to init's reading.
 
-def _sample(path: str, lines: int) -> bytes:
-    with open(path, "rb") as f:
-        return b"".join(f.readline() for _ in range(lines))
-
-
-_SAMPLES = {"flights": _sample(nycflights.default_inputs()[0], 40)}
-if os.path.exists(CENSUS):
-    _SAMPLES["census"] = _sample(CENSUS, 40)
-
-_NASTY = st.sampled_from([b",", b'"', b"\n", b"\r", b"\r\n", b"\0", b"\xff", b"\xef\xbb\xbf",
-                          b" ", b";", b"\t", b"NA", b"?", b",,,,,,,,,,", b"\xe2\x82"])
-
-
-@st.composite
-def _mutated(draw) -> tuple[str, bytes]:
-    """A real file's first lines with a few edits: bytes inserted, deleted,
-    repeated or overwritten, cut off, or a huge field or row of empty fields
-    (past Python's csv field limit, past pyarrow's field count); or random bytes."""
-    name = draw(st.sampled_from(sorted(_SAMPLES) + ["random"]))
-    if name == "random":
-        return draw(st.sampled_from(sorted(_SAMPLES))), draw(st.binary(max_size=2000))
-    data = bytearray(_SAMPLES[name])
-    for _ in range(draw(st.integers(1, 6))):
-        at = draw(st.integers(0, len(data)))
-        edit = draw(st.sampled_from(["insert", "delete", "repeat", "cut", "junk", "wide"]))
-        if edit == "wide":
-            data[at:at] = draw(st.sampled_from([b"x" * 200_000, b"," * 500_000]))
-        elif edit == "insert":
-            data[at:at] = draw(_NASTY) * draw(st.integers(1, 50))
-        elif edit == "delete":
-            del data[at:at + draw(st.integers(1, 200))]
-        elif edit == "repeat":
-            data[at:at] = data[at:at + draw(st.integers(1, 300))] * draw(st.integers(1, 5))
-        elif edit == "cut":
-            del data[at:]
-        else:
-            junk = draw(st.binary(min_size=1, max_size=100))
-            data[at:at + len(junk)] = junk
-    return name, bytes(data)
-
-
-def _data_lines(data: bytes, has_header: bool) -> int:
-    """Lines as the decoder counts them: each line end ends one, and a last
-    line without one counts too; the header is not a data line."""
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    lines = len(_LINE_END.findall(data)) + (1 if data and not _LINE_END.search(data[-1:])
-                                            else 0)
-    return max(lines - 1, 0) if has_header else lines
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=_mutated(), block_bytes=st.sampled_from([64, 1024, 1 << 20]),
+@given(case=mutated(), block_bytes=st.sampled_from([64, 1024, 1 << 20]),
        max_line_bytes=st.sampled_from([512, None]))
 def test_fuzz_every_line_of_a_mutated_file_is_a_row_or_a_rejection(case, block_bytes,
                                                                    max_line_bytes):
@@ -284,12 +230,12 @@ def test_fuzz_every_line_of_a_mutated_file_is_a_row_or_a_rejection(case, block_b
         return
     rows = sum(i.num_rows for i in items if isinstance(i, pa.RecordBatch))
     rejected = [i for i in items if isinstance(i, RejectedRow)]
-    assert rows + len(rejected) == _data_lines(data, dataset.csv_format.has_header)
+    assert rows + len(rejected) == data_lines(data, dataset.csv_format.has_header)
     assert len({r.line for r in rejected}) == len(rejected)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=_mutated())
+@given(case=mutated())
 def test_fuzz_init_reads_any_file_or_says_why_in_one_line(tmp_path_factory, case):
     _, data = case
     path = str(tmp_path_factory.mktemp("fuzz") / "input.csv")
@@ -302,5 +248,5 @@ def test_fuzz_init_reads_any_file_or_says_why_in_one_line(tmp_path_factory, case
     except UserError as error:
         assert "\n" not in str(error)
         return
-    assert inferred.typed.num_rows + inferred.rejected == _data_lines(data, csv_format.has_header)
+    assert inferred.typed.num_rows + inferred.rejected == data_lines(data, csv_format.has_header)
     assert dialect.Detected(csv_format, names).describe()
