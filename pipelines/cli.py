@@ -8,6 +8,7 @@ Commands:
   export-serving  export a transform-only serving model from a run
   check-parity    compare serving's transformation with the pipeline's records
   serve           answer TensorFlow Serving's REST API for a serving model
+  recover-log     complete the request-log shards a killed server left
   rank-features   rank a run's features by mutual information with the label
   validate        check new serving data for schema anomalies, skew and drift
   suggest-thresholds  measure the skew metrics between random halves of the data
@@ -249,6 +250,12 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
                        help="the fraction of instances logged (default 1.0: all)")
 
 
+def _recover_log_flags(recover: argparse.ArgumentParser) -> None:
+    recover.add_argument("--log_dir", required=True,
+                         help="a `serve --log_dir` directory: its shards left *.csv.partial "
+                              "by a server that died are completed; a live server's are left")
+
+
 def _dry_run_flags(parser: argparse.ArgumentParser, job_file: str) -> None:
     """--dry_run and --job_description, for a command that submits to Dataflow."""
     parser.add_argument("--dry_run", nargs="?", const=True, default=False,
@@ -440,6 +447,16 @@ def _serve(args: argparse.Namespace, extra: list[str], _) -> int:
     return 0
 
 
+def _recover_log(args: argparse.Namespace, extra: list[str], _) -> int:
+    _no_extra(extra)
+    if not os.path.isdir(args.log_dir):
+        raise UserError(f"--log_dir {args.log_dir} is not a directory")
+    from pipelines.model import request_log
+
+    print(request_log.recover(args.log_dir).describe())
+    return 0
+
+
 def _no_extra(extra: list[str]) -> None:
     if extra:
         raise UserError(f"unrecognized arguments: {' '.join(extra)}")
@@ -468,4 +485,6 @@ _COMMANDS = (
     ("rank-features", _rank_features_flags, _rank_features,
      "rank a run's features by mutual information with the label"),
     ("serve", _serve_flags, _serve, "answer TensorFlow Serving's REST API on loopback"),
+    ("recover-log", _recover_log_flags, _recover_log,
+     "complete the request-log shards a killed server left, for `validate`"),
 )

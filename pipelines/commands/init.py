@@ -43,8 +43,8 @@ Two things a person would otherwise undo:
 ``init`` prints both decisions, column by column.
 """
 
+import collections
 import dataclasses
-import json
 import math
 import os
 import re
@@ -68,6 +68,10 @@ from pipelines.errors import UserError
 __all__ = ["Drafted", "init_dataset", "name_of"]
 
 VOCABULARY_MAX_VALUES = 100
+# The widest file init drafts: drafting costs seconds per column (measured: 100
+# columns of 300 rows, 3 min 41 s on a shared 2-core machine), so a file of
+# 100,000 columns would seem to hang; it is refused in one line instead.
+MAX_DRAFT_COLUMNS = 1_000
 LABEL_MAX_CLASSES = 20
 MIN_HASH_BUCKETS, MAX_HASH_BUCKETS = 64, 8192
 # Seconds since 1970 of 2000-01-01 and 2100-01-01: the range a timestamp column's
@@ -171,9 +175,9 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
                                  constant | keys)
     name = name or name_of(directory)
     detected = dialect.Detected(csv_format, names).describe()
-    header = (f"# Drafted by `python -m pipelines init` from {train_input}\n"
+    header = (f"# Drafted by `python -m pipelines init` from {train_input!r}\n"
               f"# ({inferred.typed.num_rows:,} rows, {inferred.rejected:,} rejected; read as "
-              f"detected: {detected}).\n"
+              f"detected: {_comment(detected)}).\n"
               f"# Curate it: string domains are soft (a new value is an anomaly); tag a\n"
               f"# feature's annotation \"reject_out_of_domain\" to reject such rows instead.\n"
               f"# Skew/drift thresholds: {MARGIN} x the largest value between random 80/20\n"
@@ -181,7 +185,7 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
               f"(at least {MIN_THRESHOLD}).\n")
     datasets.write_directory(directory, name, csv_format,
                              header + text_format.MessageToString(schema),
-                             _module_source(name, train_input, choices, label))
+                             _module_source(train_input, choices, label))
     return Drafted(directory, name, detected, inferred.typed.num_rows, inferred.rejected,
                    choices, thresholds, _decisions(choices, csv_format, inferred.typed, schema))
 
@@ -199,6 +203,14 @@ def _dialect(path: str, column_names, delimiter, null_values, encoding
         csv_format = dataclasses.replace(csv_format, null_values=tuple(null_values))
     if not names:
         raise UserError(f"{path} holds no line to read columns from")
+    if len(names) > MAX_DRAFT_COLUMNS:
+        raise UserError(f"{path} has {len(names):,} columns; init drafts at most "
+                        f"{MAX_DRAFT_COLUMNS:,} (each costs seconds of drafting): write its "
+                        f"dataset directory by hand (docs/datasets.md)")
+    repeated = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+    if repeated:  # given twice in --column_names: which is the column?
+        raise UserError(f"the columns of {path} name {', '.join(map(repr, repeated))} more "
+                        f"than once; each column must be named once")
     return csv_format, names
 
 
@@ -329,15 +341,22 @@ def _identifier(name: str) -> str:
     return f"c_{cleaned}" if cleaned[0].isdigit() else cleaned
 
 
-def _module_source(name: str, train_input: str, choices: list[Choice], label: str | None
-                   ) -> str:
-    """The generated ``transforms.py``: constants, then one block per column."""
+def _module_source(train_input: str, choices: list[Choice], label: str | None) -> str:
+    """The generated ``transforms.py``: constants, then one block per column.
+
+    Data never becomes code: every text that comes from the user (the input
+    path, the column names) is written as a Python literal by ``repr``, which
+    reads back as the same string whatever it holds (quotes, backslashes, NUL,
+    line breaks), and nowhere else: the docstrings are fixed text, and a comment
+    shows a column only as that literal, whose escapes keep it on one line.
+    """
     used = [c for c in choices
             if c.kind not in ("skipped", "key") and not c.kind.startswith("label_")]
-    label_key = _identifier(label) if label else None
+    label_key = _identifier(label) if label is not None else None
+    has_label = " and the label" if label is not None else ""
     lines = [
-        f'"""The TFT ``preprocessing_fn`` of {name!r}, drafted by `python -m pipelines init`',
-        f"from {train_input}.",
+        '"""The TFT ``preprocessing_fn`` of the dataset in this directory, drafted by',
+        "`python -m pipelines init` from the files ``DRAFTED_FROM`` names.",
         "",
         "Every choice is a line to edit: the recipe of each column (see",
         "``transforms.recipes``) and the constants below. The raw features arrive as",
@@ -349,6 +368,8 @@ def _module_source(name: str, train_input: str, choices: list[Choice], label: st
         "",
         '__all__ = ["LABEL_INPUTS", "LABEL_KEY", "SERVING_INPUTS", "preprocessing_fn"]',
         "",
+        "# The --train_input init read.",
+        f"DRAFTED_FROM = {train_input!r}",
         "# The label: an output of preprocessing_fn, computed from the raw column of the",
         "# same name; None when the dataset has none (train needs one).",
         f"LABEL_KEY = {label_key!r}",
@@ -360,15 +381,22 @@ def _module_source(name: str, train_input: str, choices: list[Choice], label: st
         "",
         "",
         "def preprocessing_fn(inputs: dict) -> dict:",
-        f'    """Raw {name} columns -> model-ready features{" and the label" if label else ""}."""',
+        f'    """Raw columns -> model-ready features{has_label}."""',
         "    outputs = {}",
     ]
     taken = set()
     for choice in choices:
-        lines += ["", f"    # {choice.column}: {choice.why}"]
+        lines += ["", f"    # {_comment(f'{choice.column!r}: {choice.why}')}"]
         lines += [f"    {line}" for line in _recipe_lines(choice, taken, label_key)]
     lines += ["    return outputs", ""]
     return "\n".join(lines)
+
+
+def _comment(text: str) -> str:
+    """``text`` fit for a comment: a character that is not printable (a line
+    break, NUL) written as its escape, so the comment cannot end early; the
+    column names in it come as ``repr`` literals already."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _recipe_lines(choice: Choice, taken: set[str], label_key: str | None) -> list[str]:
@@ -416,7 +444,7 @@ def _recipe_lines(choice: Choice, taken: set[str], label_key: str | None) -> lis
 def _tuple(names: list[str]) -> str:
     if not names:
         return "()"
-    text = "(" + ", ".join(json.dumps(n) for n in names) + ("," if len(names) == 1 else "") + ")"
+    text = "(" + ", ".join(repr(n) for n in names) + ("," if len(names) == 1 else "") + ")"
     if len(text) <= 80:
         return text
-    return "(\n" + "".join(f"    {json.dumps(n)},\n" for n in names) + ")"
+    return "(\n" + "".join(f"    {n!r},\n" for n in names) + ")"

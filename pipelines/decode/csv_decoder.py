@@ -7,12 +7,15 @@ bad value rejects its row, not its block.
 Nothing is dropped silently. A ``RejectedRow`` carries the raw line, its
 physical line number, a ``kind`` and the reason, for:
 
-- ``wrong_field_count``: too few or too many fields;
+- ``wrong_field_count``: too few or too many fields, and a line of more than
+  ``MAX_FIELDS`` delimiters (quoted or not), rejected before pyarrow parses it:
+  pyarrow 10 crashes the process on a line of about 400,000 fields;
 - ``unbalanced_quotes``: an odd number of quote characters (a quoted value
   cannot span lines; pyarrow would otherwise swallow the following lines);
 - ``invalid_utf8``: a line, or a text value, that is not UTF-8;
-- ``empty_line`` and ``repeated_header`` (the header line again, as happens when
-  files are concatenated);
+- ``empty_line`` (screened before parsing, so that a file of blank lines costs
+  what any file of short lines costs) and ``repeated_header`` (the header line
+  again, as happens when files are concatenated);
 - ``overlong_line``: longer than ``MAX_LINE_BYTES``, skipped without holding it;
 - ``missing_required``: a missing value in a column the schema requires;
 - ``unparsable``: a value that does not parse as its schema type;
@@ -31,9 +34,14 @@ serving columns, whatever the dataset's dialect says about a header, the column
 order or the delimiter: columns are matched by name, the file's other columns
 are left out, and a column the header lacks decodes as missing in every row
 (``file_columns`` says which, for the validation to report).
+
+A header is refused in one line (``HeaderMismatchError``) when it names a
+schema column twice (which of the two holds the column?), holds more than
+``MAX_FIELDS`` names, or is longer than ``MAX_LINE_BYTES``.
 """
 
 import codecs
+import collections
 import csv
 import dataclasses
 import functools
@@ -51,9 +59,18 @@ from pipelines.decode import row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
-__all__ = ["MAX_LINE_BYTES", "CsvDecoder", "FileColumns", "HeaderMismatchError", "header_names"]
+__all__ = ["MAX_FIELDS", "MAX_LINE_BYTES", "CsvDecoder", "FileColumns", "HeaderMismatchError",
+           "header_names"]
 
 MAX_LINE_BYTES = 8 << 20
+# Delimiters a line may hold, quoted or not: far more than any schema has columns,
+# far fewer than the ~400,000 fields in one line at which pyarrow 10's parser
+# crashes the process (measured: 399,7xx).
+MAX_FIELDS = 1 << 16
+# A field may be as long as a line may be. Python's csv module (headers, and the
+# dialect's sample) otherwise raises on a field over 128 KiB; the limit is the
+# process's, and only ever raised here.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
 _UTF8_BOM = codecs.BOM_UTF8
 # A line feed with any carriage returns before it ends one line, and so does a lone
@@ -140,27 +157,41 @@ def _text_stream(stream: BinaryIO, csv_format: CsvFormat) -> _Utf8Lines:
 
 
 def header_names(stream: BinaryIO, csv_format: CsvFormat) -> list[str]:
-    """The column names on the first line of a CSV stream."""
-    return _read_header_line(_text_stream(stream, csv_format), csv_format)[0]
+    """The column names on the first line of a CSV stream (none when the line
+    is longer than ``MAX_LINE_BYTES``)."""
+    first = _read_first_line(_text_stream(stream, csv_format))
+    return _fields(first.line, csv_format) if first.whole else []
 
 
-def _read_header_line(stream: _Utf8Lines, csv_format: CsvFormat
-                      ) -> tuple[list[str], bytes]:
-    """The header's column names, and the bytes read past the header line."""
-    line, rest = _read_first_line(stream)
-    return _fields(line, csv_format), rest
+@dataclasses.dataclass(frozen=True)
+class _FirstLine:
+    """A file's first line, and the bytes read past it; a line longer than
+    ``MAX_LINE_BYTES`` is not whole: ``line`` holds what was read of it."""
+
+    line: bytes
+    rest: bytes
+    whole: bool = True
+
+    def as_data(self) -> bytes:
+        """The bytes read, the first line too, for a decoder to read as data."""
+        if not self.whole:
+            return self.line
+        return self.line + b"\n" + self.rest if self.line or self.rest else b""
 
 
-def _read_first_line(stream: _Utf8Lines, chunk_bytes: int = 1 << 16) -> tuple[bytes, bytes]:
-    """The first line, and the bytes read past it."""
+def _read_first_line(stream: _Utf8Lines, max_line_bytes: int | None = None,
+                     chunk_bytes: int = 1 << 16) -> _FirstLine:
+    max_line_bytes = max_line_bytes or MAX_LINE_BYTES
     data = b""
-    while b"\n" not in data and len(data) <= MAX_LINE_BYTES:
+    while b"\n" not in data and len(data) <= max_line_bytes:
         chunk = stream.read(chunk_bytes)
         if not chunk:
             break
         data += chunk
-    line, _, rest = data.partition(b"\n")
-    return line, rest
+    line, newline, rest = data.partition(b"\n")
+    if not newline and len(line) > max_line_bytes:
+        return _FirstLine(data, b"", whole=False)
+    return _FirstLine(line, rest)
 
 
 def _fields(line: bytes, csv_format: CsvFormat) -> list[str]:
@@ -203,12 +234,12 @@ class CsvDecoder:
     """Turns CSV byte streams into typed RecordBatches plus rejected rows."""
 
     def __init__(self, columns: list[Column], csv_format: CsvFormat,
-                 block_bytes: int = 4 << 20, max_line_bytes: int = MAX_LINE_BYTES,
+                 block_bytes: int = 4 << 20, max_line_bytes: int | None = None,
                  serving: bool = False, by_header: bool = False):
         self._columns = columns
         self._format = csv_format
         self._block_bytes = block_bytes
-        self._max_line_bytes = max_line_bytes
+        self._max_line_bytes = max_line_bytes or MAX_LINE_BYTES
         self._arrow_schema = arrow_schema(columns)
         # A column's own markers too (``CsvFormat.column_null_values``).
         self._null_values = {c.name: pa.array(csv_format.null_values_of(c.name), pa.binary())
@@ -259,8 +290,7 @@ class CsvDecoder:
         for chunk in _line_blocks(stream, self._block_bytes, self._max_line_bytes, rest):
             if isinstance(chunk, _OverlongLine):
                 yield RejectedRow(
-                    source, next_line, "overlong_line",
-                    f"line longer than {self._max_line_bytes:,} bytes",
+                    source, next_line, "overlong_line", _overlong(self._max_line_bytes),
                     chunk.prefix[:200].decode("utf-8", "backslashreplace") + "...")
                 next_line += 1
                 lines = 1
@@ -305,9 +335,17 @@ class CsvDecoder:
         by_header = self._serving and self._by_header
         if not self._format.has_header and not self._may_lack and not by_header:
             return default_names, b"", self._format
-        line, rest = _read_first_line(stream)
+        first = _read_first_line(stream, self._max_line_bytes)
+        line, rest = first.line, first.rest
+        if not first.whole:
+            if self._format.has_header:
+                raise HeaderMismatchError(
+                    f"{source}: the first line is longer than {self._max_line_bytes:,} bytes, "
+                    f"which no header is")
+            # Data: the decoder rejects it as an overlong line.
+            return default_names, first.as_data(), self._format
         if by_header:
-            placed = self._header_format(line)
+            placed = self._header_format(line, source)
             if placed is not None:
                 return placed[0], rest, placed[1]
         if not self._format.has_header:
@@ -316,10 +354,11 @@ class CsvDecoder:
             serving_names = [n for n in default_names if n not in self._may_lack]
             fields = _fields(line, self._format)
             return (serving_names if len(fields) == len(serving_names) else default_names,
-                    line + b"\n" + rest if line or rest else b"", self._format)
+                    first.as_data(), self._format)
         names = _fields(line, self._format)
         if not names:
             raise HeaderMismatchError(f"{source} is empty: it has no header line")
+        _check_header_names(names, [c.name for c in self._columns], source)
         expected = [c.name for c in self._columns]
         missing = [n for n in expected if n not in names and n not in self._may_lack]
         unexpected = [n for n in names
@@ -335,7 +374,8 @@ class CsvDecoder:
                 f"must name exactly the schema's columns")
         return names, rest, self._format
 
-    def _header_format(self, line: bytes) -> tuple[list[str], CsvFormat] | None:
+    def _header_format(self, line: bytes, source: str
+                       ) -> tuple[list[str], CsvFormat] | None:
         """The names on ``line`` and the format to read its file with, when the
         line is a header naming at least half of the serving columns (with the
         dialect's delimiter or another common one); None when it is not. A file
@@ -354,6 +394,7 @@ class CsvDecoder:
         if 2 * matched < len(serving):
             return None
         names = [f.strip() for f in fields]
+        _check_header_names(names, expected, source)
         as_the_dialect_says = (
             self._format.has_header and names == fields
             and csv_format.delimiter == self._format.delimiter
@@ -373,9 +414,11 @@ class CsvDecoder:
 
     def _decode_block(self, block: _Block, names: list[str], source: str,
                       csv_format: CsvFormat) -> Iterator[pa.RecordBatch | RejectedRow]:
-        block, screened = _screen_lines(block)
+        block, screened = _screen_lines(block, csv_format.delimiter.encode(),
+                                        self._max_line_bytes)
         for number, (kind, reason, line) in screened.items():
-            yield RejectedRow(source, number, kind, reason, _text(line))
+            yield RejectedRow(source, number, kind, reason,
+                              _text(line[:200]) + "..." if kind == "overlong_line" else _text(line))
         if not len(block.numbers):
             return
         invalid: list[pa_csv.InvalidRow] = []
@@ -420,9 +463,15 @@ class CsvDecoder:
         lacking = [c.name for c in self._columns if c.name not in raw]
         reasons: dict[int, tuple[str, str]] = {}
 
+        taken = np.zeros(batch.num_rows, dtype=bool)
+
         def reject(positions, kind: str, reason) -> None:
-            for i in positions:
-                reasons.setdefault(int(i), (kind, reason(int(i)) if callable(reason) else reason))
+            # A row keeps its first reason; the others are not even worded (a block
+            # of empty rows would otherwise word one per row and column).
+            positions = np.asarray(positions, dtype=np.int64)
+            for i in positions[~taken[positions]].tolist():
+                reasons[i] = (kind, reason(i) if callable(reason) else reason)
+            taken[positions] = True
 
         empty = functools.reduce(pc.and_, (pc.equal(a, b"") for a in raw.values()))
         reject(np.flatnonzero(_to_numpy(empty)), "empty_line", "empty line")
@@ -506,20 +555,65 @@ def _key_values(column: Column, raw: dict[str, pa.Array], typed: dict[str, pa.Ar
     return _cast(text, pa.float64())
 
 
-def _screen_lines(block: _Block) -> tuple[_Block, dict[int, tuple[str, str, bytes]]]:
+def _check_header_names(names: list[str], expected: list[str], source: str) -> None:
+    """Refuses a header that names a schema column more than once (which of
+    them holds it?), or that holds more than ``MAX_FIELDS`` names."""
+    if len(names) > MAX_FIELDS:
+        raise HeaderMismatchError(f"{source}: the CSV header has {len(names):,} columns, "
+                                  f"more than the {MAX_FIELDS:,} a file may have")
+    known = set(expected)
+    counts = collections.Counter(n for n in names if n in known)
+    repeated = [n for n, count in counts.items() if count > 1]
+    if repeated:
+        name = repeated[0]
+        positions = [i + 1 for i, n in enumerate(names) if n == name]
+        raise HeaderMismatchError(
+            f"{source}: the CSV header names {name!r} {len(positions)} times (columns "
+            f"{', '.join(map(str, positions))})"
+            + (f", and {_few(repeated[1:])} too" if len(repeated) > 1 else "")
+            + "; each column must be named once")
+
+
+def _overlong(max_line_bytes: int) -> str:
+    return f"line longer than {max_line_bytes:,} bytes"
+
+
+def _screen_lines(block: _Block, delimiter: bytes, max_line_bytes: int
+                  ) -> tuple[_Block, dict[int, tuple[str, str, bytes]]]:
     """The block without the lines pyarrow cannot be given, and those lines by
     number with (kind, reason, text).
 
     A line that is not UTF-8 makes pyarrow fail the whole block when it reports
     the line as invalid; a line with an odd number of quote characters opens a
-    quoted value that pyarrow would run on into the following lines.
+    quoted value that pyarrow would run on into the following lines; a line of
+    more than ``MAX_FIELDS`` delimiters crashes pyarrow (at about 400,000). An
+    empty line is rejected here too: parsed, it is a row of empty values that
+    every numeric column then fails to cast, one probe per row. So is a line
+    longer than ``max_line_bytes`` that a block happened to hold whole.
     """
     bad = np.zeros(len(block.numbers), dtype=bool)
     reasons: dict[int, tuple[str, str]] = {}
+    lengths = block.ends - block.starts
+    for i in np.flatnonzero(lengths == 0):
+        bad[i] = True
+        reasons[int(i)] = ("empty_line", "empty line")
+    for i in np.flatnonzero(lengths > max_line_bytes):
+        bad[i] = True
+        reasons[int(i)] = ("overlong_line", _overlong(max_line_bytes))
+    # Only a line longer than MAX_FIELDS bytes can hold more delimiters.
+    for i in np.flatnonzero((lengths > MAX_FIELDS) & ~bad):
+        fields = block.data.count(delimiter, int(block.starts[i]), int(block.ends[i])) + 1
+        if fields > MAX_FIELDS:
+            bad[i] = True
+            reasons[int(i)] = ("wrong_field_count",
+                               f"{fields:,} fields, more than the {MAX_FIELDS:,} a line may "
+                               f"have")
     try:
         block.data.decode("utf-8")
     except UnicodeDecodeError:
         for i, (start, end) in enumerate(zip(block.starts, block.ends, strict=True)):
+            if bad[i]:
+                continue
             try:
                 block.data[start:end].decode("utf-8")
             except UnicodeDecodeError:
@@ -635,14 +729,21 @@ def _cast(values: pa.Array, arrow_type: pa.DataType) -> pa.Array:
 def _uncastable(values: pa.Array, arrow_type: pa.DataType) -> list[int]:
     """Positions of non-null values that ``_cast`` cannot convert to ``arrow_type``.
 
-    One vectorised cast settles a clean column; a dirty one is narrowed down by
-    chunks, then value by value within the failing chunks.
+    One vectorised cast settles a clean column; in a dirty one, each distinct
+    value is probed once (a column of one bad value repeated costs one probe),
+    by chunks, then value by value within the failing chunks.
     """
     try:
         _cast(values, arrow_type)
         return []
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    distinct = pc.unique(values.drop_null())
+    bad = distinct.take(pa.array(_uncastable_distinct(distinct, arrow_type), pa.int64()))
+    return np.flatnonzero(_to_numpy(pc.is_in(values, value_set=bad))).tolist()
+
+
+def _uncastable_distinct(values: pa.Array, arrow_type: pa.DataType) -> list[int]:
     bad = []
     for start in range(0, len(values), _PROBE_CHUNK):
         chunk = values.slice(start, _PROBE_CHUNK)

@@ -1,0 +1,145 @@
+"""A cost of every TFDV statistics computation (TFDV 1.16) that buys nothing here.
+
+**The standard histogram**, a cost per numeric feature. TFDV builds a numeric
+feature's equal-width histogram from its quantiles at 100 times the resolution
+of the quantiles histogram (``_NUM_QUANTILES_FACTOR_FOR_STD_HISTOGRAM``): with
+the 100 quantile buckets the comparators need (``stages.statistics``), 10,000
+quantile buckets, which ``quantiles_util.generate_equi_width_histogram`` first
+turns into a histogram proto of 10,000 buckets, then walks bucket by bucket in
+Python for each of the 10 output buckets. A profile of the noise measurement
+of a 30-feature file (``stages.noise``: 42 statistics computations) spent 80
+of its 84 s there, 64 ms per feature and computation; every ``run`` and
+``validate`` pays it for each split and span, ``init`` for each part it
+drafts thresholds from.
+
+``_equi_width_histogram`` computes the same histogram from the arrays, without
+the intermediate proto: each output bucket's count is the sum, in the same
+order, of the same products (a quantile bucket's weight times the fraction of
+it inside the output bucket, by the same cases), so the result is the same
+float for float (``tests/test_tfdv_speedups.py`` compares the serialized
+protos, and whole statistics of real data). ``_bin_weights`` spreads the
+weights of tied quantile buckets as TFDV's ``_get_bin_weights`` does, summing
+the same slices.
+
+``install`` replaces them in ``quantiles_util`` (where TFDV's generators look
+them up) once per process, next to ``beam_speedups`` (``pipelines.process``).
+"""
+
+import sys
+
+import numpy as np
+import tensorflow_data_validation as tfdv
+from tensorflow_data_validation.utils import quantiles_util
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+__all__ = ["WRITTEN_FOR", "install"]
+
+# The TFDV release this was written for and checked against: it replaces
+# private functions, which another release may have changed.
+WRITTEN_FOR = "1.16.1"
+_ORIGINAL = {"generate_equi_width_histogram": quantiles_util.generate_equi_width_histogram,
+             "_get_bin_weights": quantiles_util._get_bin_weights}
+_installed = [False]
+
+
+def install() -> bool:
+    """Replaces TFDV's equal-width histogram and bin weights with
+    ``_equi_width_histogram`` and ``_bin_weights``, once per process. With a
+    TFDV release other than ``WRITTEN_FOR`` nothing is replaced and one warning
+    line says so; returns whether they are installed."""
+    if _installed[0]:
+        return True
+    if tfdv.__version__ != WRITTEN_FOR:
+        print(f"warning: TFDV {tfdv.__version__} is not {WRITTEN_FOR}, the release "
+              f"pipelines.tfdv_speedups was written for: running plain TFDV",
+              file=sys.stderr, flush=True)
+        return False
+    quantiles_util.generate_equi_width_histogram = _equi_width_histogram
+    quantiles_util._get_bin_weights = _bin_weights
+    _installed[0] = True
+    return True
+
+
+def _bin_weights(boundaries: np.ndarray, cum_bin_weights: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``quantiles_util._get_bin_weights``: the buckets between consecutive
+    boundaries and their weights, the weight of buckets with the same upper
+    bound spread evenly across them, and the count at the lowest boundary
+    spread across the buckets identical to the first."""
+    cum_bin_weights = cum_bin_weights.astype(np.float64)
+    low_bounds = boundaries[:-1]
+    high_bounds = boundaries[1:]
+    bin_counts = np.diff(cum_bin_weights)
+    size = low_bounds.size
+    if size > 1:
+        # Runs of equal upper bounds, as TFDV's loop finds them: a run starts
+        # where the upper bound differs from the one before.
+        starts = np.flatnonzero(np.concatenate(([True], high_bounds[1:] != high_bounds[:-1])))
+        ends = np.append(starts[1:], size)
+        for start, end in zip(starts[ends - starts > 1].tolist(),
+                              ends[ends - starts > 1].tolist(), strict=True):
+            bin_counts[start:end] = bin_counts[start:end].sum() / (end - start)
+    if size:
+        differs = (low_bounds != low_bounds[0]) | (high_bounds != high_bounds[0])
+        identical = int(np.argmax(differs)) if differs.any() else size
+        if identical:
+            bin_counts[0:identical] += cum_bin_weights[0] / identical
+    return low_bounds, high_bounds, bin_counts
+
+
+def _equi_width_histogram(quantiles: np.ndarray, cumulative_counts: np.ndarray,
+                          finite_min: float, finite_max: float, num_buckets: int,
+                          num_pos_inf: float) -> statistics_pb2.Histogram:
+    """``quantiles_util.generate_equi_width_histogram``, on arrays."""
+    result = statistics_pb2.Histogram()
+    result.type = statistics_pb2.Histogram.STANDARD
+    if not np.isfinite(finite_min) and not np.isfinite(finite_max):
+        result.buckets.add(low_value=finite_min, high_value=finite_max,
+                           sample_count=cumulative_counts[-1])
+        return result
+    assert np.isfinite(finite_min)
+    assert np.isfinite(finite_max)
+    assert np.all(quantiles[:-1] <= quantiles[1:])
+    quantiles, cumulative_counts, num_neg_inf = quantiles_util._strip_infinities(
+        quantiles, cumulative_counts, finite_max, num_pos_inf)
+    low, high, weight = _bin_weights(quantiles, cumulative_counts)
+    # As the buckets of TFDV's intermediate proto hold them: doubles.
+    low, high, weight = (np.asarray(a, dtype=np.float64) for a in (low, high, weight))
+    if finite_min == finite_max:
+        new_boundaries = np.array([finite_min, finite_max])
+    else:
+        new_boundaries = np.linspace(finite_min, finite_max, num_buckets + 1)
+        if not np.isfinite(new_boundaries).all():
+            return result
+    if num_neg_inf:
+        result.buckets.add(low_value=float("-inf"), high_value=float("-inf"),
+                           sample_count=num_neg_inf)
+    point = low == high
+    width = high - low
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(new_boundaries.size - 1):
+            low_bound, high_bound = float(new_boundaries[i]), float(new_boundaries[i + 1])
+            # quantiles_util._overlap's cases, in its order: the first that
+            # holds decides.
+            on_left_edge = point & (low == low_bound)
+            precedes = high < low_bound
+            follows = low > high_bound
+            contained = (low_bound <= low) & (high_bound >= high)
+            from_left = low_bound <= low
+            from_right = high_bound >= high
+            overlap = np.select(
+                [on_left_edge, precedes, follows, contained, from_left, from_right],
+                [np.full(low.size, 1.0 if i == 0 else 0.0), 0.0, 0.0, 1.0,
+                 (high_bound - low) / width, (high - low_bound) / width],
+                default=(high_bound - low_bound) / width)
+            # TFDV adds the products one by one from the first bucket that can
+            # overlap; the ones before it are zero, and adding zero changes
+            # nothing. A cumulative sum adds in the same order.
+            products = overlap * weight
+            sample_count = float(np.cumsum(products)[-1]) if products.size else 0
+            result.buckets.add(low_value=low_bound, high_value=high_bound,
+                               sample_count=sample_count)
+    if num_pos_inf:
+        result.buckets.add(low_value=float("inf"), high_value=float("inf"),
+                           sample_count=num_pos_inf)
+    return result
