@@ -90,7 +90,8 @@ def pytest_configure(config):
 
 # The modules that share the session's trained model: one scope, so that one
 # worker trains it once.
-_USE_THE_TRAINED_MODEL = {"test_dataflow", "test_request_log", "test_rest", "test_serving"}
+_USE_THE_TRAINED_MODEL = {"test_dataflow", "test_request_log", "test_rest", "test_rest_abuse",
+                          "test_serving"}
 
 
 # The modules that take longest (measured: --durations=0), so that they start
