@@ -25,6 +25,7 @@ stderr with exit status 2, not as a traceback. ``docs/cli.md`` is generated from
 
 import argparse
 import errno
+import logging
 import math
 import os
 import re
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] = ["--dry_run=True" if a == "--dry_run" else a for a in sys.argv[1:]]
         argv = sys.argv[1:]
     process.quiet_libraries()
+    _quiet_beam_about_a_full_disk()
     invoked_as = os.path.basename(sys.argv[0]) if sys.argv else ""
     parser = build_parser(CONSOLE_SCRIPT if invoked_as == CONSOLE_SCRIPT else PROG)
     args, extra = parser.parse_known_args(argv)
@@ -73,6 +75,21 @@ def main(argv: list[str] | None = None) -> int:
 # errors TensorFlow raises and Beam wraps the worker's OSError in.
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _DISK_FULL_TEXT = re.compile(r"(?:(\S+); )?(No space left on device|Disk quota exceeded)")
+
+
+class _NoDiskFull(logging.Filter):
+    """Drops the log records that say the disk is full: main says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _DISK_FULL_TEXT.search(record.getMessage())
+
+
+def _quiet_beam_about_a_full_disk() -> None:
+    """Beam logs the error a worker's write raised, with its traceback, before
+    it re-raises it; for a full disk that is the one line ``main`` prints."""
+    beam = logging.getLogger("apache_beam.runners.common")
+    if not any(isinstance(f, _NoDiskFull) for f in beam.filters):
+        beam.addFilter(_NoDiskFull())
 
 
 def _disk_full(error: BaseException) -> str | None:

@@ -39,8 +39,7 @@ def prepare(final: str, overwrite: bool) -> None:
         try:
             RunRecord.read(final)
         except UserError as why:
-            print(f"notice: {final} holds no completed run ({why}); the run replaces it",
-                  flush=True)
+            print(f"notice: {why}; the run replaces it", flush=True)
         else:
             raise UserError(
                 f"{final} already holds a completed run ({layout.SUMMARY_FILE}); pass "
