@@ -27,6 +27,7 @@ import pytest
 from pipelines import layout, nycflights
 from pipelines.records import atomic_files, writer_lock
 from pipelines.records.run_record import Rows
+from pipelines.records.serving_info import PREDICT_RAW, SERVING_DEFAULT, ServingInfo
 from tests.conftest import PROJECT_ROOT, run_cli
 
 # The one line a full disk gives, whatever the step; group 1 is the path.
@@ -97,9 +98,18 @@ def test_a_full_disk_leaves_the_previous_file_and_no_temporary_one(tmp_path, mon
 
 # One writer per output directory.
 
+def _serving_model_without_a_graph(run_dir: str, model_dir: str) -> None:
+    """What ``predict`` reads before it takes its lock: the model's info and
+    dataset (the graph is loaded later, by the pipeline)."""
+    ServingInfo(dataset="flights", signatures=[SERVING_DEFAULT, PREDICT_RAW],
+                required_features=[], optional_features=[], output="probability"
+                ).write(model_dir)
+    shutil.copytree(layout.dataset_dir(run_dir), layout.serving_dataset_dir(model_dir))
+
+
 @pytest.mark.parametrize("command, flag", [
     ("run", "--output_dir"), ("validate", "--run_dir"), ("train", "--model_dir"),
-    ("export-serving", "--out")])
+    ("export-serving", "--out"), ("predict", "--output_dir")])
 def test_a_second_writer_is_one_line_and_touches_nothing(tmp_path, flights_run, command, flag):
     run_dir = _copy_run(flights_run, tmp_path / "run")
     # What a live run is writing: the second writer must not remove it.
@@ -107,6 +117,11 @@ def test_a_second_writer_is_one_line_and_touches_nothing(tmp_path, flights_run, 
     os.makedirs(live)
     open(os.path.join(live, "part-0"), "wb").close()
     written = run_dir if command in ("run", "validate") else str(tmp_path / "model")
+    model = str(tmp_path / "serving_model")
+    _serving_model_without_a_graph(run_dir, model)
+    if command == "predict":  # what the first predict wrote so far
+        os.makedirs(written)
+        open(os.path.join(written, "predictions-00000-of-00001.csv"), "wb").close()
     args = {
         "run": ["--dataset", "flights", "--output_dir", run_dir, "--overwrite",
                 "--train_input", flights_run.train_input,
@@ -114,6 +129,8 @@ def test_a_second_writer_is_one_line_and_touches_nothing(tmp_path, flights_run, 
         "validate": ["--run_dir", run_dir, "--serving_input", flights_run.serving_input],
         "train": ["--run_dir", run_dir, "--model_dir", written],
         "export-serving": ["--run_dir", run_dir, "--out", written],
+        "predict": ["--model", model, "--input", flights_run.serving_input,
+                    "--output_dir", written, "--overwrite"],
     }[command]
     with writer_lock.hold(written, command, flag):
         before, model_before = _tree(run_dir), _tree(written)
@@ -125,6 +142,14 @@ def test_a_second_writer_is_one_line_and_touches_nothing(tmp_path, flights_run, 
     assert _held_line(written, command, flag, os.getpid()).fullmatch(
         _last_line(result.stderr)), result.stderr[-2000:]
     assert writer_lock.holder(written) is None  # released, and the file says nobody
+
+
+def test_an_object_store_output_is_not_locked_and_says_so(capsys):
+    with writer_lock.hold("gs://bucket/out", "run", "--output_dir"):
+        pass
+    assert capsys.readouterr().out == (
+        "notice: gs://bucket/out is in an object store, where no lock keeps a second command "
+        "from writing it at the same time: concurrent writers to it are not supported\n")
 
 
 def test_the_lock_of_a_killed_writer_is_released_by_the_kernel(tmp_path, flights_run):

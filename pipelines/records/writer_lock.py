@@ -115,17 +115,18 @@ def _me(command: str) -> dict:
 
 def _read(descriptor: int) -> dict | None:
     try:
-        return json.loads(os.pread(descriptor, 65536, 0))
+        found = json.loads(os.pread(descriptor, 65536, 0))
     except ValueError:  # the holder has not written it yet
         return None
+    return found if isinstance(found, dict) else None
 
 
 def _describe(found: dict | None) -> str:
     if not found:
         return "another process (which has not said which yet)"
-    since = found["since"].replace("T", " ").replace("+00:00", " UTC")
-    return (f"`{found['command']}` (pid {found['pid']} on {found['host']}, since "
-            f"{since})")
+    since = str(found.get("since", "?")).replace("T", " ").replace("+00:00", " UTC")
+    return (f"`{found.get('command', '?')}` (pid {found.get('pid', '?')} on "
+            f"{found.get('host', '?')}, since {since})")
 
 
 def _cannot_write(call, path: str, *args, **kwargs):
