@@ -8,7 +8,9 @@ still lives. The holder writes who it is into the file (pid, host, command,
 since when) for the message a second writer gets: one line naming the
 directory and the holder, before the second writer has touched anything. The
 file itself stays (removing it would let a third process lock a new file while
-the second still waits on the old one); between holders it is empty.
+the second still waits on the old one); between holders it is empty. A
+directory the lock created for a command that then failed before writing
+anything is removed again.
 
 Object stores have no such lock: on a ``gs://`` directory nothing is locked and
 a one-line notice says that concurrent writers to it are not supported.
@@ -52,7 +54,8 @@ def hold(directory: str, command: str, flag: str, *, create: bool = True) -> Ite
               f"not supported", flush=True)
         yield
         return
-    if not os.path.isdir(directory):
+    created = not os.path.isdir(directory)
+    if created:
         if not create:
             yield
             return
@@ -75,6 +78,8 @@ def hold(directory: str, command: str, flag: str, *, create: bool = True) -> Ite
             if getattr(error, _WRITING, None) is None:
                 with contextlib.suppress(AttributeError):
                     setattr(error, _WRITING, directory)
+            if created:  # a command that failed before writing leaves no directory
+                _remove_if_only_the_lock(directory, path)
             raise
         finally:
             os.ftruncate(descriptor, 0)  # between holders the file says nobody
@@ -107,6 +112,15 @@ def holder(directory: str) -> dict | None:
         os.close(descriptor)
 
 
+def _remove_if_only_the_lock(directory: str, path: str) -> None:
+    """Removes ``directory`` if it holds nothing but its lock (still held, so
+    that no other writer takes it meanwhile)."""
+    with contextlib.suppress(OSError):
+        if os.listdir(directory) == [layout.LOCK_FILE]:
+            os.remove(path)
+            os.rmdir(directory)
+
+
 def _me(command: str) -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
             "argv": sys.argv,
@@ -133,6 +147,6 @@ def _cannot_write(call, path: str, *args, **kwargs):
     """``call(path, ...)``, its refusal to write ``path`` one line."""
     try:
         return call(path, *args, **kwargs)
-    except (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError
-            ) as error:
+    except (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError,
+            FileNotFoundError) as error:
         raise UserError(f"cannot write {path}: {error.strerror}") from None
