@@ -164,7 +164,7 @@ class RunRecord:
             known = {f.name for f in dataclasses.fields(cls)}
             # A newer package's fields are left to it.
             return cls(**{k: v for k, v in fields.items() if k in known})
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise UserError(f"not a run record ({layout.SUMMARY_FILE}): {error}") from None
 
     @classmethod
