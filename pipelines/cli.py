@@ -19,18 +19,24 @@ a handler that makes the typed request of them (``pipelines.options``) and
 calls the Python API (``pipelines.api``) or the command's module. Flags this
 launcher does not know are handed to Beam's ``PipelineOptions``; a flag Beam
 does not know either is an error. Problems a user can fix (a missing file, an
-unknown dataset, a bad flag value) are reported in one line on stderr with
-exit status 2, not as a traceback. ``docs/cli.md`` is generated from
+unknown dataset, a bad flag value, a full disk) are reported in one line on
+stderr with exit status 2, not as a traceback. ``docs/cli.md`` is generated from
 ``build_parser`` (``scripts/cli_reference.py``).
 """
 
 import argparse
+import errno
+import logging
+import math
 import os
+import re
+import shutil
 import sys
 
 from pipelines import layout, process
 from pipelines.errors import UserError
 from pipelines.options import PredictOptions, RunOptions, ValidateOptions, from_flags
+from pipelines.records import writer_lock
 
 __all__ = ["CONSOLE_SCRIPT", "PROG", "build_parser", "main"]
 
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] = ["--dry_run=True" if a == "--dry_run" else a for a in sys.argv[1:]]
         argv = sys.argv[1:]
     process.quiet_libraries()
+    _quiet_beam_about_a_full_disk()
     invoked_as = os.path.basename(sys.argv[0]) if sys.argv else ""
     parser = build_parser(CONSOLE_SCRIPT if invoked_as == CONSOLE_SCRIPT else PROG)
     args, extra = parser.parse_known_args(argv)
@@ -57,6 +64,71 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a full disk is the user's to fix; anything else a bug
+        disk_full = _disk_full(error)
+        if disk_full is None:
+            raise
+        print(f"error: {disk_full}", file=sys.stderr)
+        return 2
+
+
+# What a full disk or quota says: as an OSError's errno, or in the text of the
+# errors TensorFlow raises and Beam wraps the worker's OSError in.
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = re.compile(r"(?:(\S+); )?(No space left on device|Disk quota exceeded)")
+
+
+class _NoDiskFull(logging.Filter):
+    """Drops the log records that say the disk is full: main says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _DISK_FULL_TEXT.search(record.getMessage())
+
+
+def _quiet_beam_about_a_full_disk() -> None:
+    """Beam logs the error a worker's write raised, with its traceback, before
+    it re-raises it; for a full disk that is the one line ``main`` prints."""
+    beam = logging.getLogger("apache_beam.runners.common")
+    if not any(isinstance(f, _NoDiskFull) for f in beam.filters):
+        beam.addFilter(_NoDiskFull())
+
+
+def _disk_full(error: BaseException) -> str | None:
+    """The one line for an error a full disk caused anywhere in its chain
+    (naming the file or directory and the free space there); None for others."""
+    chain = [error]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) and cause not in chain:
+        chain.append(cause)
+    path = reason = None
+    for found in chain:
+        if isinstance(found, OSError) and found.errno in _DISK_FULL_ERRNOS:
+            path, reason = found.filename, os.strerror(found.errno)
+            break
+    else:
+        for found in chain:
+            if match := _DISK_FULL_TEXT.search(str(found)):
+                path, reason = match.group(1), match.group(2)
+                break
+        else:
+            return None
+    path = path or next(filter(None, map(writer_lock.written_by, chain)), None)
+    where = f" writing {os.fsdecode(path)}" if path else ""
+    free = f" ({_free_space(os.fsdecode(path))} free there)" if path and "://" not in str(
+        path) else ""
+    return (f"{reason[0].lower()}{reason[1:]}{where}{free}; nothing it left looks complete: "
+            f"free some space and run the same command again")
+
+
+def _free_space(path: str) -> str:
+    """The free space of the file system ``path`` is (or would be) on."""
+    directory = os.path.abspath(path)
+    while not os.path.exists(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    free = shutil.disk_usage(directory).free
+    if free < 1024:
+        return f"{free} bytes"
+    exponent = min(int(math.log(free, 1024)), 4)
+    return f"{free / 1024 ** exponent:.1f} {('KB', 'MB', 'GB', 'TB')[exponent - 1]}"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ from pipelines.decode.lookups import Lookup
 from pipelines.decode.prepare import Preparation
 from pipelines.decode.windows import Windows
 from pipelines.errors import UserError
+from pipelines.records import atomic_files
 
 __all__ = [
     "DATASET_FILE", "Dataset", "UnknownDatasetError", "dataset_flag", "dataset_names",
@@ -175,10 +176,14 @@ def write_directory(directory: str, name: str, csv_format: CsvFormat,
     document = {"name": name, "csv_format": csv_format.to_document()}
     if features:
         document["features"] = {k: list(v) for k, v in features.items()}
-    _write(os.path.join(directory, DATASET_FILE), json.dumps(document, indent=2) + "\n")
-    _write(os.path.join(directory, SCHEMA_FILE),
-           schema if isinstance(schema, str) else text_format.MessageToString(schema))
-    _write(os.path.join(directory, TRANSFORMS_FILE), transforms_source)
+    # Each file whole (records.atomic_files), dataset.json last: a directory that
+    # has it, which is what marks a dataset directory, has the other two.
+    atomic_files.write_text(
+        os.path.join(directory, SCHEMA_FILE),
+        schema if isinstance(schema, str) else text_format.MessageToString(schema))
+    atomic_files.write_text(os.path.join(directory, TRANSFORMS_FILE), transforms_source)
+    atomic_files.write_text(os.path.join(directory, DATASET_FILE),
+                            json.dumps(document, indent=2) + "\n")
 
 
 def load_directory(directory: str) -> Dataset:
@@ -221,18 +226,6 @@ def _read(path: str) -> str:
 
     with tf.io.gfile.GFile(path) as f:
         return f.read()
-
-
-def _write(path: str, text: str) -> None:
-    if "://" not in path:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(text)
 
 
 _REGISTRY = {

@@ -16,7 +16,8 @@ model side and the reports read them. Paths may be local or ``gs://``::
       validation_summary.json        the serving split's validation, then each span's
       validations/SPAN/              what ``validate`` wrote for each span
       dataset/                       the dataset the run used, as a dataset directory
-      run_summary.json               written last: its presence marks a completed run
+      run_summary.json               written last: a completed run's, when it parses
+      .lock                          held by the one command writing the directory
 
 A serving model (``M/serving``) carries what ``serve`` and ``predict`` need
 besides its graph, under TF Serving's ``assets.extra/``::
@@ -31,8 +32,8 @@ besides its graph, under TF Serving's ``assets.extra/``::
 import os
 
 __all__ = [
-    "EVAL", "INPUTS", "OUTPUTS", "REPORT", "SERVING", "SPLITS", "STAGING", "SUMMARY_FILE",
-    "TEMP", "TRAIN", "VALIDATION_SUMMARY",
+    "EVAL", "INPUTS", "LOCK_FILE", "OUTPUTS", "REPORT", "SERVING", "SPLITS", "STAGING",
+    "SUMMARY_FILE", "TEMP", "TRAIN", "VALIDATION_SUMMARY",
     "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
     "predictions_prefix", "rejected_dir", "rejected_prefix", "serving_dataset_dir",
     "noise_file", "serving_info_file", "stats_file", "validation_dir",
@@ -47,6 +48,9 @@ INPUTS = (TRAIN, SERVING)
 SUMMARY_FILE = "run_summary.json"
 VALIDATION_SUMMARY = "validation_summary.json"
 REPORT = "report.html"
+# The writer's lock (pipelines.records.writer_lock), in every directory a command
+# writes (a run's, a model's, predict's); never deleted, empty between writers.
+LOCK_FILE = ".lock"
 STAGING = ".staging"  # runs in progress, each in a directory of its own
 TEMP = "tmp"  # TFT's temporary files when --temp_dir is not given
 _STATS, _ANOMALIES, _DATA, _REJECTED = "stats", "anomalies", "data", "rejected"

@@ -285,5 +285,5 @@ def test_an_empty_training_split_is_a_one_line_error_and_publishes_nothing(tmp_p
         "error: the training split is empty: 3 training rows went to eval (--eval_fraction 0.2) "
         "and 0 rows were rejected; nothing was published. Pass more training rows or a smaller "
         "--eval_fraction")
-    assert sorted(os.listdir(out)) == [".staging"]
+    assert sorted(os.listdir(out)) == [".lock", ".staging"]
     assert not os.path.exists(out / "run_summary.json")

@@ -11,7 +11,8 @@ scored by Beam's ``RunInference`` with the model's ``predict_raw`` signature,
 the one the REST API answers with, each column passed by its own name
 (``serving_info.RawSignature``). Writes ``DIR/predictions-*.csv`` (header
 ``row_key,<key columns>,<output>``) and the rows that could not be read to
-``DIR/rejected/``, as ``run`` does.
+``DIR/rejected/``, as ``run`` does, holding ``DIR``'s lock (``writer_lock``)
+meanwhile: a second writer of ``DIR`` is refused in one line.
 """
 
 import dataclasses
@@ -26,6 +27,7 @@ from pipelines.commands import dataflow, preflight
 from pipelines.errors import UserError
 from pipelines.options import PredictOptions
 from pipelines.pipeline import PredictConfig, build_predict_pipeline, execute
+from pipelines.records import writer_lock
 from pipelines.records.serving_info import ServingInfo
 
 __all__ = ["Predictions", "predict"]
@@ -66,14 +68,30 @@ def predict(options: PredictOptions, beam_args: list[str]) -> Predictions | None
             or dataflow.default_job_description(f"{dataset.name}_predict"))
         return None
     preflight.check_input(options.input, dataset.csv_decoder(schema).for_serving())
-    if tf.io.gfile.exists(config.output_dir) and tf.io.gfile.listdir(config.output_dir):
+    with writer_lock.hold(config.output_dir, "predict", "--output_dir"):
+        return _predict(options, beam_args, config)
+
+
+def _predict(options: PredictOptions, beam_args: list[str], config: PredictConfig
+             ) -> Predictions:
+    """Scores the rows into ``config.output_dir``, whose lock is held."""
+    held = [name for name in (tf.io.gfile.listdir(config.output_dir)
+                              if tf.io.gfile.exists(config.output_dir) else [])
+            if name.rstrip("/") != layout.LOCK_FILE]
+    if held:
         if not options.overwrite:
             raise UserError(f"{config.output_dir} is not empty: pass --overwrite or another "
                             f"--output_dir")
-        tf.io.gfile.rmtree(config.output_dir)
+        # Everything but the lock, which this command holds.
+        for name in held:
+            path = f"{config.output_dir}/{name.rstrip('/')}"
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
     preflight.announce_input_size([options.input], options.limit)
-    print(f"Predicting with {options.model} ({dataset.name}, output {config.output!r}): "
-          f"{options.input} -> {config.output_dir}", flush=True)
+    print(f"Predicting with {options.model} ({config.dataset.name}, output "
+          f"{config.output!r}): {options.input} -> {config.output_dir}", flush=True)
     # execute checks that every row read was scored or rejected.
     executed = execute(build_predict_pipeline(config, beam_args))
     _release_shared_model()

@@ -35,6 +35,7 @@ from pipelines.pipeline import (
     execute,
     stage_of,
 )
+from pipelines.records import writer_lock
 from pipelines.records.run_record import Inputs, InstanceSelection, Rows, RunRecord
 from pipelines.reports import anomalies, history, html, summary
 from pipelines.stages import counters, noise
@@ -79,8 +80,17 @@ def run(options: RunOptions, beam_args: list[str], started: float | None = None
         lacking = preflight.check_input(config.serving_input, decoder.for_serving())
         if lacking is not None:  # a local file, whose header was read
             config = dataclasses.replace(config, serving_lacks=tuple(lacking))
-    staging.prepare(final, options.overwrite)
+    # Held until the run is published or has failed: a second writer is refused
+    # before it removes anything (staging.prepare removes interrupted runs' files).
+    with writer_lock.hold(final, "run", "--output_dir"):
+        staging.prepare(final, options.overwrite)
+        return _run_and_publish(options, beam_args, config, final, staged, started)
 
+
+def _run_and_publish(options: RunOptions, beam_args: list[str], config: RunConfig,
+                     final: str, staged: str, started: float) -> RunRecord:
+    """Runs the pipeline into ``staged`` and publishes it in ``final``: the
+    outputs, then the validation history, the report and the record, last."""
     # With BigQuery rows read too, the CSV's share of bytes is not the read's share.
     preflight.announce_input_size(
         [] if config.bigquery else list(config.csv_inputs.values()), config.limit)
@@ -133,7 +143,7 @@ def run(options: RunOptions, beam_args: list[str], started: float | None = None
             stats=layout.stats_file(final, layout.SERVING), previous_stats=None))
     html.write_report(final, config.dataset.name, list(validated.values()), config.schema,
                       history.load(final))
-    record.write(final)  # last: its presence marks a completed run
+    record.write(final)  # last: a run is complete once its record parses
     print(summary.format_report(record), flush=True)
     return record
 

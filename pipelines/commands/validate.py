@@ -20,6 +20,10 @@ Validation never passes what it could not read: a span with more rejected rows
 than ``--max_rejected_fraction`` allows is recorded as failed and ends the
 command with a one-line error (exit 2); a rejected row or a missing column in
 any span makes it not ok (``--fail_on_anomalies`` exits 1).
+
+It holds the run directory's lock while it runs (``writer_lock``): a ``run``
+into the directory or a second ``validate`` of it is refused in one line
+meanwhile, and so is this one while another command writes the run.
 """
 
 import datetime
@@ -32,6 +36,7 @@ from pipelines.decode import csv_decoder, files, request_logs
 from pipelines.errors import UserError
 from pipelines.options import ValidateOptions
 from pipelines.pipeline import ValidateConfig, build_validate_pipeline, execute
+from pipelines.records import writer_lock
 from pipelines.reports import anomalies, history, html, rejections
 from pipelines.reports.history import Validation
 from pipelines.reports.run_dir import RunDir
@@ -47,6 +52,13 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
     if not 0 <= options.max_rejected_fraction <= 1:
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
                         f"{options.max_rejected_fraction}")
+    # validate writes into the run: it is one more writer of the directory.
+    with writer_lock.hold(options.run_dir, "validate", "--run_dir", create=False):
+        return _validate_span(options, beam_args)
+
+
+def _validate_span(options: ValidateOptions, beam_args: list[str]) -> Validation:
+    """Validates the span and records it in the run (whose lock is held)."""
     run = RunDir(options.run_dir)
     schema = run.schema()
     training = anomalies.load_statistics(layout.stats_file(options.run_dir, layout.TRAIN))
@@ -55,7 +67,12 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
     span = options.span or datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = layout.validation_dir(options.run_dir, span)
     if tf.io.gfile.exists(out):
-        raise UserError(f"{out} exists: pass another --span")
+        if span in {entry.span for entry in history.load(options.run_dir)}:
+            raise UserError(f"{out} exists: pass another --span")
+        # Not in the history: what a validation that failed (a full disk) left.
+        print(f"notice: {out} holds no recorded validation (one that did not finish); "
+              f"validating the span again", flush=True)
+        tf.io.gfile.rmtree(out)
     header = _request_log_header(options.serving_input)
     checked = schema if header is None else request_logs.logged_schema(schema, header)
     decoder = (run.dataset.csv_decoder(schema).reading_by_header() if header is None
@@ -89,12 +106,14 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
                                rows.rejected, stats=layout.stats_file(out, layout.SERVING),
                                previous_stats=options.previous_stats, read=rows.read,
                                rejections=rejected, missing_columns=missing, failed=failed)
-    history.record(options.run_dir, run.dataset.name, validation)
     shown = [*anomalies.load_run(options.run_dir, run.schema_file).values(), validated]
     if previous is not None:
         shown.append(anomalies.Validated("previous span", previous))
+    spans = [entry for entry in history.load(options.run_dir) if entry.span != span]
     page = html.write_report(options.run_dir, run.dataset.name, shown, schema,
-                             history.load(options.run_dir))
+                             [*spans, validation])
+    # Last: the span counts as validated once the history records it.
+    history.record(options.run_dir, run.dataset.name, validation)
     if failed:
         raise UserError(f"span {span} failed: {failed}; recorded as failed in {page}")
     print(history.format_entry(validation, page))

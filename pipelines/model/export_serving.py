@@ -41,7 +41,10 @@ features a request needs, their signature input names and the output key;
 ``assets.extra/dataset/`` is the dataset as a dataset directory, with the run's
 schema: ``serve`` checks requests against its types and domains
 (``read_schema``), ``predict`` reads raw CSV in its dialect and derives its
-window and joined features.
+window and joined features. ``serving_info.json`` is written last, whole
+(``records.atomic_files``), and removed first when a model is replaced: a
+model whose export was cut short has none, and no command takes it for a model.
+``export-serving`` holds the lock of its ``--out`` (``records.writer_lock``).
 """
 
 import keyword
@@ -55,6 +58,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from pipelines import layout
 from pipelines.datasets import Dataset, load_directory
 from pipelines.model import wide_and_deep
+from pipelines.records import writer_lock
 from pipelines.records.serving_info import (
     PREDICT_RAW,
     SERVING_DEFAULT,
@@ -136,9 +140,13 @@ def export_serving_model(out_dir: str, tft_output: tft.TFTransformOutput, datase
         module.predict_raw = predict_raw
         signatures[SERVING_DEFAULT] = serve_examples.get_concrete_function()
         signatures[PREDICT_RAW] = predict_raw.get_concrete_function()
+    # A model being replaced stops looking complete before any of it is: its
+    # info goes first and comes back last, once the graph and dataset are whole.
+    if tf.io.gfile.exists(layout.serving_info_file(out_dir)):
+        tf.io.gfile.remove(layout.serving_info_file(out_dir))
     tf.saved_model.save(module, out_dir, signatures=signatures)
-    _write_info(out_dir, dataset, serving_spec, input_names, output)
     _write_dataset(out_dir, tft_output, dataset)
+    _write_info(out_dir, dataset, serving_spec, input_names, output)
     return out_dir
 
 
@@ -233,7 +241,8 @@ def export_from_run(run_dir: str, out_dir: str) -> str:
     """``export-serving``: a transform-only serving model of a finished run;
     returns the line the command prints."""
     run = RunDir(run_dir)
-    export_serving_model(out_dir, run.tft_output, run.dataset)
+    with writer_lock.hold(out_dir, "export-serving", "--out"):
+        export_serving_model(out_dir, run.tft_output, run.dataset)
     return (f"transform-only serving model: {out_dir} (signatures transform_features and "
             f"transform_raw)")
 

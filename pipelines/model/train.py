@@ -28,7 +28,6 @@ A model that does not beat its baseline is trained and exported all the same,
 and ``format_metrics`` says so in a warning line.
 """
 
-import json
 import math
 import os
 
@@ -41,6 +40,8 @@ from pipelines.decode.row_keys import ROW_KEY
 from pipelines.errors import UserError
 from pipelines.model import export_serving, inputs, wide_and_deep
 from pipelines.model.wide_and_deep import BINARY, MULTICLASS, REGRESSION
+from pipelines.records import writer_lock
+from pipelines.records.json_files import write_json
 from pipelines.reports.run_dir import RunDir
 
 __all__ = [
@@ -101,6 +102,17 @@ def train(run_dir: str, model_dir: str, max_epochs: int = DEFAULT_MAX_EPOCHS, *,
       seed: makes the initial weights and the shuffling, so the model, repeatable.
     """
     run = RunDir(run_dir)
+    # One writer of the model directory, and of the serving model in it (which
+    # export-serving --out M/serving would write too).
+    with (writer_lock.hold(model_dir, "train", "--model_dir"),
+          writer_lock.hold(os.path.join(model_dir, "serving"), "train", "--model_dir")):
+        return _train(run, model_dir, max_epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, patience=patience, seed=seed)
+
+
+def _train(run: RunDir, model_dir: str, max_epochs: int, *, batch_size: int | None,
+           learning_rate: float, patience: int, seed: int) -> dict:
+    """``train`` once the model directory's locks are held."""
     label = run.dataset.module.require_label("train")
     schema = run.tft_output.transformed_metadata.schema
     task = wide_and_deep.label_task(schema, label)
@@ -153,10 +165,14 @@ def train(run_dir: str, model_dir: str, max_epochs: int = DEFAULT_MAX_EPOCHS, *,
     metrics["beats_baseline"] = beats_baseline(metrics)
     if baseline_labels is not train_labels:
         metrics["baseline_rows"] = len(baseline_labels)
+    # A model being replaced: its metrics stop describing the directory now.
+    metrics_file = os.path.join(model_dir, "metrics.json")
+    if tf.io.gfile.exists(metrics_file):
+        tf.io.gfile.remove(metrics_file)
     export_serving.export_serving_model(os.path.join(model_dir, "serving"), run.tft_output,
                                         run.dataset, model)
-    with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    # Last, whole: a model directory with metrics.json holds the model it describes.
+    write_json(metrics_file, metrics)
     return metrics
 
 

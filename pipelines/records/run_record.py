@@ -164,7 +164,7 @@ class RunRecord:
             known = {f.name for f in dataclasses.fields(cls)}
             # A newer package's fields are left to it.
             return cls(**{k: v for k, v in fields.items() if k in known})
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise UserError(f"not a run record ({layout.SUMMARY_FILE}): {error}") from None
 
     @classmethod
@@ -172,14 +172,18 @@ class RunRecord:
         """The record of the completed run in ``run_dir``.
 
         Raises:
-          UserError: ``run_dir`` holds no completed run.
+          UserError: ``run_dir`` holds no completed run: its ``run_summary.json``
+            is missing or does not parse as a run's record.
         """
         path = os.path.join(run_dir, layout.SUMMARY_FILE)
         if not tf.io.gfile.exists(path):
             raise UserError(f"{run_dir} holds no completed run ({layout.SUMMARY_FILE} is "
                             f"missing); run `python -m pipelines run --output_dir {run_dir}` "
                             f"first")
-        return cls.from_json(read_json(path))
+        try:
+            return cls.from_json(read_json(path))
+        except UserError as error:  # cut short, or not a record: no completed run
+            raise UserError(f"{run_dir} holds no completed run: {error}") from None
 
     def write(self, run_dir: str) -> str:
         """Writes ``run_dir/run_summary.json``; returns its path."""

@@ -13,10 +13,10 @@ import html
 import os
 from collections.abc import Sequence
 
-import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from pipelines import layout
+from pipelines.records import atomic_files
 from pipelines.reports.anomalies import Validated
 from pipelines.reports.history import Validation
 
@@ -36,8 +36,7 @@ def write_report(run_dir: str, dataset: str, validated: list[Validated],
     returns its path."""
     page = render(f"{dataset}: data validation report", run_dir, validated, schema, spans)
     path = os.path.join(run_dir, layout.REPORT)
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(page)
+    atomic_files.write_text(path, page)  # whole or not at all: never a 0-byte page
     return path
 
 
