@@ -14,7 +14,7 @@ for the narrowest and widest file, the timing the run itself records
         [--work DIR] [--profile]
 
 With ``--profile``, the narrowest and widest runs are also run once under
-cProfile (``python -m cProfile -m pipelines run ...``, a fresh interpreter each)
+cProfile (the program as ``python -m pipelines`` runs it, in a fresh interpreter)
 and their cumulative seconds attributed to the parts that may grow per
 feature: drafting (type inference, thresholds), pipeline construction (TFT
 tracing), the pipeline run (TFDV statistics, TFT analyzers), noise measurement,
@@ -56,7 +56,7 @@ LABEL = "label"
 # functions' cumulative seconds; none of them calls another of the same part.
 _IMPL = "tensorflow_transform/beam/impl.py"
 _PARTS = {
-    "start-up: imports (pipelines.cli)": [("pipelines/__main__.py", "<module>", None)],
+    "start-up: importing the CLI (pipelines.cli)": [("pipelines/cli.py", "<module>", None)],
     "drafting, whole (init.init_dataset)": [("pipelines/commands/init.py", "init_dataset", None)],
     "of it: type inference (infer_schema.infer)": [
         ("pipelines/commands/infer_schema.py", "infer", None)],
@@ -141,12 +141,31 @@ def run_once(train: str, output_dir: str) -> dict:
         return {"seconds": seconds, "summary": json.load(f)}
 
 
+# The program as ``pipelines.__main__.console`` runs it, under cProfile; the
+# profile is dumped before the program ends (it ends with ``os._exit``, which
+# ``python -m cProfile`` would not see).
+_PROFILED = """
+import cProfile, sys
+sys.path.insert(0, {root!r})
+profiler = cProfile.Profile()
+profiler.enable()
+from pipelines import process
+process.become_the_program()
+from pipelines.cli import main
+code = main({argv!r})
+profiler.disable()
+profiler.dump_stats({profile!r})
+process.exit_now(code or 0)
+"""
+
+
 def profile_once(train: str, output_dir: str, profile: str) -> dict[str, float]:
     """One zero-code run under cProfile in a fresh interpreter; the cumulative
     seconds of each part of ``_PARTS``."""
-    subprocess.run([sys.executable, "-m", "cProfile", "-o", profile,
-                    *_command(train, output_dir)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = _command(train, output_dir)[2:]  # without "-m pipelines"
+    subprocess.run([sys.executable, "-c", _PROFILED.format(root=ROOT, argv=argv,
+                                                           profile=profile)],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return attribute(profile)
 
 
@@ -186,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--widths", default="10,25,50,100",
                         help="column counts, comma-separated (default 10,25,50,100)")
     parser.add_argument("--seed", type=int, default=28)
-    parser.add_argument("--work", help="where the files and runs go (default: a temp dir, "
-                                       "removed afterwards)")
+    parser.add_argument("--work", help="where the files, runs, profiles and results.json go "
+                                       "(default: a temp dir, removed afterwards)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the narrowest and widest run (cProfile)")
     args = parser.parse_args(argv)
@@ -211,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
                     os.path.join(work, f"width{width}.csv"), os.path.join(work, f"prof{width}"),
                     os.path.join(work, f"width{width}.prof"))
                 print(f"{width} columns profiled", flush=True)
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump({"runs": results, "profiles": profiles}, f)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

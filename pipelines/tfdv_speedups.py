@@ -114,28 +114,35 @@ def _equi_width_histogram(quantiles: np.ndarray, cumulative_counts: np.ndarray,
     if num_neg_inf:
         result.buckets.add(low_value=float("-inf"), high_value=float("-inf"),
                            sample_count=num_neg_inf)
-    point = low == high
-    width = high - low
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(new_boundaries.size - 1):
             low_bound, high_bound = float(new_boundaries[i]), float(new_boundaries[i + 1])
+            # Only the quantile buckets from the first that does not end before
+            # the output bucket to the last that does not start after it can
+            # overlap it (the bounds are sorted); the overlap of every other is
+            # exactly zero, and so is its product.
+            first = int(np.searchsorted(high, low_bound, side="left"))
+            last = int(np.searchsorted(low, high_bound, side="right"))
+            lo, hi, w = low[first:last], high[first:last], weight[first:last]
+            point = lo == hi
+            width = hi - lo
             # quantiles_util._overlap's cases, in its order: the first that
             # holds decides.
-            on_left_edge = point & (low == low_bound)
-            precedes = high < low_bound
-            follows = low > high_bound
-            contained = (low_bound <= low) & (high_bound >= high)
-            from_left = low_bound <= low
-            from_right = high_bound >= high
+            on_left_edge = point & (lo == low_bound)
+            precedes = hi < low_bound
+            follows = lo > high_bound
+            contained = (low_bound <= lo) & (high_bound >= hi)
+            from_left = low_bound <= lo
+            from_right = high_bound >= hi
             overlap = np.select(
                 [on_left_edge, precedes, follows, contained, from_left, from_right],
-                [np.full(low.size, 1.0 if i == 0 else 0.0), 0.0, 0.0, 1.0,
-                 (high_bound - low) / width, (high - low_bound) / width],
+                [np.full(lo.size, 1.0 if i == 0 else 0.0), 0.0, 0.0, 1.0,
+                 (high_bound - lo) / width, (hi - low_bound) / width],
                 default=(high_bound - low_bound) / width)
             # TFDV adds the products one by one from the first bucket that can
-            # overlap; the ones before it are zero, and adding zero changes
-            # nothing. A cumulative sum adds in the same order.
-            products = overlap * weight
+            # overlap; the ones before it and after the last are zero, and
+            # adding zero changes nothing. A cumulative sum adds in the same order.
+            products = overlap * w
             sample_count = float(np.cumsum(products)[-1]) if products.size else 0
             result.buckets.add(low_value=low_bound, high_value=high_bound,
                                sample_count=sample_count)
