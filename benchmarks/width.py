@@ -56,7 +56,8 @@ LABEL = "label"
 # functions' cumulative seconds; none of them calls another of the same part.
 _IMPL = "tensorflow_transform/beam/impl.py"
 _PARTS = {
-    "start-up: importing the CLI (pipelines.cli)": [("pipelines/cli.py", "<module>", None)],
+    "start-up: importing the stack (process.import_the_stack)": [
+        ("pipelines/process.py", "import_the_stack", None)],
     "drafting, whole (init.init_dataset)": [("pipelines/commands/init.py", "init_dataset", None)],
     "of it: type inference (infer_schema.infer)": [
         ("pipelines/commands/infer_schema.py", "infer", None)],
@@ -69,10 +70,19 @@ _PARTS = {
     "of it: TFT tracing (trace_preprocessing_function)": [
         ("tensorflow_transform/impl_helper.py", "trace_preprocessing_function", None)],
     "pipeline run (execute)": [("pipelines/pipeline/execute.py", "execute", None)],
+    "of it: TFT writing its SavedModels (_create_v2_saved_model)": [
+        (_IMPL, "_create_v2_saved_model", None)],
+    "of it: TFT loading them in its DoFns (_make_graph_state)": [
+        (_IMPL, "_make_graph_state", None)],
     "noise measurement (noise.measure)": [("pipelines/stages/noise.py", "measure", None)],
     "reading the run back (anomalies.load_run)": [
         ("pipelines/reports/anomalies.py", "load_run", None)],
     "report (html.write_report)": [("pipelines/reports/html.py", "write_report", None)],
+    "TFDV statistics in memory (drafting and noise)": [
+        ("tensorflow_data_validation/statistics/stats_impl.py",
+         "generate_statistics_in_memory", None)],
+    "of it: the equal-width histogram (tfdv_speedups)": [
+        ("pipelines/tfdv_speedups.py", "_equi_width_histogram", None)],
 }
 _TFDV_SELF = "TFDV's own code, self time, everywhere"
 
