@@ -17,7 +17,11 @@ the intermediate proto: each output bucket's count is the sum, in the same
 order, of the same products (a quantile bucket's weight times the fraction of
 it inside the output bucket, by the same cases), so the result is the same
 float for float (``tests/test_tfdv_speedups.py`` compares the serialized
-protos, and whole statistics of real data). ``_bin_weights`` spreads the
+protos, and whole statistics of real data). Each output bucket looks only at
+the quantile buckets that can overlap it (the bounds are sorted): the others'
+products are exactly zero, and leaving them out of the sum changes nothing; a
+histogram of 10,000 quantile buckets took 2.2-2.8 ms with all of them, 1.6-2.2
+ms so (``benchmarks/RESULTS.md``, width). ``_bin_weights`` spreads the
 weights of tied quantile buckets as TFDV's ``_get_bin_weights`` does, summing
 the same slices.
 
