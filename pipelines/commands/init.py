@@ -68,9 +68,9 @@ from pipelines.errors import UserError
 __all__ = ["Drafted", "init_dataset", "name_of"]
 
 VOCABULARY_MAX_VALUES = 100
-# The widest file init drafts: drafting costs seconds per column (measured: 100
-# columns of 300 rows, 3 min 41 s on a shared 2-core machine), so a file of
-# 100,000 columns would seem to hang; it is refused in one line instead.
+# The widest file init drafts: drafting costs a fraction of a second per column
+# (measured: 100 columns of 2,000 rows, about 14 s; benchmarks/width.py), so a
+# file of 100,000 columns would seem to hang; it is refused in one line instead.
 MAX_DRAFT_COLUMNS = 1_000
 LABEL_MAX_CLASSES = 20
 MIN_HASH_BUCKETS, MAX_HASH_BUCKETS = 64, 8192
