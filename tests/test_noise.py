@@ -80,6 +80,10 @@ def test_noise_falls_with_the_rows_compared_and_is_repeatable(flights_run):
     assert noise.noise_at(5, training, schema) == few, "seeded: the same draw every time"
     # From 1,000 rows on, the thresholds' own measurement holds: nothing is measured.
     assert noise.measure(training, schema, 1000) == {"rows": 1000, "margin": 1.5, "skew": {}}
+    # A run's splits share the noise at 1,000 rows, measured once: the same records.
+    assert noise.measure_each(training, schema, {"eval": 200, "serving": 5}) == {
+        "eval": noise.measure(training, schema, 200),
+        "serving": noise.measure(training, schema, 5)}
 
 
 def _schema(run_dir: str) -> schema_pb2.Schema:

@@ -257,10 +257,11 @@ def _measure_noise(staged: str, schema: schema_pb2.Schema, rows: Rows) -> None:
     """The comparators' noise at the eval and serving splits' row counts, for
     their comparisons to be judged by (``pipelines.stages.noise``)."""
     training = anomalies.load_statistics(layout.stats_file(staged, layout.TRAIN))
-    for split, count in ((layout.EVAL, rows.eval), (layout.SERVING, rows.serving)):
-        if tf.io.gfile.exists(layout.stats_file(staged, split)):
-            noise.write(layout.noise_file(staged, split),
-                        noise.measure(training, schema, count))
+    counts = {split: count for split, count in ((layout.EVAL, rows.eval),
+                                                (layout.SERVING, rows.serving))
+              if tf.io.gfile.exists(layout.stats_file(staged, split))}
+    for split, measured in noise.measure_each(training, schema, counts).items():
+        noise.write(layout.noise_file(staged, split), measured)
 
 
 def _check_training_rows(rows: Rows, eval_fraction: float) -> None:

@@ -34,8 +34,8 @@ from pipelines.decode.columns import as_list_array
 from pipelines.records.json_files import write_json
 from pipelines.stages.statistics import stats_options, validate_split
 
-__all__ = ["CALIBRATED_ROWS", "MARGIN", "REFERENCE_ROWS", "REPEATS", "measure", "noise_at",
-           "write"]
+__all__ = ["CALIBRATED_ROWS", "MARGIN", "REFERENCE_ROWS", "REPEATS", "measure", "measure_each",
+           "noise_at", "write"]
 
 # Draws per measurement: a value beyond the largest of 20 is beyond 95% of what
 # chance gives at that row count.
@@ -95,6 +95,23 @@ def measure(training: statistics_pb2.DatasetFeatureStatisticsList,
     ``CALIBRATED_ROWS``), unless its value exceeds ``MARGIN`` x its noise.
     Nothing is measured from ``CALIBRATED_ROWS`` rows on. Drift compares two
     spans, so its noise is taken at the smaller one's rows."""
+    return _measure(training, schema, rows, previous_rows, calibrated={})
+
+
+def measure_each(training: statistics_pb2.DatasetFeatureStatisticsList,
+                 schema: schema_pb2.Schema, rows: dict[str, int]) -> dict[str, dict]:
+    """``measure`` for each split of one run (split -> its rows), the noise at
+    ``CALIBRATED_ROWS``, the same for every split, measured once."""
+    calibrated: dict[str, dict[str, float]] = {}
+    return {split: _measure(training, schema, count, None, calibrated)
+            for split, count in rows.items()}
+
+
+def _measure(training: statistics_pb2.DatasetFeatureStatisticsList,
+             schema: schema_pb2.Schema, rows: int, previous_rows: int | None,
+             calibrated: dict[str, dict[str, float]]) -> dict:
+    """``measure``, taking the noise at ``CALIBRATED_ROWS`` of each kind from
+    ``calibrated`` and keeping it there once measured."""
     measured = {"rows": rows, "margin": MARGIN}
     for kind, count in (("skew", rows), ("drift", previous_rows)):
         if count is None:
@@ -104,8 +121,9 @@ def measure(training: statistics_pb2.DatasetFeatureStatisticsList,
             measured[kind] = {}
             continue
         at_count = noise_at(count, training, schema, kind)
-        calibrated = noise_at(CALIBRATED_ROWS, training, schema, kind, seed=1)
-        measured[kind] = {feature: [value, round(MARGIN * calibrated.get(feature, 0.0), 6)]
+        if kind not in calibrated:
+            calibrated[kind] = noise_at(CALIBRATED_ROWS, training, schema, kind, seed=1)
+        measured[kind] = {feature: [value, round(MARGIN * calibrated[kind].get(feature, 0.0), 6)]
                           for feature, value in at_count.items()}
     return measured
 
