@@ -79,16 +79,30 @@ def _bin_weights(boundaries: np.ndarray, cum_bin_weights: np.ndarray
         # Runs of equal upper bounds, as TFDV's loop finds them: a run starts
         # where the upper bound differs from the one before.
         starts = np.flatnonzero(np.concatenate(([True], high_bounds[1:] != high_bounds[:-1])))
-        ends = np.append(starts[1:], size)
-        for start, end in zip(starts[ends - starts > 1].tolist(),
-                              ends[ends - starts > 1].tolist(), strict=True):
-            bin_counts[start:end] = bin_counts[start:end].sum() / (end - start)
+        lengths = np.diff(np.append(starts, size))
+        if (lengths > 1).any():
+            if _whole_numbers(bin_counts):
+                # Counts of whole rows (unweighted statistics): sums of whole
+                # numbers below 2**53 are exact in any order, so one reduceat
+                # gives the sums TFDV's slices give.
+                bin_counts = np.repeat(np.add.reduceat(bin_counts, starts) / lengths, lengths)
+            else:
+                for start, length in zip(starts[lengths > 1].tolist(),
+                                         lengths[lengths > 1].tolist(), strict=True):
+                    bin_counts[start:start + length] = (
+                        bin_counts[start:start + length].sum() / length)
     if size:
         differs = (low_bounds != low_bounds[0]) | (high_bounds != high_bounds[0])
         identical = int(np.argmax(differs)) if differs.any() else size
         if identical:
             bin_counts[0:identical] += cum_bin_weights[0] / identical
     return low_bounds, high_bounds, bin_counts
+
+
+def _whole_numbers(values: np.ndarray) -> bool:
+    """Whether every value is a whole number small enough that float64 sums of
+    them are exact."""
+    return bool(np.all(np.floor(values) == values) and np.abs(values).sum() < 2.0 ** 53)
 
 
 def _equi_width_histogram(quantiles: np.ndarray, cumulative_counts: np.ndarray,
@@ -118,38 +132,37 @@ def _equi_width_histogram(quantiles: np.ndarray, cumulative_counts: np.ndarray,
     if num_neg_inf:
         result.buckets.add(low_value=float("-inf"), high_value=float("-inf"),
                            sample_count=num_neg_inf)
+    low_bounds, high_bounds = new_boundaries[:-1], new_boundaries[1:]
+    # Only the quantile buckets from the first that does not end before an
+    # output bucket to the last that does not start after it can overlap it
+    # (the bounds are sorted); the overlap of every other is exactly zero, and
+    # so is its product. All output buckets' candidates in one array:
+    # ``bucket`` is the output bucket of each, ``at`` its quantile bucket.
+    first = np.searchsorted(high, low_bounds, side="left")
+    lengths = np.maximum(np.searchsorted(low, high_bounds, side="right") - first, 0)
+    bucket = np.repeat(np.arange(low_bounds.size), lengths)
+    ends = np.cumsum(lengths)
+    at = np.arange(ends[-1]) - np.repeat(ends - lengths - first, lengths)
+    lo, hi, w = low[at], high[at], weight[at]
+    low_bound, high_bound = low_bounds[bucket], high_bounds[bucket]
     with np.errstate(divide="ignore", invalid="ignore"):
-        for i in range(new_boundaries.size - 1):
-            low_bound, high_bound = float(new_boundaries[i]), float(new_boundaries[i + 1])
-            # Only the quantile buckets from the first that does not end before
-            # the output bucket to the last that does not start after it can
-            # overlap it (the bounds are sorted); the overlap of every other is
-            # exactly zero, and so is its product.
-            first = int(np.searchsorted(high, low_bound, side="left"))
-            last = int(np.searchsorted(low, high_bound, side="right"))
-            lo, hi, w = low[first:last], high[first:last], weight[first:last]
-            point = lo == hi
-            width = hi - lo
-            # quantiles_util._overlap's cases, in its order: the first that
-            # holds decides.
-            on_left_edge = point & (lo == low_bound)
-            precedes = hi < low_bound
-            follows = lo > high_bound
-            contained = (low_bound <= lo) & (high_bound >= hi)
-            from_left = low_bound <= lo
-            from_right = high_bound >= hi
-            overlap = np.select(
-                [on_left_edge, precedes, follows, contained, from_left, from_right],
-                [np.full(lo.size, 1.0 if i == 0 else 0.0), 0.0, 0.0, 1.0,
-                 (high_bound - lo) / width, (hi - low_bound) / width],
-                default=(high_bound - low_bound) / width)
-            # TFDV adds the products one by one from the first bucket that can
-            # overlap; the ones before it and after the last are zero, and
-            # adding zero changes nothing. A cumulative sum adds in the same order.
-            products = overlap * w
-            sample_count = float(np.cumsum(products)[-1]) if products.size else 0
-            result.buckets.add(low_value=low_bound, high_value=high_bound,
-                               sample_count=sample_count)
+        width = hi - lo
+        # quantiles_util._overlap's cases, in its order: the first that holds
+        # decides.
+        overlap = np.select(
+            [(lo == hi) & (lo == low_bound), hi < low_bound, lo > high_bound,
+             (low_bound <= lo) & (high_bound >= hi), low_bound <= lo, high_bound >= hi],
+            [(bucket == 0).astype(np.float64), 0.0, 0.0, 1.0,
+             (high_bound - lo) / width, (hi - low_bound) / width],
+            default=(high_bound - low_bound) / width)
+    products = overlap * w
+    # TFDV adds each bucket's products one by one from the first quantile
+    # bucket; the ones before the first candidate and after the last are zero,
+    # and adding zero changes nothing. A cumulative sum adds in the same order.
+    for i, (end, length) in enumerate(zip(ends.tolist(), lengths.tolist(), strict=True)):
+        sample_count = float(np.cumsum(products[end - length:end])[-1]) if length else 0
+        result.buckets.add(low_value=float(low_bounds[i]), high_value=float(high_bounds[i]),
+                           sample_count=sample_count)
     if num_pos_inf:
         result.buckets.add(low_value=float("inf"), high_value=float("inf"),
                            sample_count=num_pos_inf)

@@ -53,11 +53,16 @@ def test_the_histogram_is_tfdvs_float_for_float():
 
 
 def test_the_bin_weights_are_tfdvs():
+    """Whole counts (unweighted statistics: the fast path) and fractional
+    weights (the slices TFDV sums)."""
     original = tfdv_speedups._ORIGINAL["_get_bin_weights"]
+    rng = np.random.default_rng(8)
     for quantiles, cumulative, *_ in _cases():
-        for mine, theirs in zip(tfdv_speedups._bin_weights(quantiles, cumulative),
-                                original(quantiles, cumulative), strict=True):
-            assert np.array_equal(mine, theirs)
+        weighted = np.cumsum(rng.random(cumulative.size))
+        for weights in (cumulative, weighted):
+            for mine, theirs in zip(tfdv_speedups._bin_weights(quantiles, weights),
+                                    original(quantiles, weights), strict=True):
+                assert np.array_equal(mine, theirs)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from pipelines.decode.files import decoded_table, match_files
 from pipelines.decode.row_keys import DEFAULT_EVAL_FRACTION
 from pipelines.errors import UserError
 from pipelines.reports.anomalies import comparisons
-from pipelines.stages.statistics import stats_options, validate_split
+from pipelines.stages.statistics import skew_between, stats_options
 
 __all__ = ["HELD_OUT", "SCALE", "Comparator", "Noise", "draft_comparators", "measure_noise",
            "noise_between_halves", "noise_of_each", "random_span_ratios", "scale_signal",
@@ -114,7 +114,7 @@ def noise_of_each(table: pa.Table, schemas: list[schema_pb2.Schema], sizes: list
             held = stats_impl.generate_statistics_in_memory(
                 batch.filter(pa.array(held_out)), options)
             for schema, found in zip(schemas, noise, strict=True):
-                for feature, m in comparisons(validate_split(held, schema, train),
+                for feature, m in comparisons(skew_between(held, schema, train),
                                               "skew").items():
                     entry = found.setdefault(feature, Noise(feature, m["metric"],
                                                             m["threshold"], {}))
@@ -151,7 +151,7 @@ def scale_signal_of_each(table: pa.Table, schemas: list[schema_pb2.Schema], name
         scaled = stats_impl.generate_statistics_in_memory(
             scaled_columns(batch.filter(pa.array(held_out)), names, factor), options)
         for schema, found in zip(schemas, smallest, strict=True):
-            for feature, m in comparisons(validate_split(scaled, schema, rest),
+            for feature, m in comparisons(skew_between(scaled, schema, rest),
                                           "skew").items():
                 if feature in names:
                     found[feature] = min(found.get(feature, math.inf), m["value"])
@@ -188,7 +188,7 @@ def random_span_ratios(table: pa.Table, schema: schema_pb2.Schema, splits: int,
         cut = int((1 - HELD_OUT) * batch.num_rows)
         training = batch.take(pa.array(np.sort(order[:cut])))
         span = batch.take(pa.array(np.sort(order[cut:cut + span_rows])))
-        anomalies = validate_split(
+        anomalies = skew_between(
             stats_impl.generate_statistics_in_memory(span, options), schema,
             stats_impl.generate_statistics_in_memory(training, options))
         ratios.append({f: m["value"] / m["threshold"]

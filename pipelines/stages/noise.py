@@ -32,7 +32,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from pipelines.decode.columns import as_list_array
 from pipelines.records.json_files import write_json
-from pipelines.stages.statistics import stats_options, validate_split
+from pipelines.stages.statistics import skew_between, stats_options
 
 __all__ = ["CALIBRATED_ROWS", "MARGIN", "REFERENCE_ROWS", "REPEATS", "measure", "measure_each",
            "noise_at", "write"]
@@ -78,7 +78,7 @@ def noise_at(rows: int, training: statistics_pb2.DatasetFeatureStatisticsList,
     for _ in range(REPEATS):
         drawn = stats_impl.generate_statistics_in_memory(
             _draw(features, max(rows, 1), rng), options)
-        anomalies = validate_split(drawn, as_skew, reference)
+        anomalies = skew_between(drawn, as_skew, reference)
         for info in anomalies.drift_skew_info:
             feature = ".".join(info.path.step)
             for measurement in info.skew_measurements:
