@@ -251,6 +251,10 @@ def _predict_flags(score: argparse.ArgumentParser) -> None:
     score.add_argument("--limit", type=_positive_int, help="score only the first N rows")
     score.add_argument("--overwrite", action="store_true",
                        help="replace what --output_dir holds")
+    score.add_argument("--passthrough", type=_name_list, default=(), metavar="COL,...",
+                       help="input columns to write beside each prediction, comma-separated "
+                            "(the key columns always are; without keys, the input file and "
+                            "line too)")
     _dry_run_flags(score, "DATASET_predict_job.json")
 
 
