@@ -13,17 +13,22 @@ import io
 import json
 import os
 import re
+import shutil
 
 import pyarrow as pa
 import pytest
 import tensorflow as tf
+import tensorflow_data_validation as tfdv
 import tensorflow_transform as tft
 from google.protobuf import text_format
+from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import datasets
-from pipelines.commands.init import init_dataset
+from pipelines.commands.init import init_dataset, rederive_schema
 from pipelines.decode import dialect
+from pipelines.decode.files import decoded_table
+from pipelines.decode.row_keys import ROW_KEY
 from tests.conftest import run_cli
 
 ROWS, SERVING_ROWS = 80, 10
@@ -225,6 +230,117 @@ def test_given_keys_and_markers_replace_the_detected_ones(drafted, tmp_path):
     assert result.decisions == [  # in column order
         "Id: a row key (unique and increasing), kept out of the features",
         "YrSold: a row key (--key), kept out of the features"]
+
+
+# -- curating, then drafting again -----------------------------------------------------------
+
+def _curated_copy(drafted, target) -> str:
+    """The drafted directory as a person curated it: YrSold's drift threshold
+    lowered in schema.pbtxt, and dataset.json's missing values edited: NA is a
+    category of MasVnrType now (a missing value of LotFrontage only), and None
+    a missing value of MasVnrType too."""
+    directory = str(target)
+    shutil.copytree(drafted["dir"], directory)
+    schema = _schema(directory)
+    next(f for f in schema.feature if f.name == "YrSold"
+         ).drift_comparator.jensen_shannon_divergence.threshold = 0.3
+    with open(os.path.join(directory, datasets.SCHEMA_FILE), "w") as f:
+        f.write(text_format.MessageToString(schema))
+    path = os.path.join(directory, datasets.DATASET_FILE)
+    with open(path) as f:
+        document = json.load(f)
+    document["csv_format"]["null_values"] = [""]
+    document["csv_format"]["column_null_values"] = {"LotFrontage": ["None", "NA"],
+                                                    "MasVnrType": ["None"]}
+    with open(path, "w") as f:
+        json.dump(document, f)
+    return directory
+
+
+def _training_anomalies(directory: str, train: str) -> dict[str, str]:
+    """TFDV's anomalies of the training file, read as the directory says."""
+    dataset = datasets.load_directory(directory)
+    table = decoded_table(dataset.csv_decoder(), [train]).table.drop([ROW_KEY])
+    statistics = stats_impl.generate_statistics_in_memory(
+        table.combine_chunks().to_batches()[0], tfdv.StatsOptions())
+    anomalies = tfdv.validate_statistics(statistics, dataset.schema(), environment="TRAINING")
+    return {name: anomaly.short_description
+            for name, anomaly in anomalies.anomaly_info.items()}
+
+
+def test_init_from_rederives_the_schema_after_dataset_json_is_edited(drafted, tmp_path):
+    directory = _curated_copy(drafted, tmp_path / "houses")
+    # The stale schema: NA, a category now, is outside MasVnrType's domain.
+    assert _training_anomalies(directory, drafted["train"]) == {
+        "MasVnrType": "Unexpected string values"}
+    with open(os.path.join(directory, datasets.TRANSFORMS_FILE)) as f:
+        transforms = f.read()
+
+    stdout = _ok(run_cli("init", "--from", directory, "--train_input", drafted["train"]))
+    assert stdout.splitlines() == [
+        f"Re-derived {directory}/schema.pbtxt from {ROWS} rows (0 rejected), read as "
+        f"dataset.json says:",
+        "  MasVnrType: domain + 'NA' (values now)",
+        "  MasVnrType: domain - 'None' (missing values now)",
+        "dataset.json and transforms.py are as they were (a column added or retyped may "
+        "want its recipe changed there).",
+    ]
+    assert _training_anomalies(directory, drafted["train"]) == {}
+    assert _domain(directory, "MasVnrType") == {"BrkFace", "Stone", "NA"}
+    features = _features(directory)
+    # The person's edit still applies, and so does the rest of the draft.
+    assert features["YrSold"].drift_comparator.jensen_shannon_divergence.threshold == 0.3
+    assert features["YrSold"].skew_comparator.jensen_shannon_divergence.threshold == (
+        _features(drafted["dir"])["YrSold"].skew_comparator.jensen_shannon_divergence.threshold)
+    assert list(features["SalePrice"].not_in_environment) == ["SERVING"]
+    assert features["LotFrontage"].type == schema_pb2.INT
+    with open(os.path.join(directory, datasets.TRANSFORMS_FILE)) as f:
+        assert f.read() == transforms
+
+
+def test_init_from_lists_a_column_whose_type_changed(drafted, tmp_path):
+    """NA no longer missing in LotFrontage makes it text: drafted anew, and said."""
+    directory = _curated_copy(drafted, tmp_path / "houses")
+    path = os.path.join(directory, datasets.DATASET_FILE)
+    with open(path) as f:
+        document = json.load(f)
+    document["csv_format"]["column_null_values"]["LotFrontage"] = ["None"]
+    with open(path, "w") as f:
+        json.dump(document, f)
+    rederived = rederive_schema(directory, drafted["train"])
+    assert rederived.changes == [
+        "MasVnrType: domain + 'NA' (values now)",
+        "MasVnrType: domain - 'None' (missing values now)",
+        "LotFrontage: INT -> BYTES, drafted anew (its presence, domain and comparators)"]
+    assert _features(directory)["LotFrontage"].type == schema_pb2.BYTES
+
+
+def test_init_overwrite_drafts_a_dataset_directory_anew(drafted, tmp_path):
+    directory = str(tmp_path / "houses")
+    shutil.copytree(drafted["dir"], directory)
+    with open(os.path.join(directory, datasets.TRANSFORMS_FILE), "a") as f:
+        f.write("# a person's edit\n")
+    refused = run_cli("init", "--train_input", drafted["train"], "--dir", directory)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {directory} already holds a dataset (dataset.json); pass --overwrite to "
+        f"draft it anew, --from {directory} to re-derive its schema after editing "
+        f"dataset.json, or another --dir")
+    _ok(run_cli("init", "--train_input", drafted["train"], "--dir", directory, "--overwrite",
+                "--label", "SalePrice", "--null_values", "NA,None,"))
+    assert _csv_format(directory)["null_values"] == ["NA", "None", ""]
+    with open(os.path.join(directory, datasets.TRANSFORMS_FILE)) as f:
+        assert "# a person's edit" not in f.read()
+    assert _domain(directory, "MasVnrType") == {"BrkFace", "Stone"}
+
+
+def test_init_from_takes_the_dialect_from_dataset_json_only(drafted):
+    result = run_cli("init", "--from", drafted["dir"], "--train_input", drafted["train"],
+                     "--null_values", "NA")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --from re-derives the schema as {drafted['dir']}/dataset.json says: edit "
+        f"that instead of passing --null_values")
 
 
 @pytest.mark.parametrize("values, markers", [
