@@ -29,6 +29,9 @@ from pipelines.commands.init import init_dataset, rederive_schema
 from pipelines.decode import dialect
 from pipelines.decode.files import decoded_table
 from pipelines.decode.row_keys import ROW_KEY
+from pipelines.model.export_serving import read_schema
+from pipelines.model.request_checks import InvalidInstance, RequestChecks
+from pipelines.records.serving_info import TRANSFORM_RAW, RawSignature, ServingInfo
 from tests.conftest import run_cli
 
 ROWS, SERVING_ROWS = 80, 10
@@ -77,9 +80,17 @@ def drafted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ran(drafted):
-    """``run`` of the drafted dataset, with a serving file without the label."""
-    out = str(drafted["root"] / "run")
-    _ok(run_cli("run", "--dataset", drafted["dir"], "--train_input", drafted["train"],
+    """``run`` of the drafted dataset, with a serving file without the label,
+    and YrSold's feature dropped (``"features": {"drop": ["yrsold_z"]}``)."""
+    out, dataset = str(drafted["root"] / "run"), str(drafted["root"] / "houses_selected")
+    shutil.copytree(drafted["dir"], dataset)
+    path = os.path.join(dataset, datasets.DATASET_FILE)
+    with open(path) as f:
+        document = json.load(f)
+    document["features"] = {"drop": ["yrsold_z"]}
+    with open(path, "w") as f:
+        json.dump(document, f)
+    _ok(run_cli("run", "--dataset", dataset, "--train_input", drafted["train"],
                 "--serving_input", drafted["serving"], "--output_dir", out))
     with open(os.path.join(out, "run_summary.json")) as f:
         return {"out": out, "summary": json.load(f)}
@@ -201,7 +212,7 @@ def test_the_run_accounts_for_every_row_and_compares_no_key(ran):
 def test_the_key_is_no_transformed_feature_and_none_is_a_category(ran):
     output = tft.TFTransformOutput(ran["out"])
     assert set(output.transformed_feature_spec()) == {
-        "masvnrtype_id", "lotfrontage_z", "lotfrontage_missing", "yrsold_z", "saleprice"}
+        "masvnrtype_id", "lotfrontage_z", "lotfrontage_missing", "saleprice"}
     vocabulary = output.vocabulary_by_name("masvnrtype_id")
     assert vocabulary[0] == b"None" and set(vocabulary) == {b"None", b"BrkFace", b"Stone"}
     flagged = 0
@@ -211,6 +222,28 @@ def test_the_key_is_no_transformed_feature_and_none_is_a_category(ran):
             feature = tf.train.Example.FromString(record.numpy()).features.feature
             flagged += feature["lotfrontage_missing"].int64_list.value[0]
     assert flagged == LOT_MISSING
+
+
+@pytest.mark.slow
+def test_a_dropped_features_raw_column_is_no_serving_input(ran, tmp_path):
+    """YrSold feeds only the dropped yrsold_z: a request need not carry it,
+    and one that does is told the model does not take it."""
+    model = str(tmp_path / "transform")
+    _ok(run_cli("export-serving", "--run_dir", ran["out"], "--out", model))
+    info = ServingInfo.read(model)
+    assert info.features == ["MasVnrType", "LotFrontage"]
+    loaded = tf.saved_model.load(model)
+    signature = RawSignature(loaded, TRANSFORM_RAW, info, model)
+    checks = RequestChecks(signature.specs, set(info.required_features), read_schema(model))
+    rows, _ = checks.rows([{"MasVnrType": "Stone", "LotFrontage": 70}])
+    outputs = signature({name: tf.constant([rows[0][name]], spec.dtype)
+                         for name, spec in signature.specs.items()})
+    assert set(outputs) == {"masvnrtype_id", "lotfrontage_z", "lotfrontage_missing"}
+    vocabulary = tft.TFTransformOutput(ran["out"]).vocabulary_by_name("masvnrtype_id")
+    assert outputs["masvnrtype_id"].numpy().tolist() == [vocabulary.index(b"Stone")]
+    assert outputs["lotfrontage_missing"].numpy().tolist() == [0]
+    with pytest.raises(InvalidInstance, match="has unknown features \\['YrSold'\\]"):
+        checks.rows([{"MasVnrType": "Stone", "LotFrontage": 70, "YrSold": 2007}])
 
 
 # -- the markers and keys given, and the rule itself -----------------------------------------
