@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 
 import pyarrow as pa
 import pytest
@@ -244,6 +245,16 @@ def test_a_dropped_features_raw_column_is_no_serving_input(ran, tmp_path):
     assert outputs["lotfrontage_missing"].numpy().tolist() == [0]
     with pytest.raises(InvalidInstance, match="has unknown features \\['YrSold'\\]"):
         checks.rows([{"MasVnrType": "Stone", "LotFrontage": 70, "YrSold": 2007}])
+
+
+def test_a_failed_zero_code_run_leaves_no_draft_behind(drafted, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = run_cli("run", "--train_input", drafted["train"], "--label", "SalePrice",
+                     "--output_dir", str(tmp_path / "run"), "--eval_fraction", "2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Dataset 'houses' drafted in " in result.stdout  # drafted, then refused
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --eval_fraction")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the markers and keys given, and the rule itself -----------------------------------------
