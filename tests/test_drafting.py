@@ -396,3 +396,18 @@ def test_init_from_takes_the_dialect_from_dataset_json_only(drafted):
 ])
 def test_a_word_is_a_missing_value_only_among_numbers(values, markers):
     assert dialect.numeric_column_markers(pa.array(values, pa.large_binary())) == markers
+
+
+def test_a_misspelt_dataset_json_key_is_an_error(drafted, tmp_path):
+    directory = str(tmp_path / "houses")
+    shutil.copytree(drafted["dir"], directory)
+    path = os.path.join(directory, datasets.DATASET_FILE)
+    with open(path) as f:
+        document = json.load(f)
+    document["feature"] = {"drop": ["yrsold_z"]}  # for "features"
+    with open(path, "w") as f:
+        json.dump(document, f)
+    with pytest.raises(datasets.UnknownDatasetError, match=re.escape(
+            "dataset.json is not a dataset description: unknown keys ['feature']; it takes "
+            "\"name\", \"csv_format\" and \"features\" (docs/datasets.md)")):
+        datasets.load_directory(directory)
