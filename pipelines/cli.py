@@ -197,7 +197,13 @@ def _run_flags(run: argparse.ArgumentParser) -> None:
 
 def _init_flags(init: argparse.ArgumentParser) -> None:
     init.add_argument("--train_input", required=True, help="CSV glob of training data")
-    init.add_argument("--dir", required=True, help="the dataset directory to write")
+    init.add_argument("--dir", help="the dataset directory to write")
+    init.add_argument("--overwrite", action="store_true",
+                      help="draft --dir anew though it holds a dataset (its files replaced)")
+    init.add_argument("--from", dest="from_dir", metavar="DIR",
+                      help="instead of --dir: re-derive DIR/schema.pbtxt after dataset.json "
+                           "was edited, keeping the schema's curation where it still applies "
+                           "and listing what changed")
     init.add_argument("--name", help="the dataset's name (default: the directory's)")
     init.add_argument("--label", help="the label column")
     init.add_argument("--key", type=_name_list, default=(),
@@ -251,6 +257,10 @@ def _predict_flags(score: argparse.ArgumentParser) -> None:
     score.add_argument("--limit", type=_positive_int, help="score only the first N rows")
     score.add_argument("--overwrite", action="store_true",
                        help="replace what --output_dir holds")
+    score.add_argument("--passthrough", type=_name_list, default=(), metavar="COL,...",
+                       help="input columns to write beside each prediction, comma-separated "
+                            "(the key columns always are; without keys, the input file and "
+                            "line too)")
     _dry_run_flags(score, "DATASET_predict_job.json")
 
 
@@ -411,10 +421,25 @@ def _init(args: argparse.Namespace, extra: list[str], _) -> int:
     from pipelines import datasets
     from pipelines.commands import init
 
+    if args.from_dir is not None:
+        given = [flag for flag, value in (
+            ("--dir", args.dir), ("--overwrite", args.overwrite), ("--name", args.name),
+            ("--label", args.label), ("--key", args.key), ("--delimiter", args.delimiter),
+            ("--null_values", args.null_values), ("--column_names", args.column_names),
+            ("--encoding", args.encoding)) if value]
+        if given:
+            raise UserError(f"--from re-derives the schema as {args.from_dir}/dataset.json "
+                            f"says: edit that instead of passing {', '.join(given)}")
+        print(init.rederive_schema(args.from_dir, args.train_input, args.limit).describe())
+        return 0
+    if args.dir is None:
+        raise UserError("init needs --dir (the directory to draft) or --from (a dataset "
+                        "directory whose schema to re-derive)")
     drafted = init.init_dataset(
         args.train_input, args.dir, name=args.name, label=args.label, key=args.key,
         delimiter=args.delimiter, null_values=args.null_values,
-        column_names=args.column_names, encoding=args.encoding, limit=args.limit)
+        column_names=args.column_names, encoding=args.encoding, limit=args.limit,
+        overwrite=args.overwrite)
     print(drafted.describe())
     print(f"Curate {args.dir}/schema.pbtxt and {args.dir}/transforms.py, then:\n"
           f"  {PROG} run --dataset {datasets.dataset_flag(args.dir)} --train_input "

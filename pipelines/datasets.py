@@ -190,6 +190,10 @@ def load_directory(directory: str) -> Dataset:
     """The dataset in ``directory`` (``dataset.json``, ``schema.pbtxt``, ``transforms.py``)."""
     try:
         document = json.loads(_read(os.path.join(directory, DATASET_FILE)))
+        unknown = sorted(set(document) - {"name", "csv_format", "features"})
+        if unknown:  # a misspelt key would otherwise be ignored without a word
+            raise ValueError(f"unknown keys {unknown}; it takes \"name\", \"csv_format\" "
+                             f"and \"features\" (docs/datasets.md)")
         csv_format = CsvFormat.from_document(document["csv_format"])
         features = {k: tuple(v) for k, v in document.get("features", {}).items()}
         if set(features) - {"keep", "drop"}:

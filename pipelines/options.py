@@ -105,6 +105,8 @@ class PredictOptions:
       output_dir: where ``predictions-*.csv`` and ``rejected/`` go.
       limit: score only the first N rows.
       overwrite: replace what ``output_dir`` holds.
+      passthrough: columns of the input written beside each prediction, as
+        the key columns are.
       dry_run, job_description: build the Dataflow job without submitting it.
     """
 
@@ -113,6 +115,7 @@ class PredictOptions:
     output_dir: str
     limit: int | None = None
     overwrite: bool = False
+    passthrough: tuple[str, ...] = ()
     dry_run: bool = False
     job_description: str | None = None
 

@@ -9,6 +9,7 @@ minority oversampled), its counts recomputed from the file's lines.
 """
 
 import bisect
+import csv
 import dataclasses
 import json
 import os
@@ -110,15 +111,23 @@ def test_wide_and_deep_on_census_beats_the_majority_class(census_run, tmp_path):
     unlabelled = tmp_path / "unlabelled.data"
     unlabelled.write_bytes(b"".join(line.rstrip(b"\r\n").rsplit(b", ", 1)[0] + b"\n"
                                     for line in lines))
+    # Census has no key columns: each prediction carries its file and line,
+    # and the columns asked for.
     out = tmp_path / "predictions"
     result = run_cli("predict", "--model", str(tmp_path / "model" / "serving"),
-                     "--input", str(unlabelled), "--output_dir", str(out))
+                     "--input", str(unlabelled), "--output_dir", str(out),
+                     "--passthrough", "age")
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(next(out.glob("predictions-*.csv"))) as f:
-        header, *predicted = f.read().splitlines()
-    assert header == "row_key,probability"
+    with open(next(out.glob("predictions-*.csv")), newline="") as f:
+        predicted = list(csv.DictReader(f))
+    assert list(predicted[0]) == ["row_key", "age", "input_file", "input_line", "probability"]
     assert len(predicted) == len(lines)
-    assert all(0 <= float(row.split(",")[1]) <= 1 for row in predicted)
+    assert {row["input_file"] for row in predicted} == {str(unlabelled)}
+    by_line = {int(row["input_line"]): row for row in predicted}
+    assert sorted(by_line) == list(range(1, len(lines) + 1))
+    for number, line in enumerate(lines, start=1):
+        assert by_line[number]["age"] == line.split(b",")[0].decode()
+    assert all(0 <= float(row["probability"]) <= 1 for row in predicted)
 
 
 def test_rank_features_reports_every_feature_by_mutual_information(census_run):

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import shutil
+import tempfile
 
 import pytest
 import tensorflow as tf
@@ -280,9 +281,14 @@ def taxi(tmp_path_factory):
     root = tmp_path_factory.mktemp("taxi")
     out, serving = str(root / "run"), str(root / "serving.csv")
     _without_column(TAXI, serving, -1, SERVING_ROWS, header=True)  # tips is the last column
-    stdout = _ok(run_cli("run", "--train_input", TAXI, "--label", "tips",
-                         "--serving_input", serving, "--output_dir", out))
-    return {"out": out, "stdout": stdout, "serving": serving}
+    temporary = root / "system_temp"  # the system's temporary directory, for this run
+    temporary.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(temporary))
+        stdout = _ok(run_cli("run", "--train_input", TAXI, "--label", "tips",
+                             "--serving_input", serving, "--output_dir", out))
+    return {"out": out, "stdout": stdout, "serving": serving,
+            "left_in_temp": sorted(p.name for p in temporary.glob("tft-*"))}
 
 
 @pytest.mark.slow
@@ -296,6 +302,10 @@ def test_the_zero_code_run_leaves_its_dataset_to_curate(taxi):
     assert "outputs[LABEL_KEY] = recipes.number(inputs['tips'])" in source
     assert "recipes.vocabulary(inputs['payment_type']" in source
     assert "trip_start_timestamp    timestamp" in taxi["stdout"]
+    # The draft lived in a temporary directory, gone with the run; the summary
+    # names the copy to curate.
+    assert taxi["left_in_temp"] == []
+    assert _summary(taxi["out"])["schema_file"] == os.path.join(dataset, "schema.pbtxt")
 
 
 @pytest.mark.slow
@@ -340,7 +350,7 @@ def test_train_on_taxi_is_a_regression_that_beats_the_mean(taxi, tmp_path):
     assert f"{SERVING_ROWS:,} rows predicted, 0 rejected" in stdout
     with open(next(out.glob("predictions-*.csv"))) as f:
         header, *rows = f.read().splitlines()
-    assert header == "row_key,prediction" and len(rows) == SERVING_ROWS
+    assert header == "row_key,input_file,input_line,prediction" and len(rows) == SERVING_ROWS
 
 
 # -- a hand-written file: the rest of the recipe -----------------------------------------------

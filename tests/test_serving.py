@@ -1,6 +1,7 @@
 """The serving side: training on the pipeline's output, the hermetic serving
 SavedModel and its signatures, and train/serve parity."""
 
+import csv
 import gzip
 import os
 import shutil
@@ -154,3 +155,62 @@ def test_check_parity_reports_a_record_that_differs(flights_run, tmp_path):
     assert result.returncode == 1
     assert ": 1 mismatches" in result.stdout.splitlines()[0]
     assert f"row_key {row_key}, dep_delay_z" in result.stdout
+
+
+# -- predict: what joins back, and a failure that blocks nothing -----------------------------
+
+def test_a_failed_predict_leaves_nothing_that_blocks_the_next(
+        trained_model, flights_run, tmp_path, monkeypatch):
+    from pipelines import api
+    from pipelines.options import PredictOptions
+    from pipelines.stages import predictions
+
+    source = tmp_path / "rows.csv"
+    with open(flights_run.serving_input, "rb") as f:
+        source.write_bytes(b"".join(f.readlines()[:301]))  # the header and 300 rows
+    out = tmp_path / "predictions"
+    written = predictions._output
+    calls = []
+
+    def fails_mid_way(prediction):  # after 100 rows were scored and written out
+        calls.append(1)
+        if len(calls) > 100:
+            raise RuntimeError("the disk filled up")
+        return written(prediction)
+
+    monkeypatch.setattr(predictions, "_output", fails_mid_way)
+    with pytest.raises(Exception, match="the disk filled up"):
+        api.predict(PredictOptions(model=trained_model.serving_dir, input=str(source),
+                                   output_dir=str(out)))
+    monkeypatch.undo()
+    assert not out.exists()  # the directory it made is removed with what it wrote
+    # What a killed predict leaves: its staging directory, Beam's temp files in it.
+    killed = out / ".staging" / "20260101T000000-1" / "beam-temp-predictions-0123"
+    killed.mkdir(parents=True)
+    (killed / "shard").write_bytes(b"row_key,probability\n1,0.5\n")
+
+    result = run_cli("predict", "--model", trained_model.serving_dir, "--input", str(source),
+                     "--output_dir", str(out), "--passthrough", "dep_delay,carrier")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(out)) == [".lock", "predictions-00000-of-00001.csv", "rejected"]
+    with open(out / "predictions-00000-of-00001.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # The keys, then the columns passed through (carrier is a key: written once).
+    assert list(rows[0]) == ["row_key", "year", "month", "day", "carrier", "flight", "origin",
+                             "dep_delay", "probability"]
+    with open(source, newline="") as f:
+        given = {(r["year"], r["month"], r["day"], r["carrier"], r["flight"], r["origin"]):
+                 r["dep_delay"] for r in csv.DictReader(f)}
+    assert len(rows) == 300
+    assert {(r["year"], r["month"], r["day"], r["carrier"], r["flight"], r["origin"]):
+            r["dep_delay"] for r in rows} == given
+
+
+def test_predict_refuses_a_passthrough_column_the_rows_lack(trained_model, tmp_path):
+    result = run_cli("predict", "--model", trained_model.serving_dir, "--input", "x.csv",
+                     "--output_dir", str(tmp_path / "out"), "--passthrough", "dep_delay,tip")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: --passthrough names 'tip', not a column of flights's rows; its columns: year, "
+        "month, day,")
+    assert not (tmp_path / "out").exists()

@@ -41,6 +41,20 @@ Two things a person would otherwise undo:
   column instead.
 
 ``init`` prints both decisions, column by column.
+
+Curating, then drafting again:
+
+- ``init --overwrite`` drafts a directory that holds a dataset anew: all three
+  files, the person's edits to them gone.
+- ``init --from DIR --train_input GLOB`` re-derives ``DIR/schema.pbtxt`` after
+  a person has edited ``DIR/dataset.json`` (``null_values``,
+  ``column_null_values``, the delimiter...): the columns are read in the
+  dialect it now describes and typed afresh, and each feature keeps the
+  person's schema (comparators, annotations, environments, domains) where it
+  still applies: a string domain loses the texts that are now missing values
+  and gains those that are now values, a column that now has missing values
+  becomes optional, a column whose type changed is drafted anew. ``init``
+  lists every change; ``dataset.json`` and ``transforms.py`` are left as they are.
 """
 
 import collections
@@ -61,11 +75,13 @@ from pipelines import datasets
 from pipelines.commands.infer_schema import infer
 from pipelines.commands.suggest_thresholds import Comparator, draft_comparators
 from pipelines.decode import dialect
-from pipelines.decode.columns import SERVING, TRAINING, CsvFormat
-from pipelines.decode.files import match_files
+from pipelines.decode.columns import SERVING, TRAINING, CsvFormat, added_by_pipeline
+from pipelines.decode.csv_decoder import header_names
+from pipelines.decode.files import match_files, open_input
 from pipelines.errors import UserError
+from pipelines.records import atomic_files
 
-__all__ = ["Drafted", "init_dataset", "name_of"]
+__all__ = ["Drafted", "Rederived", "init_dataset", "name_of", "rederive_schema"]
 
 VOCABULARY_MAX_VALUES = 100
 # The widest file init drafts: drafting costs a fraction of a second per column
@@ -141,7 +157,8 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
     """Detects, infers and writes the dataset directory; returns what it did."""
     if os.path.exists(os.path.join(directory, datasets.DATASET_FILE)) and not overwrite:
         raise UserError(f"{directory} already holds a dataset ({datasets.DATASET_FILE}); "
-                        f"pass another --dir")
+                        f"pass --overwrite to draft it anew, --from {directory} to re-derive "
+                        f"its schema after editing {datasets.DATASET_FILE}, or another --dir")
     files = match_files(train_input)
     csv_format, names = _dialect(files[0], column_names, delimiter, null_values, encoding)
     for column in [*key, *([label] if label else [])]:
@@ -175,19 +192,207 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
                                  constant | keys)
     name = name or name_of(directory)
     detected = dialect.Detected(csv_format, names).describe()
-    header = (f"# Drafted by `python -m pipelines init` from {train_input!r}\n"
-              f"# ({inferred.typed.num_rows:,} rows, {inferred.rejected:,} rejected; read as "
-              f"detected: {_comment(detected)}).\n"
-              f"# Curate it: string domains are soft (a new value is an anomaly); tag a\n"
-              f"# feature's annotation \"reject_out_of_domain\" to reject such rows instead.\n"
-              f"# Skew/drift thresholds: {MARGIN} x the largest value between random 80/20\n"
-              f"# parts of {', '.join(f'{s:,}' if s else 'all' for s in NOISE_SIZES)} rows "
-              f"(at least {MIN_THRESHOLD}).\n")
+    header = _schema_header(f"Drafted by `python -m pipelines init` from {train_input!r}",
+                            inferred, f"detected: {detected}")
     datasets.write_directory(directory, name, csv_format,
                              header + text_format.MessageToString(schema),
                              _module_source(train_input, choices, label))
     return Drafted(directory, name, detected, inferred.typed.num_rows, inferred.rejected,
                    choices, thresholds, _decisions(choices, csv_format, inferred.typed, schema))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rederived:
+    """A dataset directory's schema derived again, and what changed in it."""
+
+    directory: str
+    rows: int
+    rejected: int
+    changes: list[str]
+
+    def describe(self) -> str:
+        """What ``init --from`` prints: one line per change."""
+        schema_file = os.path.join(self.directory, datasets.SCHEMA_FILE)
+        head = (f"Re-derived {schema_file} from {self.rows:,} rows ({self.rejected:,} "
+                f"rejected), read as {datasets.DATASET_FILE} says:")
+        kept = (f"{datasets.DATASET_FILE} and {datasets.TRANSFORMS_FILE} are as they were "
+                f"(a column added or retyped may want its recipe changed there).")
+        if not self.changes:
+            return f"{head} nothing changed.\n{kept}"
+        return "\n".join([head, *(f"  {change}" for change in self.changes), kept])
+
+
+def rederive_schema(directory: str, train_input: str, limit: int | None = None) -> Rederived:
+    """Re-derives ``directory``'s ``schema.pbtxt`` from ``train_input`` read as
+    its ``dataset.json`` now says, keeping the schema's curation where it still
+    applies (the module's docstring); returns the changes."""
+    if not os.path.isfile(os.path.join(directory, datasets.DATASET_FILE)):
+        raise UserError(f"{directory} holds no dataset ({datasets.DATASET_FILE}): draft one "
+                        f"with init --dir {directory}")
+    dataset = datasets.load_directory(directory)
+    curated = dataset.schema()
+    csv_format = dataset.csv_format
+    files = match_files(train_input)
+    with open_input(files[0]) as stream:
+        names = (header_names(stream, csv_format) if csv_format.has_header
+                 else list(csv_format.column_names))
+    names = [n for n in names if n not in csv_format.ignored_columns]
+    if not names:
+        raise UserError(f"{directory}/{datasets.DATASET_FILE} names no columns and "
+                        f"{files[0]} has no header line: set \"column_names\"")
+    inferred = infer(files, csv_format, names, limit)
+    if not inferred.typed.num_rows:
+        raise UserError(f"{train_input} holds no row that decodes as {directory}/"
+                        f"{datasets.DATASET_FILE} says")
+    fresh = inferred.schema
+    _declare_environments(fresh, None)
+    counts = {n: pc.count_distinct(inferred.typed.column(n).flatten()).as_py() for n in names}
+    constant = {n for n, count in counts.items() if count <= 1}
+    for feature in fresh.feature:
+        if feature.name in constant:
+            feature.presence.ClearField("min_count")
+    _set_thresholds(fresh, pa.Table.from_batches([inferred.typed]),
+                    constant | set(csv_format.key_columns))
+    schema, changes = _merged(curated, fresh, csv_format)
+    header = _schema_header(
+        f"Re-derived by `python -m pipelines init --from` from {train_input!r}", inferred,
+        f"{datasets.DATASET_FILE} says: {dialect.Detected(csv_format, names).describe()}")
+    atomic_files.write_text(os.path.join(directory, datasets.SCHEMA_FILE),
+                            header + text_format.MessageToString(schema))
+    return Rederived(directory, inferred.typed.num_rows, inferred.rejected, changes)
+
+
+def _merged(curated: schema_pb2.Schema, fresh: schema_pb2.Schema, csv_format: CsvFormat
+            ) -> tuple[schema_pb2.Schema, list[str]]:
+    """The curated schema with the columns as ``fresh`` (inferred from the data
+    as now read, comparators drafted) finds them, and a line per change."""
+    merged = schema_pb2.Schema()
+    merged.CopyFrom(curated)
+    del merged.feature[:]
+    del merged.string_domain[:]
+    old = {f.name: f for f in curated.feature}
+    old_domains = {d.name: d for d in curated.string_domain}
+    fresh_domains = {d.name: d for d in fresh.string_domain}
+    changes = []
+    for new in fresh.feature:
+        before = old.get(new.name)
+        if before is None:
+            changes.append(f"{new.name}: added, {_type(new)} (a column the schema lacked)")
+            _add(merged, new, fresh_domains)
+        elif before.type != new.type:
+            changes.append(f"{new.name}: {_type(before)} -> {_type(new)}, drafted anew (its "
+                           f"presence, domain and comparators)")
+            _keep_curation(new, before)
+            _add(merged, new, fresh_domains)
+        else:
+            changes += _update(merged, before, new, old_domains, fresh_domains,
+                               csv_format.null_values_of(new.name))
+    columns = {f.name for f in fresh.feature}
+    for feature in curated.feature:
+        if feature.name in columns:
+            continue
+        if added_by_pipeline(feature):  # a window or lookup feature: not a column
+            _add(merged, feature, old_domains)
+        else:
+            changes.append(f"{feature.name}: removed (not a column of the file)")
+    # A domain that several features name is kept once.
+    named: dict[str, schema_pb2.StringDomain] = {}
+    for domain in merged.string_domain:
+        if domain.name not in named:
+            named[domain.name] = schema_pb2.StringDomain()
+            named[domain.name].CopyFrom(domain)
+    del merged.string_domain[:]
+    merged.string_domain.extend(named.values())
+    return merged, changes
+
+
+def _type(feature: schema_pb2.Feature) -> str:
+    return schema_pb2.FeatureType.Name(feature.type)
+
+
+def _add(schema: schema_pb2.Schema, feature: schema_pb2.Feature,
+         domains: dict[str, schema_pb2.StringDomain]) -> None:
+    """Appends ``feature`` and the string domain it names, if any."""
+    schema.feature.add().CopyFrom(feature)
+    if feature.HasField("domain") and feature.domain in domains:
+        schema.string_domain.add().CopyFrom(domains[feature.domain])
+
+
+def _keep_curation(new: schema_pb2.Feature, before: schema_pb2.Feature) -> None:
+    """What a person decides whatever the column's type: its annotation and
+    its environments."""
+    new.annotation.CopyFrom(before.annotation)
+    if not new.annotation.ListFields():
+        new.ClearField("annotation")
+    new.ClearField("in_environment")
+    new.in_environment.extend(before.in_environment)
+    new.ClearField("not_in_environment")
+    new.not_in_environment.extend(before.not_in_environment)
+
+
+def _update(schema: schema_pb2.Schema, before: schema_pb2.Feature, new: schema_pb2.Feature,
+            old_domains: dict[str, schema_pb2.StringDomain],
+            fresh_domains: dict[str, schema_pb2.StringDomain],
+            markers: tuple[str, ...]) -> list[str]:
+    """Adds the curated feature, changed where the data now contradicts it:
+    a required column with missing values becomes optional, and a string
+    domain drops the missing-value markers and takes the values seen."""
+    feature = schema.feature.add()
+    feature.CopyFrom(before)
+    name, changes = new.name, []
+    if _required(before) and not _required(new):
+        feature.presence.CopyFrom(new.presence)
+        feature.ClearField("shape")
+        feature.value_count.CopyFrom(new.value_count)
+        changes.append(f"{name}: optional now (it has missing values)")
+    old_values = _domain_values(before, old_domains)
+    if old_values is None:  # no domain curated: none is added
+        return changes
+    seen = _domain_values(new, fresh_domains) or []
+    values = [v for v in old_values if v not in markers]
+    values += [v for v in seen if v not in values]
+    added = [v for v in values if v not in old_values]
+    dropped = [v for v in old_values if v not in values]
+    if added:
+        changes.append(f"{name}: domain + {', '.join(map(repr, added))} (values now)")
+    if dropped:
+        changes.append(f"{name}: domain - {', '.join(map(repr, dropped))} (missing values now)")
+    if feature.HasField("string_domain"):
+        del feature.string_domain.value[:]
+        feature.string_domain.value.extend(values)
+    else:
+        domain = schema.string_domain.add()
+        domain.CopyFrom(old_domains[before.domain])
+        del domain.value[:]
+        domain.value.extend(values)
+    return changes
+
+
+def _required(feature: schema_pb2.Feature) -> bool:
+    return feature.presence.min_fraction >= 1.0 or feature.HasField("shape")
+
+
+def _domain_values(feature: schema_pb2.Feature,
+                   domains: dict[str, schema_pb2.StringDomain]) -> list[str] | None:
+    """The values of the string domain ``feature`` names or holds; None without one."""
+    if feature.HasField("string_domain"):
+        return list(feature.string_domain.value)
+    if feature.HasField("domain") and feature.domain in domains:
+        return list(domains[feature.domain].value)
+    return None
+
+
+def _schema_header(drafted: str, inferred, read_as: str) -> str:
+    """The comment a drafted ``schema.pbtxt`` begins with: how it was drafted, and
+    what to curate."""
+    return (f"# {_comment(drafted)}\n"
+            f"# ({inferred.typed.num_rows:,} rows, {inferred.rejected:,} rejected; read as "
+            f"{_comment(read_as)}).\n"
+            f"# Curate it: string domains are soft (a new value is an anomaly); tag a\n"
+            f"# feature's annotation \"reject_out_of_domain\" to reject such rows instead.\n"
+            f"# Skew/drift thresholds: {MARGIN} x the largest value between random 80/20\n"
+            f"# parts of {', '.join(f'{s:,}' if s else 'all' for s in NOISE_SIZES)} rows "
+            f"(at least {MIN_THRESHOLD}).\n")
 
 
 def name_of(path: str) -> str:

@@ -1,7 +1,8 @@
 """``predict``: score raw CSV rows in batch with a serving model.
 
     python -m pipelines predict --model M/serving --input GLOB --output_dir DIR
-        [--limit N] [--overwrite] [Beam flags, Dataflow and --dry_run included]
+        [--passthrough COL,...] [--limit N] [--overwrite]
+        [Beam flags, Dataflow and --dry_run included]
 
 The rows are read in the dialect of the dataset the model was trained on,
 which the model carries (``assets.extra/dataset/``): a headerless census file
@@ -10,11 +11,20 @@ derived from the input's own rows, as ``run`` derives them; every row is then
 scored by Beam's ``RunInference`` with the model's ``predict_raw`` signature,
 the one the REST API answers with, each column passed by its own name
 (``serving_info.RawSignature``). Writes ``DIR/predictions-*.csv`` (header
-``row_key,<key columns>,<output>``) and the rows that could not be read to
-``DIR/rejected/``, as ``run`` does, holding ``DIR``'s lock (``writer_lock``)
-meanwhile: a second writer of ``DIR`` is refused in one line.
+``row_key,<key columns>,<--passthrough columns>,<output>``; a dataset without
+key columns has ``input_file,input_line`` before the output instead, which
+join each prediction back to its input row) and the rows that could not be
+read to ``DIR/rejected/``, as ``run`` does, holding ``DIR``'s lock
+(``writer_lock``) meanwhile: a second writer of ``DIR`` is refused in one line.
+
+Like a run, a prediction is written under ``DIR/.staging/`` and moved into
+``DIR`` only once it has succeeded (``staging``): a failed or killed predict
+leaves nothing beside the lock but ``.staging/``, which the next predict into
+``DIR`` removes (it holds the lock, so no live predict is writing there), and
+never a ``beam-temp-*`` directory that would make ``DIR`` look taken.
 """
 
+import collections
 import dataclasses
 import functools
 import gc
@@ -23,12 +33,13 @@ import tensorflow as tf
 from apache_beam.utils import shared
 
 from pipelines import datasets, layout
-from pipelines.commands import dataflow, preflight
+from pipelines.commands import dataflow, preflight, staging
 from pipelines.errors import UserError
 from pipelines.options import PredictOptions
 from pipelines.pipeline import PredictConfig, build_predict_pipeline, execute
 from pipelines.records import writer_lock
 from pipelines.records.serving_info import ServingInfo
+from pipelines.stages.predictions import prediction_fields
 
 __all__ = ["Predictions", "predict"]
 
@@ -58,7 +69,9 @@ def predict(options: PredictOptions, beam_args: list[str]) -> Predictions | None
     schema = dataset.schema()
     config = PredictConfig(dataset=dataset, schema=schema, input=options.input,
                            output_dir=options.output_dir.rstrip("/"), model_dir=options.model,
-                           output=info.output, limit=options.limit)
+                           output=info.output, limit=options.limit,
+                           passthrough=tuple(options.passthrough))
+    _check_passthrough(config)
     if remote is not None:
         preflight.check_reachable_by_workers(config.output_dir, options.input, options.model)
     if remote and remote.dry_run:
@@ -74,33 +87,61 @@ def predict(options: PredictOptions, beam_args: list[str]) -> Predictions | None
 
 def _predict(options: PredictOptions, beam_args: list[str], config: PredictConfig
              ) -> Predictions:
-    """Scores the rows into ``config.output_dir``, whose lock is held."""
-    held = [name for name in (tf.io.gfile.listdir(config.output_dir)
-                              if tf.io.gfile.exists(config.output_dir) else [])
-            if name.rstrip("/") != layout.LOCK_FILE]
+    """Scores the rows into ``config.output_dir``, whose lock is held, by way of
+    a staging directory of its own."""
+    final = config.output_dir
+    held = [name for name in (tf.io.gfile.listdir(final) if tf.io.gfile.exists(final) else [])
+            if name.rstrip("/") not in (layout.LOCK_FILE, layout.STAGING)]
     if held:
         if not options.overwrite:
-            raise UserError(f"{config.output_dir} is not empty: pass --overwrite or another "
-                            f"--output_dir")
+            raise UserError(f"{final} is not empty: pass --overwrite or another --output_dir")
         # Everything but the lock, which this command holds.
         for name in held:
-            path = f"{config.output_dir}/{name.rstrip('/')}"
-            if tf.io.gfile.isdir(path):
-                tf.io.gfile.rmtree(path)
-            else:
-                tf.io.gfile.remove(path)
+            _remove(f"{final}/{name.rstrip('/')}")
+    # What interrupted predicts left: none is live, this one holds the lock.
+    _remove(f"{final}/{layout.STAGING}")
+    staged = staging.staging_dir(final)
     preflight.announce_input_size([options.input], options.limit)
     print(f"Predicting with {options.model} ({config.dataset.name}, output "
-          f"{config.output!r}): {options.input} -> {config.output_dir}", flush=True)
-    # execute checks that every row read was scored or rejected.
-    executed = execute(build_predict_pipeline(config, beam_args))
-    _release_shared_model()
+          f"{config.output!r}): {options.input} -> {final}", flush=True)
+    try:
+        # execute checks that every row read was scored or rejected.
+        executed = execute(build_predict_pipeline(
+            dataclasses.replace(config, output_dir=staged), beam_args))
+    except BaseException:
+        _remove(f"{final}/{layout.STAGING}")
+        raise
+    finally:
+        _release_shared_model()
+    staging.promote(staged, final)
     predictions = Predictions(executed.rows.serving, executed.rows.rejected,
-                              f"{layout.predictions_prefix(config.output_dir)}-*.csv")
+                              f"{layout.predictions_prefix(final)}-*.csv")
     print(f"{predictions.predicted:,} rows predicted, {predictions.rejected:,} rejected (rows "
           f"in {predictions.predicted + predictions.rejected:,}): {predictions.files}",
           flush=True)
     return predictions
+
+
+def _remove(path: str) -> None:
+    if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+    elif tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+
+
+def _check_passthrough(config: PredictConfig) -> None:
+    """Refuses a ``--passthrough`` column the rows do not have, and a header
+    that would name a column twice, each in one line."""
+    columns = [f.name for f in config.schema.feature]
+    unknown = [name for name in config.passthrough if name not in columns]
+    if unknown:
+        raise UserError(f"--passthrough names {', '.join(map(repr, unknown))}, not a column "
+                        f"of {config.dataset.name}'s rows; its columns: {', '.join(columns)}")
+    header = prediction_fields(config.written_columns, config.output, config.writes_origin)
+    twice = sorted(n for n, count in collections.Counter(header).items() if count > 1)
+    if twice:
+        raise UserError(f"the predictions' header would name {', '.join(map(repr, twice))} "
+                        f"twice: leave it out of --passthrough")
 
 
 class _Placeholder:

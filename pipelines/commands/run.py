@@ -60,12 +60,20 @@ def run(options: RunOptions, beam_args: list[str], started: float | None = None
     started = time.monotonic() if started is None else started
     preflight.check_beam_flags(beam_args)
     remote = dataflow.settings(beam_args, options.dry_run)
-    if options.input_topic:
-        _stream(options, beam_args, remote)
-        return None
+    # A dataset drafted from --train_input lives here until the run has kept
+    # its copy (OUTPUT_DIR/dataset/), and goes however the run ends.
+    with tempfile.TemporaryDirectory(prefix="tft-dataset-") as drafts:
+        if options.input_topic:
+            _stream(options, beam_args, remote, drafts)
+            return None
+        return _run(options, beam_args, remote, drafts, started)
+
+
+def _run(options: RunOptions, beam_args: list[str], remote: dataflow.DataflowSettings | None,
+         drafts: str, started: float) -> RunRecord | None:
     final = options.output_dir.rstrip("/")
     staged = staging.staging_dir(final)
-    config = _config(options, remote, staged)
+    config = _config(options, remote, staged, drafts)
     if config.bigquery:
         print(f"BigQuery query:\n{config.bigquery_sql()}", flush=True)
     if remote and remote.dry_run:
@@ -149,9 +157,9 @@ def _run_and_publish(options: RunOptions, beam_args: list[str], config: RunConfi
 
 
 def _stream(options: RunOptions, beam_args: list[str],
-            remote: dataflow.DataflowSettings | None) -> None:
+            remote: dataflow.DataflowSettings | None, drafts: str) -> None:
     """The streaming job: Pub/Sub in, rows with their window features out."""
-    dataset = _dataset(options)
+    dataset = _dataset(options, drafts)
     schema, _ = preflight.load_schema(dataset, options.schema)
     if dataset.windows(schema) is None:
         raise UserError(f"--input_topic streams window features, and dataset "
@@ -183,14 +191,18 @@ def _stream(options: RunOptions, beam_args: list[str],
 
 
 def _config(options: RunOptions, remote: dataflow.DataflowSettings | None,
-            output_dir: str) -> RunConfig:
+            output_dir: str, drafts: str) -> RunConfig:
     """The run's configuration from its flags, with every flag value checked."""
-    dataset = _dataset(options)
+    dataset = _dataset(options, drafts)
     eval_percent(options.eval_fraction)
     if not 0 <= options.max_rejected_fraction <= 1:
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
                         f"{options.max_rejected_fraction}")
     schema, schema_file = preflight.load_schema(dataset, options.schema)
+    if dataset.directory == drafts and not options.schema:
+        # The draft goes with the run: the copy it keeps is the schema to curate.
+        schema_file = os.path.join(layout.dataset_dir(options.output_dir.rstrip("/")),
+                                   datasets.SCHEMA_FILE)
     check_stratify_by(options.stratify_by, columns_from_schema(schema))
     check_ratio(options.oversample_minority, dataset, schema)
     bigquery = BigQueryInput.from_flags(
@@ -235,22 +247,22 @@ def _config(options: RunOptions, remote: dataflow.DataflowSettings | None,
                      serving_lacks=tuple(lacking) if serving_input and remote else ())
 
 
-def _dataset(options: RunOptions) -> datasets.Dataset:
+def _dataset(options: RunOptions, drafts: str) -> datasets.Dataset:
     """The ``--dataset`` named or, given only ``--train_input``, one drafted from
-    it as ``init`` drafts it (the run keeps it in ``OUTPUT_DIR/dataset/``)."""
+    it as ``init`` drafts it into ``drafts`` (a temporary directory: the run
+    keeps a copy in ``OUTPUT_DIR/dataset/``)."""
     if (options.dataset or not options.train_input or options.bigquery_table
             or options.bigquery_query):
         if options.label:
             raise UserError("--label drafts a dataset from --train_input: it goes without "
                             "--dataset (a dataset's label is in its transforms.py)")
         return datasets.get_dataset(options.dataset or "flights")
-    directory = tempfile.mkdtemp(prefix="tft-dataset-")
-    drafted = init.init_dataset(options.train_input, directory, label=options.label,
+    drafted = init.init_dataset(options.train_input, drafts, label=options.label,
                                 name=init.name_of(match_files(options.train_input)[0]))
     print(drafted.describe(), flush=True)
     print(f"The run keeps this dataset in {layout.dataset_dir(options.output_dir)}/: copy it, "
           f"curate it and pass it as --dataset next time.", flush=True)
-    return datasets.load_directory(directory)
+    return datasets.load_directory(drafts)
 
 
 def _measure_noise(staged: str, schema: schema_pb2.Schema, rows: Rows) -> None:

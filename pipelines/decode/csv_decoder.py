@@ -35,6 +35,11 @@ order or the delimiter: columns are matched by name, the file's other columns
 are left out, and a column the header lacks decodes as missing in every row
 (``file_columns`` says which, for the validation to report).
 
+A decoder ``with_origin`` also gives every row the file it came from and its
+physical line number (``ORIGIN_FILE``, ``ORIGIN_LINE``: names no schema column
+can have), for ``predict`` to write beside a prediction of a row that has no
+key to join it back by.
+
 A header is refused in one line (``HeaderMismatchError``) when it names a
 schema column twice (which of the two holds the column?), holds more than
 ``MAX_FIELDS`` names, or is longer than ``MAX_LINE_BYTES``.
@@ -59,8 +64,8 @@ from pipelines.decode import row_keys
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
-__all__ = ["MAX_FIELDS", "MAX_LINE_BYTES", "CsvDecoder", "FileColumns", "HeaderMismatchError",
-           "header_names"]
+__all__ = ["MAX_FIELDS", "MAX_LINE_BYTES", "ORIGIN_FILE", "ORIGIN_LINE", "CsvDecoder",
+           "FileColumns", "HeaderMismatchError", "header_names"]
 
 MAX_LINE_BYTES = 8 << 20
 # Delimiters a line may hold, quoted or not: far more than any schema has columns,
@@ -84,6 +89,8 @@ _HEADER_DELIMITERS = (",", ";", "\t", "|")
 # What a column the schema does not know is read as, in a file read by its header:
 # "<_EXTRA><position>: <its name>", a name no schema column can have.
 _EXTRA = "\0extra "
+# A row's file and physical line, in the batches of a decoder ``with_origin``.
+ORIGIN_FILE, ORIGIN_LINE = "\0origin file", "\0origin line"
 
 
 class HeaderMismatchError(UserError):
@@ -235,12 +242,16 @@ class CsvDecoder:
 
     def __init__(self, columns: list[Column], csv_format: CsvFormat,
                  block_bytes: int = 4 << 20, max_line_bytes: int | None = None,
-                 serving: bool = False, by_header: bool = False):
+                 serving: bool = False, by_header: bool = False, origin: bool = False):
         self._columns = columns
         self._format = csv_format
         self._block_bytes = block_bytes
         self._max_line_bytes = max_line_bytes or MAX_LINE_BYTES
         self._arrow_schema = arrow_schema(columns)
+        if origin:
+            self._arrow_schema = self._arrow_schema.append(
+                pa.field(ORIGIN_FILE, pa.string())).append(pa.field(ORIGIN_LINE, pa.int64()))
+        self._origin = origin
         # A column's own markers too (``CsvFormat.column_null_values``).
         self._null_values = {c.name: pa.array(csv_format.null_values_of(c.name), pa.binary())
                              for c in columns}
@@ -254,14 +265,23 @@ class CsvDecoder:
         """The decoder of serving files, which may lack the columns not in the
         schema's ``SERVING`` environment."""
         return CsvDecoder(self._columns, self._format, self._block_bytes,
-                          self._max_line_bytes, serving=True, by_header=self._by_header)
+                          self._max_line_bytes, serving=True, by_header=self._by_header,
+                          origin=self._origin)
 
     def reading_by_header(self) -> "CsvDecoder":
         """This decoder, but its serving decoder reads a file whose first line
         names most of the serving columns by that header (see the module's
         docstring); a file it cannot place so is read by the dialect."""
         return CsvDecoder(self._columns, self._format, self._block_bytes,
-                          self._max_line_bytes, serving=self._serving, by_header=True)
+                          self._max_line_bytes, serving=self._serving, by_header=True,
+                          origin=self._origin)
+
+    def with_origin(self) -> "CsvDecoder":
+        """This decoder, its batches carrying each row's file and line number
+        (``ORIGIN_FILE``, ``ORIGIN_LINE``)."""
+        return CsvDecoder(self._columns, self._format, self._block_bytes,
+                          self._max_line_bytes, serving=self._serving,
+                          by_header=self._by_header, origin=True)
 
     @property
     def output_schema(self) -> pa.Schema:
@@ -522,10 +542,11 @@ class CsvDecoder:
             mask = pa.array(keep)
             raw = {name: array.filter(mask) for name, array in raw.items()}
             typed = {name: array.filter(mask) for name, array in typed.items()}
-        yield self._assemble(raw, typed)
+            lines = lines[keep]
+        yield self._assemble(raw, typed, source, lines)
 
-    def _assemble(self, raw: dict[str, pa.Array], typed: dict[str, pa.Array]
-                  ) -> pa.RecordBatch:
+    def _assemble(self, raw: dict[str, pa.Array], typed: dict[str, pa.Array], source: str,
+                  lines: np.ndarray) -> pa.RecordBatch:
         arrays = [as_list_array(typed[column.name]) for column in self._columns]
         key_columns = self._format.key_columns
         if key_columns:
@@ -541,6 +562,9 @@ class CsvDecoder:
                   for c in self._columns), row_keys.KEY_SEPARATOR)
         row_key = row_keys.row_keys(keys)
         arrays.append(as_list_array(pa.array(row_key)))
+        if self._origin:
+            arrays += [pa.array([source] * len(lines), pa.string()),
+                       pa.array(lines, pa.int64())]
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
 

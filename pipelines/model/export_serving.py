@@ -77,13 +77,33 @@ __all__ = [
 def serving_feature_spec(tft_output: tft.TFTransformOutput, dataset: Dataset,
                          with_label_inputs: bool = False) -> dict:
     """The raw feature spec of the features a serving request carries (and, with
-    ``with_label_inputs``, of those only the label needs)."""
+    ``with_label_inputs``, of those only the label needs). With a feature
+    selection (``dataset.json``'s ``features``), a raw column that no kept
+    feature is computed from is not one of them: a request need not carry what
+    the model never reads."""
     raw_spec = tft_output.raw_feature_spec()
     schema = _raw_schema(tft_output, dataset)
     names = list(dataset.module.serving_inputs(schema))
+    if dataset.keep or dataset.drop:
+        used = _inputs_of_the_features(dataset, raw_spec)
+        names = [name for name in names if name in used]
     if with_label_inputs:
         names += dataset.module.label_inputs(schema)
     return {name: raw_spec[name] for name in names}
+
+
+def _inputs_of_the_features(dataset: Dataset, raw_spec: dict) -> set[str]:
+    """The raw columns the selected features (the label's aside) are computed
+    from, as TFT traces the ``preprocessing_fn``'s graph."""
+    preprocessing_fn = dataset.load_preprocessing_fn()
+    label = dataset.module.label_key
+
+    def features_only(inputs: dict) -> dict:
+        return {name: value for name, value in preprocessing_fn(inputs).items()
+                if name != label}
+
+    return set(tft.get_transform_input_columns(features_only, raw_spec,
+                                               force_tf_compat_v1=True))
 
 
 class _ServingModule(tf.Module):

@@ -20,7 +20,9 @@ __all__ = ["PredictConfig", "build_predict_pipeline"]
 class PredictConfig:
     """What one ``predict`` reads and writes: raw CSV rows of ``dataset`` (as
     the serving model carries it) scored by the model at ``model_dir``, whose
-    ``predict_raw`` signature names its output ``output``."""
+    ``predict_raw`` signature names its output ``output``; beside each
+    prediction the dataset's key columns and the ``passthrough`` columns or,
+    without key columns, the row's file and line as well."""
 
     dataset: Dataset
     schema: schema_pb2.Schema
@@ -29,6 +31,18 @@ class PredictConfig:
     model_dir: str
     output: str
     limit: int | None = None
+    passthrough: tuple[str, ...] = ()
+
+    @property
+    def written_columns(self) -> tuple[str, ...]:
+        """The decoded columns each prediction is written with: the keys, then
+        the passthrough columns (each once)."""
+        return tuple(dict.fromkeys((*self.dataset.csv_format.key_columns, *self.passthrough)))
+
+    @property
+    def writes_origin(self) -> bool:
+        """A row without a key is joined back by its file and line number."""
+        return not self.dataset.csv_format.key_columns
 
 
 def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.Pipeline:
@@ -37,12 +51,14 @@ def build_predict_pipeline(config: PredictConfig, beam_args: list[str]) -> beam.
     features derived from the input's own rows, then ``RunInference``."""
     out = config.output_dir
     decoder = config.dataset.csv_decoder(config.schema)
+    if config.writes_origin:
+        decoder = decoder.with_origin()
     inputs = {layout.SERVING: config.input}
     pipeline = beam_speedups.new_pipeline(beam_args)
     read = ReadRaw(inputs, decoder, layout.rejected_prefix(out), config.limit)
     prepared = pipeline | "Prepare" >> PrepareInputs(
         read, config.dataset.preparation(config.schema), reread_for_windows=read.again())
     _ = prepared.rows[layout.SERVING] | "Predict" >> Predict(
-        config.model_dir, config.output, config.dataset.csv_format.key_columns,
-        layout.predictions_prefix(out))
+        config.model_dir, config.output, config.written_columns,
+        layout.predictions_prefix(out), origin=config.writes_origin)
     return pipeline

@@ -12,8 +12,11 @@ CSV names them; ``serving_info.RawSignature`` passes each under the
 signature's input name (``raw_tensors`` makes the tensors, for
 ``check-parity`` too).
 
-Each scored row becomes one CSV line: ``row_key``, the dataset's key columns
-and the model's output (a number, or a JSON list of class probabilities).
+Each scored row becomes one CSV line: ``row_key``, the dataset's key columns,
+the columns asked to pass through (``predict --passthrough``), for a dataset
+without key columns the row's input file and line number (``input_file``,
+``input_line``: what joins it back to its input), and the model's output (a
+number, or a JSON list of class probabilities).
 """
 
 import csv
@@ -28,11 +31,16 @@ import pyarrow.compute as pc
 import tensorflow as tf
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from pipelines.decode.csv_decoder import ORIGIN_FILE, ORIGIN_LINE
 from pipelines.decode.row_keys import ROW_KEY
 from pipelines.records.serving_info import PREDICT_RAW, RawSignature, ServingInfo
 from pipelines.stages import counters
 
-__all__ = ["Predict", "SavedModelHandler", "prediction_header", "raw_tensors"]
+__all__ = ["INPUT_FILE", "INPUT_LINE", "Predict", "SavedModelHandler", "prediction_fields",
+           "prediction_header", "raw_tensors"]
+
+# The header's names of a row's file and line number (the decoder's ORIGIN_*).
+INPUT_FILE, INPUT_LINE = "input_file", "input_line"
 
 # Rows per RunInference element: decoded batches are cut to this size, and
 # RunInference batches up to MAX_ELEMENTS of them into one model call.
@@ -99,8 +107,14 @@ def _tensor(column: pa.ChunkedArray | pa.Array, spec: tf.TensorSpec) -> tf.Tenso
     return tf.constant(numbers.to_numpy(zero_copy_only=False).astype(spec.dtype.as_numpy_dtype))
 
 
-def prediction_header(key_columns: Sequence[str], output: str) -> str:
-    return _line([ROW_KEY, *key_columns, output])
+def prediction_fields(columns: Sequence[str], output: str, origin: bool = False) -> list[str]:
+    """The predictions' fields: ``row_key``, the columns written beside each
+    prediction, the row's file and line when asked, the model's output."""
+    return [ROW_KEY, *columns, *((INPUT_FILE, INPUT_LINE) if origin else ()), output]
+
+
+def prediction_header(columns: Sequence[str], output: str, origin: bool = False) -> str:
+    return _line(prediction_fields(columns, output, origin))
 
 
 def _line(fields: list) -> str:
@@ -114,21 +128,20 @@ def _slices(batch: pa.RecordBatch) -> Iterable[pa.RecordBatch]:
         yield batch.slice(start, ROWS_PER_ELEMENT)
 
 
-def _lines(result: PredictionResult, key_columns: tuple[str, ...]) -> Iterable[str]:
+def _lines(result: PredictionResult, columns: tuple[str, ...], origin: bool
+           ) -> Iterable[str]:
     batch, predictions = result.example, result.inference
     # A scored row is a serving row of the accounting: read = scored + rejected.
     counters.count(counters.SERVING, batch.num_rows)
     keys = batch.column(ROW_KEY).flatten().to_numpy()
-    columns = [pc.list_element(batch.column(name), 0).to_pylist() for name in key_columns]
+    # As text the way Arrow writes it: a float32 as its shortest text (0.1, not
+    # 0.10000000149011612), a missing value as an empty field.
+    texts = [pc.fill_null(pc.cast(pc.list_element(batch.column(name), 0), pa.string()), "")
+             .to_pylist() for name in columns]
+    if origin:
+        texts += [batch.column(ORIGIN_FILE).to_pylist(), batch.column(ORIGIN_LINE).to_pylist()]
     for i, prediction in enumerate(predictions):
-        keyed = [_text(column[i]) for column in columns]
-        yield _line([int(keys[i]), *keyed, _output(prediction)])
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        yield _line([int(keys[i]), *(column[i] for column in texts), _output(prediction)])
 
 
 def _output(prediction: np.ndarray) -> str:
@@ -139,20 +152,30 @@ def _output(prediction: np.ndarray) -> str:
 
 class Predict(beam.PTransform):
     """Decoded batches (with their window and joined features) -> CSV lines of
-    predictions, written as ``prefix-NNNNN-of-NNNNN.csv`` with a header each."""
+    predictions, written as ``prefix-NNNNN-of-NNNNN.csv`` with a header each.
 
-    def __init__(self, model_dir: str, output: str, key_columns: Sequence[str], prefix: str):
+    Args:
+      model_dir, output: the serving model and its ``predict_raw`` output key.
+      columns: the decoded columns written beside each prediction, by name.
+      prefix: the shards' path prefix.
+      origin: write each row's file and line number too (the batches come from
+        a decoder ``with_origin``).
+    """
+
+    def __init__(self, model_dir: str, output: str, columns: Sequence[str], prefix: str,
+                 origin: bool = False):
         super().__init__()
         self._handler = SavedModelHandler(model_dir, output)
         self._output = output
-        self._key_columns = tuple(key_columns)
+        self._columns = tuple(columns)
         self._prefix = prefix
+        self._origin = origin
 
     def expand(self, batches):
         return (batches
                 | "Slice" >> beam.FlatMap(_slices)
                 | "RunInference" >> RunInference(self._handler)
-                | "Lines" >> beam.FlatMap(_lines, self._key_columns)
+                | "Lines" >> beam.FlatMap(_lines, self._columns, self._origin)
                 | "Write" >> beam.io.WriteToText(
                     self._prefix, file_name_suffix=".csv",
-                    header=prediction_header(self._key_columns, self._output)))
+                    header=prediction_header(self._columns, self._output, self._origin)))
