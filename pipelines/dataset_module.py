@@ -7,7 +7,11 @@ define the others:
 - ``preprocessing_fn(inputs) -> dict``: the TFT transformation (required).
 - ``LABEL_KEY``: the output that is the label; without it the dataset has no
   label, and only the commands that need one (``train``, ``rank-features``,
-  ``--oversample_minority``) refuse it, each in one line.
+  ``--oversample_minority``) refuse it, each in one line. A TFX module file
+  names the label's raw column ``_LABEL_KEY`` instead, and its outputs with a
+  feature-name helper (``_transformed_name``, or ``transformed_name`` as
+  TFX's template names it): the label is then the helper's name for
+  ``_LABEL_KEY`` (``tips`` -> ``tips_xf``), or ``_LABEL_KEY`` without one.
 - ``SERVING_INPUTS``: the raw features a serving request carries (default: the
   schema's features in its ``SERVING`` environment, less the label's inputs).
 - ``LABEL_INPUTS``: raw features only the label needs (default: the schema's
@@ -86,6 +90,8 @@ class DatasetModule:
         if label is not None and not (isinstance(label, str) and label):
             raise UserError(f"{name}: LABEL_KEY must be the name of an output (a non-empty "
                             f"string) or None, got {label!r}")
+        if label is None:
+            label = _tfx_label(module)
         try:
             features = tuple(WindowFeature(**fields)
                              for fields in getattr(module, "WINDOW_FEATURES", ()))
@@ -148,6 +154,30 @@ class DatasetModule:
             raise UserError(f"{self.name}: {attribute} names {unknown}, which the schema does "
                             f"not declare")
         return names
+
+
+# The feature-name helpers of TFX's module files: raw name -> output name.
+_TFX_NAME_HELPERS = ("_transformed_name", "transformed_name")
+
+
+def _tfx_label(module: types.ModuleType) -> str | None:
+    """The label output a TFX module file names: its feature-name helper's
+    name for ``_LABEL_KEY`` (the raw column), or None without ``_LABEL_KEY``."""
+    raw = getattr(module, "_LABEL_KEY", None)
+    if raw is None:
+        return None
+    if not (isinstance(raw, str) and raw):
+        raise UserError(f"{module.__name__}: _LABEL_KEY must be the name of the label's raw "
+                        f"column (a non-empty string), got {raw!r}")
+    helper = next((getattr(module, h) for h in _TFX_NAME_HELPERS
+                   if callable(getattr(module, h, None))), None)
+    if helper is None:
+        return raw
+    output = helper(raw)
+    if not (isinstance(output, str) and output):
+        raise UserError(f"{module.__name__}: {helper.__name__}({raw!r}) must name the label "
+                        f"output (a non-empty string), got {output!r}")
+    return output
 
 
 def _names(module: types.ModuleType, attribute: str) -> tuple[str, ...] | None:

@@ -29,7 +29,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
-from pipelines import nycflights
+from pipelines import module_file, nycflights
 from pipelines.dataset_module import DatasetModule
 from pipelines.decode.columns import CsvFormat, columns_from_schema
 from pipelines.decode.csv_decoder import CsvDecoder
@@ -211,14 +211,11 @@ _contracts: dict[str, DatasetModule] = {}
 
 
 def _module_from_file(path: str) -> types.ModuleType:
-    """Runs a dataset directory's ``transforms.py`` once as a module of its own."""
+    """Runs a dataset directory's ``transforms.py`` once as a module of its own
+    (a TFX module file too, ``pipelines.module_file``)."""
     if path not in _modules:
         name = f"tft_preprocessing_transforms_{hashlib.sha1(path.encode()).hexdigest()[:12]}"
-        module = types.ModuleType(name)
-        module.__file__ = path
-        sys.modules[name] = module  # what the code defines can be found by its module name
-        exec(compile(_read(path), path, "exec"), module.__dict__)  # noqa: S102 - the user's code
-        _modules[path] = module
+        _modules[path] = module_file.load_module_file(path, name, _read(path))
     return _modules[path]
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "added_by_pipeline",
     "as_list_array",
     "columns_from_schema",
+    "present_with_no_values",
 ]
 
 HARD_DOMAIN_TAG = "reject_out_of_domain"
@@ -123,6 +124,9 @@ class Column:
     the schema declares one; ``hard_domain`` makes a value outside it a
     rejection instead of an anomaly. ``in_serving`` is False for a column
     serving data may lack (not in the schema's ``SERVING`` environment).
+    ``empty_is_present``: a missing value is the feature present with no
+    values, as TFX reads it: not a rejection, and TFDV's statistics count it
+    present (``present_with_no_values``; ``columns_from_schema`` says when).
     """
 
     name: str
@@ -131,6 +135,7 @@ class Column:
     domain: tuple | frozenset | None = None
     hard_domain: bool = False
     in_serving: bool = True
+    empty_is_present: bool = False
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -159,7 +164,16 @@ def added_by_pipeline(feature: schema_pb2.Feature) -> bool:
 
 def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
     """The schema's features read from an input, as columns (not the window
-    and lookup features the pipeline adds); required means present in every row."""
+    and lookup features the pipeline adds).
+
+    A feature with a shape and ``presence.min_fraction`` 1 is required: a row
+    without its value is rejected. One without a shape is variable-length (TFT
+    reads it as a sparse tensor) and is read as TFX reads it: when its
+    ``min_fraction`` is 1 (as SchemaGen writes it for a CSV column with empty
+    fields, which CsvExampleGen keeps as features with no values), an empty
+    field is the feature present with no values: the row is kept, and
+    presence counts it, as it counts every row of the file.
+    """
     string_domains = {d.name: frozenset(v.encode() for v in d.value)
                       for d in schema.string_domain}
     columns = []
@@ -175,9 +189,12 @@ def columns_from_schema(schema: schema_pb2.Schema) -> list[Column]:
             domain = string_domains.get(feature.domain)
         elif feature.HasField("string_domain"):
             domain = frozenset(v.encode() for v in feature.string_domain.value)
-        columns.append(Column(feature.name, feature.type, feature.presence.min_fraction >= 1.0,
+        always_present = feature.presence.min_fraction >= 1.0
+        variable_length = not feature.HasField("shape")
+        columns.append(Column(feature.name, feature.type, always_present and not variable_length,
                               domain, HARD_DOMAIN_TAG in feature.annotation.tag,
-                              in_serving=SERVING not in feature.not_in_environment))
+                              in_serving=SERVING not in feature.not_in_environment,
+                              empty_is_present=always_present and variable_length))
     return columns
 
 
@@ -197,3 +214,12 @@ def as_list_array(values: pa.Array) -> pa.LargeListArray:
     np.cumsum(present, out=offsets[1:])
     return pa.LargeListArray.from_arrays(
         pa.array(offsets), values.drop_null(), mask=pa.array(~present))
+
+
+def present_with_no_values(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+    """``batch`` with the missing values of the columns ``names`` as empty
+    lists: features present with no values, as the ``tf.Example`` that TFX's
+    CsvExampleGen writes of an empty field holds them (``Column.empty_is_present``)."""
+    arrays = [column.fill_null(pa.scalar([], column.type)) if name in names else column
+              for name, column in zip(batch.schema.names, batch.columns, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)

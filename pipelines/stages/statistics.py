@@ -22,7 +22,12 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from pipelines import layout
-from pipelines.decode.columns import SERVING, TRAINING
+from pipelines.decode.columns import (
+    SERVING,
+    TRAINING,
+    columns_from_schema,
+    present_with_no_values,
+)
 from pipelines.reports.explanations import COMPARATOR_REASONS
 from pipelines.stages import progress
 
@@ -167,11 +172,17 @@ class GenerateStats(beam.PTransform):
         super().__init__()
         self._options = stats_options(schema)
         self._output_dir = output_dir
+        # The columns whose missing values TFX's examples hold as present with
+        # no values (a SchemaGen schema's): so TFDV counts them, as TFX's does.
+        self._present = [c.name for c in columns_from_schema(schema) if c.empty_is_present]
 
     def expand(self, splits):
         statistics = {}
         for name, batches in splits.items():
             label = name.capitalize()
+            if self._present:
+                batches = batches | f"AsTfxExamples{label}" >> beam.Map(
+                    present_with_no_values, self._present)
             statistics[name] = (
                 batches
                 | f"Progress{label}" >> beam.Map(_advance, "statistics")
