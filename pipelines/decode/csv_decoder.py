@@ -81,6 +81,9 @@ _LINE_END = re.compile(rb"\r*\n|\r")
 # The line after a block's last, for the csv module to read: if a record is
 # still open, the line joins it; if not, it is a record of its own.
 _SENTINEL = "\n"
+_NEVER_CLOSES = "unbalanced quotes: a quoted value opened on this line never closes"
+_STRAY_QUOTE = ("unbalanced quotes: the quoted value opened on this line makes no record "
+                "of the following lines")
 # Chunk size for locating the offending values once a vectorised cast has failed.
 _PROBE_CHUNK = 1024
 # The delimiters a file read by its header may use, besides the dataset's.
@@ -468,9 +471,8 @@ class CsvDecoder:
             # quoted value closes: the quote is a stray one. Its line is rejected
             # and the lines after it are read again as records of their own.
             number = int(record.numbers[0])
-            yield RejectedRow(source, number, "unbalanced_quotes",
-                              "unbalanced quotes: a quoted value opened on this line never "
-                              "closes", _text(record.line(number)))
+            yield RejectedRow(source, number, "unbalanced_quotes", _NEVER_CLOSES,
+                              _text(record.line(number)))
             if len(record.numbers) == 1:
                 return None
             block = record.lines(1, len(record.numbers))
@@ -484,41 +486,55 @@ class CsvDecoder:
         where a record still open at the end of the block starts, or None.
 
         The checks are the one-line path's, made on each record: empty,
-        overlong, not UTF-8, the wrong number of fields.
+        overlong, not UTF-8, the wrong number of fields. A record of several
+        lines that fails them was opened by a stray quote (``5'11"``, binary
+        garbage), not by a quoted value: its first line is rejected as
+        ``unbalanced_quotes`` and the lines after it are read again, so that
+        one stray quote costs one line, as it did before records could span
+        lines.
         """
         text = block.data.decode("utf-8", "surrogateescape")
         lines = text.split("\n")
         if text.endswith("\n"):
             lines.pop()
-        reader = csv.reader(itertools.chain((line + "\n" for line in lines), (_SENTINEL,)),
-                            delimiter=csv_format.delimiter,
-                            skipinitialspace=csv_format.skip_initial_space)
-        rows, numbers, spans = [], [], {}
-        opened, start = None, 0
-        rejected = []
-        try:
-            for fields in reader:
-                end = reader.line_num
-                if end > len(lines):  # the sentinel: it closes the block, or a record
-                    opened = None if start == len(lines) else start
-                    break
-                number = int(block.numbers[start])
-                data = block.data[block.starts[start]:block.ends[end - 1]]
-                spans[number] = data
-                kind = _record_problem(fields, data, len(names), self._max_line_bytes)
-                if kind is not None:
-                    rejected.append((number, *kind))
-                else:
-                    rows.append(fields)
-                    numbers.append(number)
-                start = end
-        except csv.Error:  # a value longer than a line may be: never closed in time
-            opened = start
-        for number, kind, reason in rejected:
-            shown = _text(spans[number])
-            if kind == "overlong_line":
-                shown = shown[:200] + "..."
-            yield RejectedRow(source, number, kind, reason, shown)
+        rows, numbers, spans, rejected = [], [], {}, []
+        start, opened = 0, None
+        while start < len(lines):
+            first = start
+            reader = csv.reader(
+                itertools.chain((line + "\n" for line in lines[first:]), (_SENTINEL,)),
+                delimiter=csv_format.delimiter, skipinitialspace=csv_format.skip_initial_space)
+            restart = None
+            try:
+                for fields in reader:
+                    end = first + reader.line_num
+                    if end > len(lines):  # the sentinel: it is a record, or closes one
+                        opened = None if start == len(lines) else start
+                        break
+                    number = int(block.numbers[start])
+                    data = block.data[block.starts[start]:block.ends[end - 1]]
+                    problem = _record_problem(fields, data, len(names), self._max_line_bytes)
+                    if problem is not None and end - start > 1:
+                        rejected.append((number, "unbalanced_quotes", _STRAY_QUOTE,
+                                         block.line(number)))
+                        restart = start + 1
+                        break
+                    spans[number] = data
+                    if problem is not None:
+                        rejected.append((number, *problem, data))
+                    else:
+                        rows.append(fields)
+                        numbers.append(number)
+                    start = end
+            except csv.Error:  # a value longer than a line may be: it never closed
+                opened = start
+            if restart is None:
+                break
+            start = restart
+        for number, kind, reason, data in sorted(rejected, key=lambda r: r[0]):
+            shown = _text(data)
+            yield RejectedRow(source, number, kind, reason,
+                              shown[:200] + "..." if kind == "overlong_line" else shown)
         if rows:
             arrays = [pa.array([f.encode("utf-8", "surrogateescape") for f in column],
                                pa.binary()) for column in zip(*rows, strict=True)]
