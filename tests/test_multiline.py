@@ -137,12 +137,12 @@ def test_formatted_columns_decode_to_seconds_and_numbers_or_are_rejected():
                Column("amount", schema_pb2.FLOAT, False)]
     csv_format = CsvFormat(delimiter=";", column_formats={
         "when": "%d/%m/%Y", "at": "iso8601", "amount": "decimal_comma"})
-    data = ("when;at;amount\n"
-            "31/01/2013;2013-01-31T05:30:00+02:00;12,5\n"
-            "2013-01-31;2013-01-31T05:30:00Z;1\n"       # a date written another way
-            "01/02/2013;2013-01-31 05:30;1\n"           # a time without its zone
-            "01/02/2013;2013-01-31T05:30:00Z;1.234,5\n"  # thousands, not a decimal comma
-            "01/02/2013;;\n").encode()
+    data = (b"when;at;amount\n"
+            b"31/01/2013;2013-01-31T05:30:00+02:00;12,5\n"
+            b"2013-01-31;2013-01-31T05:30:00Z;1\n"       # a date written another way
+            b"01/02/2013;2013-01-31 05:30;1\n"           # a time without its zone
+            b"01/02/2013;2013-01-31T05:30:00Z;1.234,5\n"  # thousands, not a decimal comma
+            b"01/02/2013;;\n")
     table, rejected = _decode(data, csv_format, columns)
     # 2013-01-31 00:00 UTC, and 05:30 at +02:00 (03:30 UTC), in seconds since 1970.
     assert table.column("when").to_pylist() == [[1359590400], [1359676800]]

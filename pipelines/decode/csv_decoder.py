@@ -633,8 +633,8 @@ class CsvDecoder:
                 value_format = self._value_formats.get(column.name)
                 utf8 = column.type == schema_pb2.BYTES and value_format is None
                 reject(bad, "invalid_utf8" if utf8 else "unparsable",
-                       lambda i, c=column, v=column_values, f=value_format: (
-                           f"{c.name}: not valid UTF-8" if utf8 else
+                       lambda i, c=column, v=column_values, f=value_format, u=utf8: (
+                           f"{c.name}: not valid UTF-8" if u else
                            f"{c.name}: cannot read {v[i].as_py()!r} as "
                            f"{value_formats.describe(f)}" if f is not None else
                            f"{c.name}: cannot parse {v[i].as_py()!r} as "
