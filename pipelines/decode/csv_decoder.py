@@ -10,8 +10,10 @@ physical line number, a ``kind`` and the reason, for:
 - ``wrong_field_count``: too few or too many fields, and a line of more than
   ``MAX_FIELDS`` delimiters (quoted or not), rejected before pyarrow parses it:
   pyarrow 10 crashes the process on a line of about 400,000 fields;
-- ``unbalanced_quotes``: an odd number of quote characters (a quoted value
-  cannot span lines; pyarrow would otherwise swallow the following lines);
+- ``unbalanced_quotes``: a quote that opens a value which never closes (by the
+  end of the file, or within ``MAX_LINE_BYTES``), or whose record of several
+  lines is no record (the wrong number of fields, not UTF-8: a stray quote).
+  Only that line is rejected; the lines after it are read again as records;
 - ``invalid_utf8``: a line, or a text value, that is not UTF-8;
 - ``empty_line`` (screened before parsing, so that a file of blank lines costs
   what any file of short lines costs) and ``repeated_header`` (the header line
@@ -22,6 +24,21 @@ physical line number, a ``kind`` and the reason, for:
 - ``out_of_domain``: a value outside its domain, for the features whose schema
   annotation carries the tag ``reject_out_of_domain`` (other domain violations
   are TFDV anomalies, reported but not rejected).
+
+Records follow RFC 4180: a quoted value may hold delimiters, doubled quotes
+and line breaks. A block of lines none of which holds an odd number of quote
+characters is all one-line records and goes to pyarrow (the fast path, as
+fast as before records could span lines); from the first line that does, the
+block is read by Python's ``csv`` module, record by record, each numbered by
+the line it starts on, and a record still open at the block's end is carried
+into the next block. Files are decoded whole by one worker (``ReadRaw``), so
+no record is ever cut between workers. A line break inside a value reads as
+``\n`` whichever way it was written: line ends are normalised before parsing.
+
+A column with a value format (``CsvFormat.column_formats``: dates, ISO 8601
+with a zone, decimal commas; ``value_formats``) is converted before it is
+typed; a value the format does not read is ``unparsable``, its reason naming
+the format.
 
 A serving decoder (``for_serving``) also reads files that lack the columns
 serving data may lack (the label and the label-only inputs: ``Column.in_serving``):
@@ -499,6 +516,11 @@ class CsvDecoder:
             lines.pop()
         rows, numbers, spans, rejected = [], [], {}, []
         start, opened = 0, None
+        try:  # a block of UTF-8 needs no record checked one by one
+            block.data.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            utf8 = False
         while start < len(lines):
             first = start
             reader = csv.reader(
@@ -513,7 +535,8 @@ class CsvDecoder:
                         break
                     number = int(block.numbers[start])
                     data = block.data[block.starts[start]:block.ends[end - 1]]
-                    problem = _record_problem(fields, data, len(names), self._max_line_bytes)
+                    problem = _record_problem(fields, data, len(names), self._max_line_bytes,
+                                              utf8)
                     if problem is not None and end - start > 1:
                         rejected.append((number, "unbalanced_quotes", _STRAY_QUOTE,
                                          block.line(number)))
@@ -781,18 +804,20 @@ def _odd_quote_lines(block: _Block) -> np.ndarray:
     return np.flatnonzero(per_line % 2 == 1)
 
 
-def _record_problem(fields: list[str], data: bytes, expected: int, max_line_bytes: int
-                    ) -> tuple[str, str] | None:
+def _record_problem(fields: list[str], data: bytes, expected: int, max_line_bytes: int,
+                    utf8: bool) -> tuple[str, str] | None:
     """Why a record read by the ``csv`` module is rejected, as (kind, reason),
-    as the one-line path would reject its line; None when it is not."""
+    as the one-line path would reject its line; None when it is not. ``utf8``:
+    the whole block is known to be UTF-8."""
     if not fields:
         return "empty_line", "empty line"
     if len(data) > max_line_bytes:
         return "overlong_line", _overlong(max_line_bytes)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "invalid_utf8", "line is not valid UTF-8"
+    if not utf8:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_utf8", "line is not valid UTF-8"
     if len(fields) != expected:
         return "wrong_field_count", f"expected {expected} fields, found {len(fields)}"
     return None
