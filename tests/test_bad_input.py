@@ -32,8 +32,10 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12).fi
     lambda t: t != "NA")
 GOOD = st.tuples(st.integers(-2**62, 2**62), TEXT,
                  st.one_of(st.none(), st.floats(-1e6, 1e6, width=32, allow_nan=False)))
+# One-line faults. A stray quote (``3,"open,1``) is not one: under RFC 4180 it
+# opens a value that runs on into the next lines (tests/test_multiline.py).
 BAD = st.sampled_from([
-    "1,only two", "1,a,b,c", "x,name,1", "2,name,notafloat", ",missing,1", "", "3,\"open,1",
+    "1,only two", "1,a,b,c", "x,name,1", "2,name,notafloat", ",missing,1", "",
     "id,name,score"])
 
 

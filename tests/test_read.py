@@ -37,11 +37,11 @@ CSV = (
     b"6,gus,1e3\n"                 # line 9
     b"7,\xff,NA\n"                 # line 10: text not UTF-8
     b"x,hal,1\n"                   # line 11: id is not an integer
-    b'8,"ida,2\n'                  # line 12: an unterminated quote ...
-    b"9,jo,3\n"                    # line 13: ... must not swallow this line
-    b"id,name,score\n"             # line 14: the header again
-    b"101,kai,1\n"                 # line 15: id outside its hard domain
-    b'10,"l ""m"" n",4\n'          # line 16: quoted, with escaped quotes
+    b'10,"l ""m"" n",4\n'          # line 12: quoted, with escaped quotes
+    b'8,"ida,2\n'                  # line 13: a quote that never closes ...
+    b"9,jo,3\n"                    # line 14: ... must not swallow this line
+    b"id,name,score\n"             # line 15: the header again
+    b"101,kai,1\n"                 # line 16: id outside its hard domain
 )
 EXPECTED_REJECTED = [
     (4, "wrong_field_count", "expected 3 fields, found 2", "3,bob"),
@@ -51,12 +51,12 @@ EXPECTED_REJECTED = [
     (8, "empty_line", "empty line", ""),
     (10, "invalid_utf8", "line is not valid UTF-8", "7,\\xff,NA"),
     (11, "unparsable", "id: cannot parse b'x' as INT", "x,hal,1"),
-    (12, "unbalanced_quotes", "unbalanced quotes (a quoted value cannot span lines)",
-     '8,"ida,2'),
-    (14, "repeated_header", "repeated header line", "id,name,score"),
-    (15, "out_of_domain", "id: 101 is outside the schema's domain [0, 100]", "101,kai,1"),
+    (13, "unbalanced_quotes",
+     "unbalanced quotes: a quoted value opened on this line never closes", '8,"ida,2'),
+    (15, "repeated_header", "repeated header line", "id,name,score"),
+    (16, "out_of_domain", "id: 101 is outside the schema's domain [0, 100]", "101,kai,1"),
 ]
-GOOD_IDS = [[1], [2], [6], [9], [10]]
+GOOD_IDS = [[1], [2], [6], [10], [9]]
 
 
 def _decode(data: bytes, limit=None, block_bytes=1 << 20):
@@ -73,9 +73,9 @@ def _decode(data: bytes, limit=None, block_bytes=1 << 20):
 def test_values_are_typed_lists_and_missing_values_null(block_bytes):
     rows, rejected = _decode(CSV, block_bytes=block_bytes)
     assert rows["id"] == GOOD_IDS
-    assert rows["name"] == [[b"ann"], None, [b"gus"], [b"jo"], [b'l "m" n']]
-    assert rows["score"] == [[2.5], [3.0], [1000.0], [3.0], [4.0]]
-    keys = ["1|ann", "2|NA", "6|gus", "9|jo", '10|l "m" n']
+    assert rows["name"] == [[b"ann"], None, [b"gus"], [b'l "m" n'], [b"jo"]]
+    assert rows["score"] == [[2.5], [3.0], [1000.0], [4.0], [3.0]]
+    keys = ["1|ann", "2|NA", "6|gus", '10|l "m" n', "9|jo"]
     assert rows[ROW_KEY] == [[k] for k in row_keys.row_keys(keys).tolist()]
     assert rejected == EXPECTED_REJECTED
     assert len(rows["id"]) + len(rejected) == CSV.count(b"\n") - 1, "every line accounted"

@@ -22,7 +22,9 @@ writes what ``run --dataset DIR`` needs, each file a draft to read and curate:
 The recipe: numbers are z-scored, a missing value imputed and flagged; text
 with at most ``VOCABULARY_MAX_VALUES`` values gets a vocabulary with an OOV
 bucket, text with more is hashed; timestamps (text like ``2013-01-01 05:00``,
-or whole seconds since 1970 in a column whose name says time or date) become
+whole seconds since 1970 in a column whose name says time or date, or a column
+of dates the dialect gave a format: ``31/01/2013``, ``2013-01-31T05:00+02:00``,
+read as seconds since 1970 by the decoder) become
 hour-of-day and weekday cycles and a scaled time, never hashes; a column with
 one value becomes a flag of whether it is there. The label is
 encoded: text, or a few whole numbers, as classes; a number with many values
@@ -74,7 +76,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from pipelines import datasets
 from pipelines.commands.infer_schema import infer
 from pipelines.commands.suggest_thresholds import Comparator, draft_comparators
-from pipelines.decode import dialect
+from pipelines.decode import dialect, value_formats
 from pipelines.decode.columns import SERVING, TRAINING, CsvFormat, added_by_pipeline
 from pipelines.decode.csv_decoder import header_names
 from pipelines.decode.files import match_files, open_input
@@ -160,7 +162,8 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
                         f"pass --overwrite to draft it anew, --from {directory} to re-derive "
                         f"its schema after editing {datasets.DATASET_FILE}, or another --dir")
     files = match_files(train_input)
-    csv_format, names = _dialect(files[0], column_names, delimiter, null_values, encoding)
+    csv_format, names, ambiguous = _dialect(files[0], column_names, delimiter, null_values,
+                                            encoding)
     for column in [*key, *([label] if label else [])]:
         if column not in names:
             raise UserError(f"{column!r} is not a column of {files[0]}; its columns: "
@@ -176,8 +179,10 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
     csv_format = dataclasses.replace(
         csv_format, key_columns=tuple(key) or tuple(row_ids),
         column_null_values=inferred.column_null_values)
+    value_format = dict(csv_format.column_formats)
     choices = [_choose(inferred.typed.column(n), tfdv.get_feature(schema, n), n == label,
-                       _key_reason(n, key, row_ids) if n != label else None)
+                       _key_reason(n, key, row_ids) if n != label else None,
+                       value_format.get(n))
                for n in names]
     _declare_environments(schema, label)
     # A column with one value or none has no distribution to compare, and its
@@ -198,7 +203,8 @@ def init_dataset(train_input: str, directory: str, *, name: str | None = None,
                              header + text_format.MessageToString(schema),
                              _module_source(train_input, choices, label))
     return Drafted(directory, name, detected, inferred.typed.num_rows, inferred.rejected,
-                   choices, thresholds, _decisions(choices, csv_format, inferred.typed, schema))
+                   choices, thresholds,
+                   _decisions(choices, csv_format, inferred.typed, schema, ambiguous))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,7 +407,7 @@ def name_of(path: str) -> str:
 
 
 def _dialect(path: str, column_names, delimiter, null_values, encoding
-             ) -> tuple[CsvFormat, list[str]]:
+             ) -> tuple[CsvFormat, list[str], tuple[str, ...]]:
     detected = dialect.detect_file(path, column_names, delimiter=delimiter, encoding=encoding)
     csv_format, names = detected.csv_format, detected.names
     if null_values is not None:
@@ -416,7 +422,7 @@ def _dialect(path: str, column_names, delimiter, null_values, encoding
     if repeated:  # given twice in --column_names: which is the column?
         raise UserError(f"the columns of {path} name {', '.join(map(repr, repeated))} more "
                         f"than once; each column must be named once")
-    return csv_format, names
+    return csv_format, names, detected.ambiguous
 
 
 def _is_row_id(column: pa.LargeListArray, feature: schema_pb2.Feature) -> bool:
@@ -441,10 +447,14 @@ def _key_reason(column: str, key: Sequence[str], row_ids: list[str]) -> str | No
 
 
 def _decisions(choices: list[Choice], csv_format: CsvFormat, typed: pa.RecordBatch,
-               schema: schema_pb2.Schema) -> list[str]:
-    """The choices a person may disagree with, one line each: row keys, and the
-    words that are missing values in one column and categories in another."""
+               schema: schema_pb2.Schema, ambiguous: Sequence[str] = ()) -> list[str]:
+    """The choices a person may disagree with, one line each: row keys, the
+    words that are missing values in one column and categories in another,
+    and the dates that read day-first as well as month-first."""
     lines = [f"{c.column}: {c.why}" for c in choices if c.kind == "key"]
+    lines += [f"{column}: dates that read day-first and month-first, left as text; name its "
+              f"format in dataset.json's column_formats (e.g. \"%d/%m/%Y\")"
+              for column in ambiguous]
     for column, markers in csv_format.column_null_values:
         lines += [f"{m} in {column}: a missing value (the column's other values are numbers)"
                   for m in markers]
@@ -458,7 +468,7 @@ def _decisions(choices: list[Choice], csv_format: CsvFormat, typed: pa.RecordBat
 
 
 def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bool,
-            key_reason: str | None = None) -> Choice:
+            key_reason: str | None = None, value_format: str | None = None) -> Choice:
     """The recipe for one column, from its type and values (none for a row key)."""
     values = column.flatten()
     present = len(values)
@@ -473,7 +483,7 @@ def _choose(column: pa.LargeListArray, feature: schema_pb2.Feature, is_label: bo
     elif not present:
         return Choice(feature.name, "skipped", "no value in the rows read")
     else:
-        choice = _choose_feature(values, feature, facts, distinct)
+        choice = _choose_feature(values, feature, facts, distinct, value_format)
     return dataclasses.replace(choice, values=distinct)
 
 
@@ -495,8 +505,12 @@ def _choose_label(values: pa.Array, feature: schema_pb2.Feature, facts: str,
 
 
 def _choose_feature(values: pa.Array, feature: schema_pb2.Feature, facts: str,
-                    distinct: int) -> Choice:
+                    distinct: int, value_format: str | None = None) -> Choice:
     name = feature.name
+    if feature.type == schema_pb2.INT and value_format not in (None, value_formats.DECIMAL_COMMA):
+        # The decoder turned its dates into seconds since 1970 (UTC).
+        return Choice(name, "timestamp", f"{value_formats.describe(value_format)}, as "
+                                         f"seconds since 1970, {facts}")
     if distinct == 1:
         # Its one value says nothing, whether it is there may; a scale fitted to
         # one value (or to none, if all land in eval) would blow up what differs.

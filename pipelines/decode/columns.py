@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from pipelines.decode import value_formats
 from pipelines.decode.row_keys import ROW_KEY
 
 __all__ = [
@@ -74,6 +75,10 @@ class CsvFormat:
         columns only, as ``(column, texts)`` pairs (``{column: [texts]}`` in
         ``dataset.json``): ``None`` is a missing number in a column of numbers
         and a category in a column of text.
+      column_formats: how the named columns write their values, when not as
+        pyarrow reads them (``pipelines.decode.value_formats``: a date such as
+        ``%d/%m/%Y``, ``iso8601``, ``decimal_comma``), as ``(column, format)``
+        pairs (``{column: format}`` in ``dataset.json``).
     """
 
     delimiter: str = ","
@@ -85,6 +90,7 @@ class CsvFormat:
     encoding: str = "utf-8"
     ignored_columns: tuple[str, ...] = ()
     column_null_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    column_formats: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         # Given as a mapping (dataset.json) or as pairs of lists, kept as pairs of
@@ -97,6 +103,11 @@ class CsvFormat:
             raise TypeError("column_null_values takes a list of texts for each column")
         object.__setattr__(self, "column_null_values",
                            tuple((column, tuple(texts)) for column, texts in pairs))
+        formats = self.column_formats
+        formats = tuple(formats.items() if isinstance(formats, dict) else formats)
+        for column, value_format in formats:
+            value_formats.check(column, value_format)
+        object.__setattr__(self, "column_formats", tuple(tuple(pair) for pair in formats))
 
     def null_values_of(self, column: str) -> tuple[str, ...]:
         """The texts that mark a missing value in ``column``."""
@@ -107,6 +118,7 @@ class CsvFormat:
         """The format as ``dataset.json`` writes it."""
         document = dataclasses.asdict(self)
         document["column_null_values"] = {c: list(t) for c, t in self.column_null_values}
+        document["column_formats"] = dict(self.column_formats)
         return document
 
     @classmethod

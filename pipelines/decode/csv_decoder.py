@@ -10,8 +10,10 @@ physical line number, a ``kind`` and the reason, for:
 - ``wrong_field_count``: too few or too many fields, and a line of more than
   ``MAX_FIELDS`` delimiters (quoted or not), rejected before pyarrow parses it:
   pyarrow 10 crashes the process on a line of about 400,000 fields;
-- ``unbalanced_quotes``: an odd number of quote characters (a quoted value
-  cannot span lines; pyarrow would otherwise swallow the following lines);
+- ``unbalanced_quotes``: a quote that opens a value which never closes (by the
+  end of the file, or within ``MAX_LINE_BYTES``), or whose record of several
+  lines is no record (the wrong number of fields, not UTF-8: a stray quote).
+  Only that line is rejected; the lines after it are read again as records;
 - ``invalid_utf8``: a line, or a text value, that is not UTF-8;
 - ``empty_line`` (screened before parsing, so that a file of blank lines costs
   what any file of short lines costs) and ``repeated_header`` (the header line
@@ -22,6 +24,21 @@ physical line number, a ``kind`` and the reason, for:
 - ``out_of_domain``: a value outside its domain, for the features whose schema
   annotation carries the tag ``reject_out_of_domain`` (other domain violations
   are TFDV anomalies, reported but not rejected).
+
+Records follow RFC 4180: a quoted value may hold delimiters, doubled quotes
+and line breaks. A block of lines none of which holds an odd number of quote
+characters is all one-line records and goes to pyarrow (the fast path, as
+fast as before records could span lines); from the first line that does, the
+block is read by Python's ``csv`` module, record by record, each numbered by
+the line it starts on, and a record still open at the block's end is carried
+into the next block. Files are decoded whole by one worker (``ReadRaw``), so
+no record is ever cut between workers. A line break inside a value reads as
+``\n`` whichever way it was written: line ends are normalised before parsing.
+
+A column with a value format (``CsvFormat.column_formats``: dates, ISO 8601
+with a zone, decimal commas; ``value_formats``) is converted before it is
+typed; a value the format does not read is ``unparsable``, its reason naming
+the format.
 
 A serving decoder (``for_serving``) also reads files that lack the columns
 serving data may lack (the label and the label-only inputs: ``Column.in_serving``):
@@ -50,8 +67,9 @@ import collections
 import csv
 import dataclasses
 import functools
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -60,7 +78,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines.decode import row_keys
+from pipelines.decode import row_keys, value_formats
 from pipelines.decode.columns import Column, CsvFormat, RejectedRow, arrow_schema, as_list_array
 from pipelines.errors import UserError
 
@@ -82,6 +100,12 @@ _UTF8_BOM = codecs.BOM_UTF8
 # carriage return.
 _LINE_END = re.compile(rb"\r*\n|\r")
 
+# The line after a block's last, for the csv module to read: if a record is
+# still open, the line joins it; if not, it is a record of its own.
+_SENTINEL = "\n"
+_NEVER_CLOSES = "unbalanced quotes: a quoted value opened on this line never closes"
+_STRAY_QUOTE = ("unbalanced quotes: the quoted value opened on this line makes no record "
+                "of the following lines")
 # Chunk size for locating the offending values once a vectorised cast has failed.
 _PROBE_CHUNK = 1024
 # The delimiters a file read by its header may use, besides the dataset's.
@@ -232,6 +256,11 @@ class _Block:
         i = int(np.searchsorted(self.numbers, number))  # numbers ascend
         return self.data[self.starts[i]:self.ends[i]].rstrip(b"\r")
 
+    def lines(self, first: int, end: int) -> "_Block":
+        """The block of lines ``first`` to ``end`` (exclusive), by position."""
+        stop = len(self.data) if end == len(self.numbers) else int(self.starts[end])
+        return _Block.of(self.data[int(self.starts[first]):stop], int(self.numbers[first]))
+
     def head(self, count: int) -> "_Block":
         return _Block(self.data[:self.ends[count - 1] + 1], self.numbers[:count],
                       self.starts[:count], self.ends[:count])
@@ -260,6 +289,11 @@ class CsvDecoder:
         self._may_lack = [c.name for c in columns if serving and not c.in_serving]
         self._serving = serving
         self._by_header = by_header
+        # A column that writes its values its own way (a date, a decimal comma)
+        # is converted to what pyarrow types before it is typed.
+        self._value_formats = dict(csv_format.column_formats)
+        self._converters = {c: value_formats.converter(f)
+                            for c, f in self._value_formats.items()}
 
     def for_serving(self) -> "CsvDecoder":
         """The decoder of serving files, which may lack the columns not in the
@@ -307,8 +341,14 @@ class CsvDecoder:
         names, rest, csv_format = self._read_header(stream, source)
         next_line = 2 if csv_format.has_header else 1  # line 1 is the header, if any
         remaining = limit
+        # The lines of a record whose quoted value is still open at the end of a
+        # block: they are decoded with the next block, which may close it.
+        carried: _Block | None = None
         for chunk in _line_blocks(stream, self._block_bytes, self._max_line_bytes, rest):
             if isinstance(chunk, _OverlongLine):
+                if carried is not None:  # a record cannot hold an overlong line
+                    yield from self._decode_lines(carried, names, source, csv_format, True)
+                    carried = None
                 yield RejectedRow(
                     source, next_line, "overlong_line", _overlong(self._max_line_bytes),
                     chunk.prefix[:200].decode("utf-8", "backslashreplace") + "...")
@@ -319,12 +359,17 @@ class CsvDecoder:
                 lines = len(block.numbers)
                 if remaining is not None and lines > remaining:
                     block, lines = block.head(remaining), remaining
-                yield from self._decode_block(block, names, source, csv_format)
+                if carried is not None:
+                    block = _Block.of(carried.data + block.data, int(carried.numbers[0]))
+                carried = yield from self._decode_lines(block, names, source, csv_format,
+                                                        False)
                 next_line += lines
             if remaining is not None:
                 remaining -= lines
                 if remaining == 0:
-                    return
+                    break
+        if carried is not None:
+            yield from self._decode_lines(carried, names, source, csv_format, True)
 
     def check_header(self, stream: BinaryIO, source: str) -> list[str]:
         """Reads only the first line of ``stream``; raises HeaderMismatchError if
@@ -432,6 +477,117 @@ class CsvDecoder:
             csv_format, skip_initial_space=csv_format.skip_initial_space or spaced,
             ignored_columns=tuple(n for n in names if n.startswith(_EXTRA)))
 
+    def _decode_lines(self, block: _Block, names: list[str], source: str,
+                      csv_format: CsvFormat, final: bool
+                      ) -> Generator[pa.RecordBatch | RejectedRow, None, _Block | None]:
+        """Decodes a block of whole lines; returns the lines of a record left
+        open at its end (None if there is none) for the next block to close,
+        unless ``final`` (the file ends there).
+
+        A block whose every line holds an even number of quote characters is
+        all one-line records, and pyarrow parses it (the fast path). From the
+        first line with an odd number on, the records may span lines: they are
+        read with Python's ``csv`` module (``_decode_records``).
+        """
+        while True:
+            odd = _odd_quote_lines(block)
+            if not len(odd):
+                yield from self._decode_block(block, names, source, csv_format)
+                return None
+            if odd[0]:
+                yield from self._decode_block(block.lines(0, int(odd[0])), names, source,
+                                              csv_format)
+                block = block.lines(int(odd[0]), len(block.numbers))
+            opened = yield from self._decode_records(block, names, source, csv_format)
+            if opened is None:
+                return None
+            record = block.lines(opened, len(block.numbers))
+            if not final and len(record.data) <= self._max_line_bytes:
+                return record
+            # The file ends (or the record outgrows a line's limit) before its
+            # quoted value closes: the quote is a stray one. Its line is rejected
+            # and the lines after it are read again as records of their own.
+            number = int(record.numbers[0])
+            yield RejectedRow(source, number, "unbalanced_quotes", _NEVER_CLOSES,
+                              _text(record.line(number)))
+            if len(record.numbers) == 1:
+                return None
+            block = record.lines(1, len(record.numbers))
+
+    def _decode_records(self, block: _Block, names: list[str], source: str,
+                        csv_format: CsvFormat
+                        ) -> Generator[pa.RecordBatch | RejectedRow, None, int | None]:
+        """Decodes the records of a block as Python's ``csv`` module reads them
+        (a quoted value may hold delimiters, doubled quotes and line breaks);
+        each is numbered by the line it starts on. Returns the index of the line
+        where a record still open at the end of the block starts, or None.
+
+        The checks are the one-line path's, made on each record: empty,
+        overlong, not UTF-8, the wrong number of fields. A record of several
+        lines that fails them was opened by a stray quote (``5'11"``, binary
+        garbage), not by a quoted value: its first line is rejected as
+        ``unbalanced_quotes`` and the lines after it are read again, so that
+        one stray quote costs one line, as it did before records could span
+        lines.
+        """
+        text = block.data.decode("utf-8", "surrogateescape")
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        rows, numbers, spans, rejected = [], [], {}, []
+        start, opened = 0, None
+        try:  # a block of UTF-8 needs no record checked one by one
+            block.data.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            utf8 = False
+        while start < len(lines):
+            first = start
+            reader = csv.reader(
+                itertools.chain((line + "\n" for line in lines[first:]), (_SENTINEL,)),
+                delimiter=csv_format.delimiter, skipinitialspace=csv_format.skip_initial_space)
+            restart = None
+            try:
+                for fields in reader:
+                    end = first + reader.line_num
+                    if end > len(lines):  # the sentinel: it is a record, or closes one
+                        opened = None if start == len(lines) else start
+                        break
+                    number = int(block.numbers[start])
+                    data = block.data[block.starts[start]:block.ends[end - 1]]
+                    problem = _record_problem(fields, data, len(names), self._max_line_bytes,
+                                              utf8)
+                    if problem is not None and end - start > 1:
+                        rejected.append((number, "unbalanced_quotes", _STRAY_QUOTE,
+                                         block.line(number)))
+                        restart = start + 1
+                        break
+                    spans[number] = data
+                    if problem is not None:
+                        rejected.append((number, *problem, data))
+                    else:
+                        rows.append(fields)
+                        numbers.append(number)
+                    start = end
+            except csv.Error:  # a value longer than a line may be: it never closed
+                opened = start
+            if restart is None:
+                break
+            start = restart
+        for number, kind, reason, data in sorted(rejected, key=lambda r: r[0]):
+            shown = _text(data)
+            yield RejectedRow(source, number, kind, reason,
+                              shown[:200] + "..." if kind == "overlong_line" else shown)
+        if rows:
+            arrays = [pa.array([f.encode("utf-8", "surrogateescape") for f in column],
+                               pa.binary()) for column in zip(*rows, strict=True)]
+            batch = pa.RecordBatch.from_arrays(arrays, names=names)
+            if csv_format.skip_initial_space:
+                batch = _strip_leading_spaces(batch)
+            yield from self._type_batch(batch, np.array(numbers, dtype=np.int64), names,
+                                        source, spans.__getitem__, csv_format)
+        return opened
+
     def _decode_block(self, block: _Block, names: list[str], source: str,
                       csv_format: CsvFormat) -> Iterator[pa.RecordBatch | RejectedRow]:
         block, screened = _screen_lines(block, csv_format.delimiter.encode(),
@@ -511,20 +667,25 @@ class CsvDecoder:
         typed = {}
         for column in self._columns:
             column_values = values[column.name]
+            cast = functools.partial(_cast, arrow_type=column.arrow_type,
+                                     convert=self._converters.get(column.name))
             try:
-                typed[column.name] = _cast(column_values, column.arrow_type)
+                typed[column.name] = cast(column_values)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                bad = _uncastable(column_values, column.arrow_type)
-                kind = "invalid_utf8" if column.type == schema_pb2.BYTES else "unparsable"
-                reject(bad, kind, lambda i, c=column, v=column_values: (
-                    f"{c.name}: not valid UTF-8" if c.type == schema_pb2.BYTES else
-                    f"{c.name}: cannot parse {v[i].as_py()!r} as "
-                    f"{schema_pb2.FeatureType.Name(c.type)}"))
+                bad = _uncastable(column_values, cast)
+                value_format = self._value_formats.get(column.name)
+                utf8 = column.type == schema_pb2.BYTES and value_format is None
+                reject(bad, "invalid_utf8" if utf8 else "unparsable",
+                       lambda i, c=column, v=column_values, f=value_format, u=utf8: (
+                           f"{c.name}: not valid UTF-8" if u else
+                           f"{c.name}: cannot read {v[i].as_py()!r} as "
+                           f"{value_formats.describe(f)}" if f is not None else
+                           f"{c.name}: cannot parse {v[i].as_py()!r} as "
+                           f"{schema_pb2.FeatureType.Name(c.type)}"))
                 # The rejected values become nulls, so the other checks still run.
                 is_bad = np.zeros(len(column_values), dtype=bool)
                 is_bad[bad] = True
-                typed[column.name] = _cast(
-                    pc.if_else(pa.array(is_bad), None, column_values), column.arrow_type)
+                typed[column.name] = cast(pc.if_else(pa.array(is_bad), None, column_values))
             if column.hard_domain and column.domain is not None:
                 outside = _outside(typed[column.name], column.domain)
                 reject(outside, "out_of_domain", lambda i, c=column, t=typed[column.name]: (
@@ -558,7 +719,8 @@ class CsvDecoder:
                 pa.string())
         else:
             keys = pc.binary_join_element_wise(
-                *(row_keys.column_texts(_key_values(c, raw, typed), c.type)
+                *(row_keys.column_texts(_key_values(c, raw, typed, self._converters.get(c.name)),
+                                    c.type)
                   for c in self._columns), row_keys.KEY_SEPARATOR)
         row_key = row_keys.row_keys(keys)
         arrays.append(as_list_array(pa.array(row_key)))
@@ -568,15 +730,15 @@ class CsvDecoder:
         return pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema)
 
 
-def _key_values(column: Column, raw: dict[str, pa.Array], typed: dict[str, pa.Array]
-               ) -> pa.Array:
+def _key_values(column: Column, raw: dict[str, pa.Array], typed: dict[str, pa.Array],
+                convert=None) -> pa.Array:
     """A column's values as a keyless row key writes them: floats re-read from
     the file's text as float64 (BigQuery's FLOAT64), the others as typed."""
     values = typed[column.name]
     if column.type != schema_pb2.FLOAT:
         return values
     text = pc.if_else(pc.is_valid(values), pc.cast(raw[column.name], pa.string()), None)
-    return _cast(text, pa.float64())
+    return _cast(pc.cast(text, pa.binary()), pa.float64(), convert)
 
 
 def _check_header_names(names: list[str], expected: list[str], source: str) -> None:
@@ -643,14 +805,6 @@ def _screen_lines(block: _Block, delimiter: bytes, max_line_bytes: int
             except UnicodeDecodeError:
                 bad[i] = True
                 reasons[i] = ("invalid_utf8", "line is not valid UTF-8")
-    quotes = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == _QUOTE)
-    if len(quotes):
-        per_line = np.bincount(np.searchsorted(block.ends, quotes),
-                               minlength=len(block.numbers))[:len(block.numbers)]
-        for i in np.flatnonzero((per_line % 2 == 1) & ~bad):
-            bad[i] = True
-            reasons[int(i)] = ("unbalanced_quotes",
-                               "unbalanced quotes (a quoted value cannot span lines)")
     if not bad.any():
         return block, {}
     screened = {int(block.numbers[i]): (*reasons[i],
@@ -661,6 +815,36 @@ def _screen_lines(block: _Block, delimiter: bytes, max_line_bytes: int
               for s, e in zip(block.starts[kept], block.ends[kept], strict=True)]
     rest = dataclasses.replace(_Block.of(b"".join(pieces), 0), numbers=block.numbers[kept])
     return rest, screened
+
+
+def _odd_quote_lines(block: _Block) -> np.ndarray:
+    """The positions of the lines holding an odd number of quote characters:
+    where a quoted value may open (or close) a record of several lines."""
+    quotes = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == _QUOTE)
+    if not len(quotes):
+        return quotes
+    per_line = np.bincount(np.searchsorted(block.ends, quotes),
+                           minlength=len(block.numbers))[:len(block.numbers)]
+    return np.flatnonzero(per_line % 2 == 1)
+
+
+def _record_problem(fields: list[str], data: bytes, expected: int, max_line_bytes: int,
+                    utf8: bool) -> tuple[str, str] | None:
+    """Why a record read by the ``csv`` module is rejected, as (kind, reason),
+    as the one-line path would reject its line; None when it is not. ``utf8``:
+    the whole block is known to be UTF-8."""
+    if not fields:
+        return "empty_line", "empty line"
+    if len(data) > max_line_bytes:
+        return "overlong_line", _overlong(max_line_bytes)
+    if not utf8:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_utf8", "line is not valid UTF-8"
+    if len(fields) != expected:
+        return "wrong_field_count", f"expected {expected} fields, found {len(fields)}"
+    return None
 
 
 def _line_blocks(stream: BinaryIO, block_bytes: int, max_line_bytes: int,
@@ -741,44 +925,49 @@ def _to_numpy(mask: pa.Array) -> np.ndarray:
     return mask.to_numpy(zero_copy_only=False)
 
 
-def _cast(values: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+def _cast(values: pa.Array, arrow_type: pa.DataType, convert=None) -> pa.Array:
     """Raw bytes to ``arrow_type``: numbers are parsed from their UTF-8 text, and
-    text must be valid UTF-8 (it is kept as bytes)."""
+    text must be valid UTF-8 (it is kept as bytes). ``convert``, when given,
+    turns the raw values into what is parsed first (a column's value format)."""
     text = pc.cast(values, pa.string())  # fails on invalid UTF-8
+    if convert is not None:
+        values = convert(values)
+        text = pc.cast(values, pa.string())
     if pa.types.is_large_binary(arrow_type):
         return pc.cast(values, arrow_type)
     return pc.cast(text, arrow_type)
 
 
-def _uncastable(values: pa.Array, arrow_type: pa.DataType) -> list[int]:
-    """Positions of non-null values that ``_cast`` cannot convert to ``arrow_type``.
+def _uncastable(values: pa.Array, cast: Callable[[pa.Array], pa.Array]) -> list[int]:
+    """Positions of non-null values that ``cast`` cannot convert.
 
     One vectorised cast settles a clean column; in a dirty one, each distinct
     value is probed once (a column of one bad value repeated costs one probe),
     by chunks, then value by value within the failing chunks.
     """
     try:
-        _cast(values, arrow_type)
+        cast(values)
         return []
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     distinct = pc.unique(values.drop_null())
-    bad = distinct.take(pa.array(_uncastable_distinct(distinct, arrow_type), pa.int64()))
+    bad = distinct.take(pa.array(_uncastable_distinct(distinct, cast), pa.int64()))
     return np.flatnonzero(_to_numpy(pc.is_in(values, value_set=bad))).tolist()
 
 
-def _uncastable_distinct(values: pa.Array, arrow_type: pa.DataType) -> list[int]:
+def _uncastable_distinct(values: pa.Array, cast: Callable[[pa.Array], pa.Array]
+                         ) -> list[int]:
     bad = []
     for start in range(0, len(values), _PROBE_CHUNK):
         chunk = values.slice(start, _PROBE_CHUNK)
         try:
-            _cast(chunk, arrow_type)
+            cast(chunk)
             continue
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         for offset in range(len(chunk)):
             try:
-                _cast(chunk.slice(offset, 1), arrow_type)
+                cast(chunk.slice(offset, 1))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 bad.append(start + offset)
     return bad

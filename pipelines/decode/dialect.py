@@ -15,6 +15,14 @@ well be a category (a house without a veneer has ``MasVnrType`` ``None``), so
 it marks a missing value only in a column whose other values are numbers
 (``numeric_column_markers``, applied to every row read, not to the sample),
 and is one of that column's own markers (``CsvFormat.column_null_values``).
+
+A column whose every sampled value is a day-first or month-first date (with
+``-``, ``/`` or ``.``), an ISO 8601 time with ``T`` and a zone, or, when the
+delimiter is not a comma, a number with a decimal comma, gets that format in
+``CsvFormat.column_formats`` (``pipelines.decode.value_formats``, which the
+decoder applies); dates that read both ways are reported (``Detected.ambiguous``)
+and left as text. The sample is read as Python's ``csv`` module reads it, so a
+quoted value may span lines.
 """
 
 import csv
@@ -26,6 +34,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.decode import value_formats
 from pipelines.decode.columns import CsvFormat
 from pipelines.decode.files import open_input
 
@@ -47,20 +56,27 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 @dataclasses.dataclass(frozen=True)
 class Detected:
-    """A file's dialect, and the names of its columns in file order."""
+    """A file's dialect, and the names of its columns in file order;
+    ``ambiguous`` names the columns of dates that read day-first as well as
+    month-first (left as text: ``value_formats``)."""
 
     csv_format: CsvFormat
     names: list[str]
+    ambiguous: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line a person can check, e.g. in a generated file's header."""
         f = self.csv_format
         own = "".join(f" and {_texts(texts)} in {column}" for column, texts in
                       f.column_null_values)
+        formats = "".join(f", {column} written as {value_formats.describe(value_format)}"
+                          for column, value_format in f.column_formats)
+        ambiguous = "".join(f", {column} dates day-first or month-first (read as text; set "
+                            f"its column_formats)" for column in self.ambiguous)
         return (f"encoding {f.encoding}, delimiter {f.delimiter!r}"
                 f"{', spaces after it' if f.skip_initial_space else ''}, "
                 f"{'a header line' if f.has_header else 'no header line'}, missing values "
-                f"{_texts(f.null_values)}{own}, {len(self.names)} columns")
+                f"{_texts(f.null_values)}{own}{formats}{ambiguous}, {len(self.names)} columns")
 
 
 def detect_file(path: str, column_names: Sequence[str] | None = None, *,
@@ -101,11 +117,29 @@ def detect(sample: bytes, column_names: Sequence[str] | None = None, *,
     data = rows[1:] if has_header else rows
     present = {value for row in data for value in row}
     nulls = tuple(m for m in NULL_MARKERS if m in present) + ("",)
+    formats, ambiguous = _value_formats(data, names, nulls, delimiter)
     csv_format = CsvFormat(
         delimiter=delimiter, null_values=nulls, skip_initial_space=skip_initial_space,
         has_header=has_header, column_names=() if has_header else tuple(names),
-        encoding=encoding)
-    return Detected(csv_format, names)
+        encoding=encoding, column_formats=formats)
+    return Detected(csv_format, names, ambiguous)
+
+
+def _value_formats(rows: list[list[str]], names: list[str], nulls: tuple[str, ...],
+                   delimiter: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The columns whose sampled values all read as one of ``value_formats``'
+    formats, with it, and the columns of ambiguous dates."""
+    formats, ambiguous = [], []
+    for i, name in enumerate(names):
+        values = [row[i].strip() for row in rows
+                  if i < len(row) and row[i] not in nulls and row[i].strip()
+                  and row[i].strip() not in WORD_MARKERS]
+        value_format, unsure = value_formats.detect(values, delimiter)
+        if value_format is not None:
+            formats.append((name, value_format))
+        elif unsure:
+            ambiguous.append(name)
+    return tuple(formats), tuple(ambiguous)
 
 
 def _encoding(sample: bytes) -> str:
