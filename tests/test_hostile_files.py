@@ -253,7 +253,7 @@ def test_fuzz_init_reads_any_file_or_says_why_in_one_line(tmp_path_factory, case
         f.write(data)
     try:
         # What init reads, as it reads it: the dialect, then every row decoded.
-        csv_format, names = init._dialect(path, None, None, None, None)
+        csv_format, names, _ = init._dialect(path, None, None, None, None)
         inferred = infer_schema.infer([path], csv_format, names, column_markers=True)
     except UserError as error:
         assert "\n" not in str(error)
