@@ -328,7 +328,8 @@ def timestamp_features(x, name: str, text: bool = False) -> dict[str, tf.Tensor]
     # float64: a float32 of seconds since 1970 is off by up to two minutes.
     mean = tft.mean(tf.boolean_mask(seconds, known), name=f"{name}_mean",
                     output_dtype=tf.float64)
-    seconds = tf.where(known, seconds, tf.cast(mean, tf.float64))
+    # Named, so that the mean's constant can be found in the transform graph.
+    seconds = tf.where(known, seconds, mean, name=f"{name}_imputed")
     day_seconds = tf.math.floormod(seconds, SECONDS_PER_DAY)
     days = tf.math.floordiv(seconds, SECONDS_PER_DAY)
     hour_sin, hour_cos = hour_cycle(day_seconds / 3600.0)
