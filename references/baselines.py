@@ -71,7 +71,10 @@ def tft_examples_way(paths: dict[str, str], output_dir: str, temp_dir: str,
                      dataset_name: str = "flights", with_row_key: bool = True) -> None:
     """Runs the TFT-examples pipeline over pre-split, headerless CSV files
     holding the dataset's schema columns in order (and ``row_key`` last, with
-    ``with_row_key``, as a passthrough column)."""
+    ``with_row_key``, as a passthrough column). The dataset's own
+    ``preprocessing_fn`` runs, so the analyzers are the same as the package's
+    (means and variances in float64, ``transforms.recipes``); only the batches
+    they see differ."""
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
     import tensorflow_transform.beam as tft_beam

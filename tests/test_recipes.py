@@ -10,6 +10,7 @@ dense when required (``REQUIRED``), sparse when it may be missing (``OPTIONAL``)
 import math
 
 import farmhash
+import numpy as np
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.beam import tft_unit
@@ -102,9 +103,12 @@ class RecipesTest(tft_unit.TransformTestCase):
     def test_log_z_score(self):
         def fn(inputs):
             return {"z": recipes.log_z_score(recipes.dense(inputs["x"]), name="x")}
-        logs = (0.0, 1.0, 2.0)  # log1p of the values: mean 1, variance 2/3
-        self._check([{"x": [math.expm1(v)]} for v in logs], {"x": REQUIRED(tf.float32)}, fn,
-                    [{"z": (v - 1) / math.sqrt(2 / 3)} for v in logs])
+        # log1p of the values is about 0, 1 and 2: mean 1, variance 2/3. Exactly,
+        # of the float32 values fed, in float64, as the recipe computes it.
+        values = np.float32([math.expm1(v) for v in (0.0, 1.0, 2.0)])
+        logs = np.log1p(values.astype(np.float64))
+        self._check([{"x": [v]} for v in values], {"x": REQUIRED(tf.float32)}, fn,
+                    [{"z": (v - logs.mean()) / logs.std()} for v in logs])
 
     def test_clip_to_percentiles_stops_outliers_at_the_edges(self):
         def fn(inputs):
