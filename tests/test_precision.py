@@ -9,9 +9,13 @@ sizes, which differ between runners. The taxi data's constants are checked in
 """
 
 import numpy as np
+import pyarrow as pa
 import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
+from pipelines import tft_precision
 from pipelines.model.check_parity import read_raw_rows
 from pipelines.reports.run_dir import RunDir
 from pipelines.stages.transform import tensor_adapter_config
@@ -73,13 +77,19 @@ def _z_scores_of_flights(inputs: dict) -> dict:
     return outputs
 
 
+def _uneven(rows: int) -> list[tuple[int, int]]:
+    """(start, size) of batches of ``UNEVEN_BATCH_SIZES`` over ``rows`` rows."""
+    batches, start, i = [], 0, 0
+    while start < rows:
+        size = UNEVEN_BATCH_SIZES[i % len(UNEVEN_BATCH_SIZES)]
+        batches.append((start, size))
+        start, i = start + size, i + 1
+    return batches
+
+
 def test_other_batch_sizes_keep_them_within_a_float32_ulp(flights_run, train_rows, tmp_path):
     run = RunDir(flights_run.output_dir)
-    batches, start, i = [], 0, 0
-    while start < train_rows.num_rows:
-        size = UNEVEN_BATCH_SIZES[i % len(UNEVEN_BATCH_SIZES)]
-        batches.append(train_rows.slice(start, size))
-        start, i = start + size, i + 1
+    batches = [train_rows.slice(start, size) for start, size in _uneven(train_rows.num_rows)]
     assert sum(b.num_rows for b in batches) == train_rows.num_rows
     config = tensor_adapter_config(train_rows.schema, run.schema())
     with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
@@ -87,3 +97,50 @@ def test_other_batch_sizes_keep_them_within_a_float32_ulp(flights_run, train_row
         _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "out"))
     _assert_within_one_ulp(z_score_moments(str(tmp_path / "out" / "transform_fn")),
                            _exact_moments(train_rows))
+
+
+def _user_style_moments(inputs: dict) -> dict:
+    """What a user's preprocessing_fn (a TFX module file's) does: TFT's own
+    analyzers on the float32 and int64 inputs as they come, no recipe. Each
+    constant is an output (the same value on every row) to read back."""
+    outputs = {}
+    for column in ("temp", "wind_speed", "visib", "dep_delay"):
+        x = inputs[column]
+        values = x.values if isinstance(x, tf.sparse.SparseTensor) else x  # present values
+        ones = tf.ones_like(recipes.dense(inputs[column], default_value=0), dtype=tf.float32)
+        outputs[f"{column}_mean"] = ones * tft.mean(values)
+        outputs[f"{column}_var"] = ones * tft.var(values)
+    return outputs
+
+
+def _user_style_constants(train_rows, batches, schema, tmp_path, name) -> dict[str, float]:
+    config = tensor_adapter_config(train_rows.schema, schema)
+    with tft_beam.Context(temp_dir=str(tmp_path / f"tmp-{name}")):
+        transformed, _ = (batches, config) | f"Analyze{name}" >> (
+            tft_beam.AnalyzeAndTransformDataset(_user_style_moments, output_record_batches=True))
+    first = transformed[0]
+    while not isinstance(first, pa.RecordBatch):  # (batches, passthrough) pairs
+        first = first[0]
+    values = {column: first.column(column).to_pylist()[0] for column in first.schema.names}
+    return {column: value[0] if isinstance(value, list) else value
+            for column, value in values.items()}
+
+
+def test_tfts_own_analyzers_of_float32_and_integers_are_within_a_float32_ulp(
+        flights_run, train_rows, tmp_path):
+    """``pipelines.tft_precision``: ``tft.mean``/``tft.var`` of a float32 or int64
+    input, as a user's module calls them, analyze in float64 and round once;
+    TFT as it ships accumulates in float32 and is further off."""
+    run = RunDir(flights_run.output_dir)
+    batches = [train_rows.slice(start, size) for start, size in _uneven(train_rows.num_rows)]
+    exact = {}
+    for column in ("temp", "wind_speed", "visib", "dep_delay"):
+        values = present_values(train_rows.column(column))
+        exact[f"{column}_mean"], exact[f"{column}_var"] = values.mean(), values.var()
+    ours = _user_style_constants(train_rows, batches, run.schema(), tmp_path, "Ours")
+    with tft_precision.original():
+        theirs = _user_style_constants(train_rows, batches, run.schema(), tmp_path, "Theirs")
+    assert ours.keys() == theirs.keys() == exact.keys()
+    ulps = {name: float32_ulps(value, exact[name]) for name, value in ours.items()}
+    assert max(ulps.values()) <= 1, ulps
+    assert max(float32_ulps(value, exact[name]) for name, value in theirs.items()) > 1
