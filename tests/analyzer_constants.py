@@ -5,7 +5,8 @@ TFT bakes each analyzer's result into the saved transform graph as a constant
 that the transform function takes as an argument; inside the function, the
 argument's consumers carry the analyzer's name. ``tft.scale_to_z_score``
 computes ``(x - mean) / sqrt(var)``, so under an analyzer ``name`` the mean is
-what ``name/sub`` consumes and the variance what ``name/Sqrt`` does. The exact
+what ``name/sub`` consumes and the variance what ``name/Sqrt`` does (through a
+cast, when the analysis ran in float64: ``pipelines.tft_precision``). The exact
 values are numpy's ``float64`` mean and population variance of the same rows.
 """
 
@@ -39,6 +40,11 @@ def consumed_constants(transform_fn_dir: str) -> dict[str, np.ndarray]:
                              for arg, i in zip(callee.signature.input_arg, inputs, strict=True)
                              if i in constants}
                 visit(callee.node_def, arguments, calling | {callee.signature.name})
+            elif node.op == "Cast" and inputs and inputs[0] in constants:
+                # A constant cast (pipelines.tft_precision's float64 analysis,
+                # rounded to float32) is the constant its consumers see.
+                dtype = tf.dtypes.as_dtype(node.attr["DstT"].type).as_numpy_dtype
+                constants[node.name] = constants[inputs[0]].astype(dtype)
             else:
                 consumed.update((node.name, constants[i]) for i in inputs if i in constants)
 
