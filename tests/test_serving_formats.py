@@ -51,7 +51,7 @@ def _row(i: int) -> list[str]:
 def _seconds(i: int) -> int:
     """Row ``i``'s date as the decoder reads it: seconds since 1970, UTC."""
     day, month = _day_month(i)
-    return int(datetime.datetime(2013, month, day, tzinfo=datetime.timezone.utc).timestamp())
+    return int(datetime.datetime(2013, month, day, tzinfo=datetime.UTC).timestamp())
 
 
 def _serving_row(k: int) -> list[str]:
@@ -198,7 +198,7 @@ def _post(address, body) -> tuple[int, dict]:
 def test_rest_reads_the_csv_way_of_writing_as_predict_does(ran, server):
     scored = _predicted(ran)
     lines = sorted(scored)[:4]
-    rows = [dict(zip(HEADER.split(";"), _serving_row(line - 2))) for line in lines]
+    rows = [dict(zip(HEADER.split(";"), _serving_row(line - 2), strict=True)) for line in lines]
     status, answer = _post(server, {"instances": rows})
     assert status == 200
     expected = [scored[line][1] for line in lines]
@@ -206,14 +206,14 @@ def test_rest_reads_the_csv_way_of_writing_as_predict_does(ran, server):
     # Already converted (seconds, a number), the same instances score the same.
     converted = [{**row, "when": scored[line][0],
                   "amount": float(row["amount"].replace(",", "."))}
-                 for row, line in zip(rows, lines)]
+                 for row, line in zip(rows, lines, strict=True)]
     status, again = _post(server, {"instances": converted})
     assert status == 200 and again["predictions"] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.slow
 def test_rest_answers_400_to_a_value_written_another_way(ran, server):
-    good = dict(zip(HEADER.split(";"), _serving_row(0)))
+    good = dict(zip(HEADER.split(";"), _serving_row(0), strict=True))
     for feature, value, format_named in (("when", "2013-03-02", "a date %d/%m/%Y"),
                                          ("amount", "12.5", "a number with a decimal comma")):
         status, answer = _post(server, {"instances": [good, {**good, feature: value}]})

@@ -40,10 +40,11 @@ A transform-only export (no model) has ``transform_features`` and
 features a request needs, their signature input names and the output key;
 ``assets.extra/dataset/`` is the dataset as a dataset directory, with the run's
 schema: ``serve`` checks requests against its types and domains and reads
-a formatted column's strings in its format (``read_dataset``), ``predict`` reads raw CSV in its dialect and derives its
-window and joined features. ``serving_info.json`` is written last, whole
-(``records.atomic_files``), and removed first when a model is replaced: a
-model whose export was cut short has none, and no command takes it for a model.
+a formatted column's strings in its format (``read_dataset``), ``predict``
+reads raw CSV in its dialect and derives its window and joined features.
+``serving_info.json`` is written last, whole (``records.atomic_files``), and
+removed first when a model is replaced: a model whose export was cut short has
+none, and no command takes it for a model.
 ``export-serving`` holds the lock of its ``--out`` (``records.writer_lock``).
 """
 
