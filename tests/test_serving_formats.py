@@ -260,6 +260,8 @@ def test_request_checks_convert_a_formatted_string_as_the_decoder_does():
      "instance 0: 'at': cannot read '2013-01-31 05:30' as an ISO 8601 time with a zone"),
     ({"when": "31/01/2013 05:30", "amount": "1.234,5"}, "amount",
      "instance 0: 'amount': cannot read '1.234,5' as a number with a decimal comma"),
+    ({"when": "\ud800"}, "when",  # a lone surrogate: no UTF-8, so no date
+     "instance 0: 'when': cannot read '\\ud800' as a date %d/%m/%Y %H:%M"),
     ({"when": True}, "when",
      "instance 0: 'when' must be a number or a string of a date %d/%m/%Y %H:%M, got True"),
 ])

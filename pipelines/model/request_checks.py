@@ -256,7 +256,7 @@ def _formatted(i: int, feature: _Feature, value: str):
     try:
         text = value_formats.convert(feature.value_format, value)
         typed = pc.cast(pa.array([text], pa.string()), feature.arrow_type)[0].as_py()
-    except (ValueError, UnicodeEncodeError, pa.ArrowNotImplementedError):
+    except (ValueError, pa.ArrowNotImplementedError):  # ArrowInvalid, a lone surrogate
         raise InvalidInstance(i, feature.name, f"{feature.name!r}: cannot read "
                                                f"{_quote.repr(value)} as "
                                                f"{value_formats.describe(feature.value_format)}"
