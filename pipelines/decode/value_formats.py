@@ -22,6 +22,9 @@ serving data, ``2013-01-02`` in a ``%d/%m/%Y`` column) rejects its row as
 hashed text. Only the date directives below are accepted in a format, so a
 ``dataset.json`` cannot ask pyarrow for anything else.
 
+A serving request's value is converted the same way, one at a time
+(``convert``): ``serve`` reads ``"02/03/2013"`` as the CSV's ``02/03/2013``.
+
 Detection needs every present value of the sample to read one way. A date
 whose first two numbers are never above 12 could be day-first or month-first:
 it is reported (``Detected.ambiguous``) and left as text, not guessed.
@@ -32,7 +35,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["DECIMAL_COMMA", "ISO8601", "check", "converter", "describe", "detect"]
+__all__ = ["DECIMAL_COMMA", "ISO8601", "check", "convert", "converter", "describe", "detect"]
 
 ISO8601 = "iso8601"
 DECIMAL_COMMA = "decimal_comma"
@@ -74,6 +77,17 @@ def converter(value_format: str):
         return _iso8601
     return lambda values: _seconds_text(pc.cast(
         pc.strptime(pc.cast(values, pa.string()), format=value_format, unit="s"), pa.int64()))
+
+
+def convert(value_format: str, value: str) -> str:
+    """One value, as ``converter`` converts a column of them: the text pyarrow
+    types. For a serving request's value, which must read as the CSV's would.
+
+    Raises:
+      ValueError: the value does not read as the format (``pa.ArrowInvalid``).
+    """
+    converted = converter(value_format)(pa.array([value.encode("utf-8")], pa.binary()))
+    return converted[0].as_py().decode("utf-8")
 
 
 def _decimal_comma(values: pa.Array) -> pa.Array:

@@ -39,11 +39,12 @@ A transform-only export (no model) has ``transform_features`` and
 (``pipelines.records.serving_info``) names the dataset, the signatures, the
 features a request needs, their signature input names and the output key;
 ``assets.extra/dataset/`` is the dataset as a dataset directory, with the run's
-schema: ``serve`` checks requests against its types and domains
-(``read_schema``), ``predict`` reads raw CSV in its dialect and derives its
-window and joined features. ``serving_info.json`` is written last, whole
-(``records.atomic_files``), and removed first when a model is replaced: a
-model whose export was cut short has none, and no command takes it for a model.
+schema: ``serve`` checks requests against its types and domains and reads
+a formatted column's strings in its format (``read_dataset``), ``predict``
+reads raw CSV in its dialect and derives its window and joined features.
+``serving_info.json`` is written last, whole (``records.atomic_files``), and
+removed first when a model is replaced: a model whose export was cut short has
+none, and no command takes it for a model.
 ``export-serving`` holds the lock of its ``--out`` (``records.writer_lock``).
 """
 
@@ -69,7 +70,7 @@ from pipelines.records.serving_info import (
 from pipelines.reports.run_dir import RunDir
 
 __all__ = [
-    "export_from_run", "export_serving_model", "ragged_outputs", "read_schema",
+    "export_from_run", "export_serving_model", "ragged_outputs", "read_dataset", "read_schema",
     "serving_feature_spec", "signature_input_names",
 ]
 
@@ -267,13 +268,20 @@ def export_from_run(run_dir: str, out_dir: str) -> str:
             f"transform_raw)")
 
 
-def read_schema(model_dir: str) -> schema_pb2.Schema | None:
-    """The raw schema the model was exported with (its types and domains check
-    requests); None for a model exported before models carried their dataset."""
+def read_dataset(model_dir: str) -> Dataset | None:
+    """The dataset the model was exported with, its schema the run's (its types
+    and domains check requests, its column formats read their strings); None
+    for a model exported before models carried their dataset."""
     directory = layout.serving_dataset_dir(model_dir)
     if not tf.io.gfile.exists(directory):
         return None
-    return load_directory(directory).schema()
+    return load_directory(directory)
+
+
+def read_schema(model_dir: str) -> schema_pb2.Schema | None:
+    """The raw schema the model was exported with (``read_dataset``'s)."""
+    dataset = read_dataset(model_dir)
+    return None if dataset is None else dataset.schema()
 
 
 def _raw_tensor_specs(serving_spec: dict, input_names: dict[str, str]

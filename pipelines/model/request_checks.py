@@ -20,6 +20,19 @@ A feature given ``""`` is missing, as an empty CSV field is to the pipeline
 (``dialect.NULL_MARKERS``): a 400 when the feature is required, never scored
 (and then rejected from the request log); optional, it is scored as missing.
 
+A column the dataset writes its own way (``dataset.json``'s
+``column_formats``: a date such as ``%d/%m/%Y``, ``iso8601``,
+``decimal_comma``) takes its value as the CSV writes it, a JSON string
+(``"02/03/2013"``, ``"12,5"``), converted by the decoder's own converter
+(``value_formats.convert``) and typed as the decoder types it: seconds since
+1970 UTC for a time, a number for a decimal comma. A string that does not read
+as the format is refused with a 400 naming the feature, the value and the
+format, as the pipeline rejects such a CSV row (``unparsable``), never scored.
+A JSON number is taken as already converted (seconds since 1970, a number):
+it is what the model's tensor holds, what ``serving_default``'s
+``tf.Example``s carry and what the request log writes, so those values are
+not converted again (a ``tf.Example``'s text is never read as a format).
+
 Values are quoted in messages by ``reprlib``, so a megabyte string or a deeply
 nested list is named in a line.
 
@@ -35,10 +48,13 @@ import math
 import reprlib
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from pipelines.decode import value_formats
 from pipelines.decode.columns import columns_from_schema
 
 __all__ = ["InvalidInstance", "RequestChecks", "Row"]
@@ -71,6 +87,10 @@ class _Feature:
     integer: bool  # INT in the schema (an optional one is a float32 tensor: NaN is missing)
     domain: tuple | frozenset | None = None  # (min, max), or the allowed texts
     hard: bool = False
+    # How the dataset writes it (``value_formats``), and the type the decoder
+    # gives the converted text; None for a column pyarrow reads as it is.
+    value_format: str | None = None
+    arrow_type: pa.DataType | None = None
     # dtype == tf.string, once: DType's == costs half a microsecond, and every
     # value of every instance asks.
     text: bool = dataclasses.field(init=False)
@@ -88,10 +108,14 @@ class RequestChecks:
       required: the features every instance must carry.
       schema: the dataset's schema, for the domains; None (a model exported
         before it carried its schema) checks types and presence only.
+      column_formats: the dataset's ``CsvFormat.column_formats``, column ->
+        format: the features whose strings are read as the CSV's values.
     """
 
     def __init__(self, specs: dict[str, tf.TensorSpec], required: set[str],
-                 schema: schema_pb2.Schema | None):
+                 schema: schema_pb2.Schema | None,
+                 column_formats: dict[str, str] | tuple = ()):
+        formats = dict(column_formats)
         columns = {c.name: c for c in columns_from_schema(schema)} if schema else {}
         # In the schema's order (the request log's columns), else by name.
         order = {f.name: i for i, f in enumerate(schema.feature)} if schema else {}
@@ -100,9 +124,11 @@ class RequestChecks:
                 order.get(item[0], len(order)), item[0])):
             column = columns.get(name)
             integer = spec.dtype.is_integer or bool(column and column.type == schema_pb2.INT)
+            value_format = formats.get(name) if column else None
             self.features[name] = _Feature(
                 name, spec.dtype, name in required or not _holds_missing(spec.dtype), integer,
-                column.domain if column else None, bool(column and column.hard_domain))
+                column.domain if column else None, bool(column and column.hard_domain),
+                value_format, column.arrow_type if value_format else None)
 
     @property
     def names(self) -> list[str]:
@@ -115,6 +141,10 @@ class RequestChecks:
         Raises:
           InvalidInstance: the first instance that cannot be scored.
         """
+        return self._rows(instances, read_formats=True)
+
+    def _rows(self, instances: list, read_formats: bool
+              ) -> tuple[list[Row], collections.Counter]:
         rows, outside = [], collections.Counter()
         for i, instance in enumerate(instances):
             if not isinstance(instance, dict):
@@ -126,7 +156,10 @@ class RequestChecks:
                                                      f"takes {sorted(self.features)}")
             row = {}
             for feature in self.features.values():
-                row[feature.name] = value = self._value(i, feature, instance.get(feature.name))
+                value = instance.get(feature.name)
+                if read_formats and feature.value_format and isinstance(value, str) and value:
+                    value = _formatted(i, feature, value)
+                row[feature.name] = value = self._value(i, feature, value)
                 if value is not None and not _inside(value, feature.domain):
                     if feature.hard:
                         raise InvalidInstance(i, feature.name, f"{feature.name!r} = "
@@ -158,7 +191,7 @@ class RequestChecks:
                 instance[name] = value.decode("utf-8", "replace") if isinstance(
                     value, bytes) else value
             instances.append(instance)
-        return self.rows(instances)
+        return self._rows(instances, read_formats=False)
 
     def tensors(self, rows: list[Row]) -> dict[str, tf.Tensor]:
         """Checked rows -> the ``predict_raw`` signature's inputs: a missing
@@ -194,7 +227,9 @@ class RequestChecks:
                                                f"lone surrogate)") from None
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInstance(i, name, f"{name!r} must be a number, got "
+            written = (f" or a string of {value_formats.describe(feature.value_format)}"
+                       if feature.value_format else "")
+            raise InvalidInstance(i, name, f"{name!r} must be a number{written}, got "
                                            f"{_quote.repr(value)}")
         if feature.integer:
             if isinstance(value, float):
@@ -213,6 +248,20 @@ class RequestChecks:
         if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise InvalidInstance(i, name, f"{name!r} must be a finite float32, got {value!r}")
         return value
+
+
+def _formatted(i: int, feature: _Feature, value: str):
+    """A formatted feature's string -> its value as the CSV decoder reads the
+    same text (converted, then typed as the column)."""
+    try:
+        text = value_formats.convert(feature.value_format, value)
+        typed = pc.cast(pa.array([text], pa.string()), feature.arrow_type)[0].as_py()
+    except (ValueError, pa.ArrowNotImplementedError):  # ArrowInvalid, a lone surrogate
+        raise InvalidInstance(i, feature.name, f"{feature.name!r}: cannot read "
+                                               f"{_quote.repr(value)} as "
+                                               f"{value_formats.describe(feature.value_format)}"
+                              ) from None
+    return typed.decode("utf-8") if isinstance(typed, bytes) else typed
 
 
 def _holds_missing(dtype: tf.DType) -> bool:

@@ -22,7 +22,12 @@
 
 Every instance is checked against the dataset's schema first
 (``request_checks``): one that cannot be scored gets a 400 naming the instance
-and the feature; a value outside a soft domain is scored and counted. A
+and the feature; a value outside a soft domain is scored and counted. A column
+with a format in the dataset's ``column_formats`` (a date ``%d/%m/%Y``, a
+decimal comma) takes its string as the CSV writes it, converted as the CSV's
+(a date to seconds since 1970); one that does not read as the format is a 400
+naming the feature, the value and the format; a number is taken as already
+converted. The metadata names each such feature's ``format``. A
 malformed request gets a 4xx JSON ``{"error": "..."}`` and never stops the
 server.
 
@@ -120,8 +125,13 @@ class PredictionService:
         self._predict_raw = RawSignature(self._loaded, PREDICT_RAW, info, model_dir)
         self._serve_examples = self._loaded.signatures[SERVING_DEFAULT]
         self._required = set(info.required_features)
-        self.checks = RequestChecks(self._predict_raw.specs, self._required,
-                                    export_serving.read_schema(model_dir))
+        # The dataset the model carries: its schema's types and domains, and the
+        # column formats a client's strings are written in, as the CSV's are.
+        dataset = export_serving.read_dataset(model_dir)
+        self.checks = RequestChecks(
+            self._predict_raw.specs, self._required,
+            dataset.schema() if dataset else None,
+            dataset.csv_format.column_formats if dataset else ())
         # The task names the output; every export's info has it, so binary
         # models exported before there were other tasks answer as before.
         self._output = info.output
@@ -139,7 +149,9 @@ class PredictionService:
             "signatures": {
                 PREDICT_RAW: {name: {"dtype": feature.dtype.name,
                                      "required": feature.required,
-                                     "signature_input": self._predict_raw.inputs[name]}
+                                     "signature_input": self._predict_raw.inputs[name],
+                                     **({"format": feature.value_format}
+                                        if feature.value_format else {})}
                               for name, feature in sorted(self.checks.features.items())},
                 SERVING_DEFAULT: {"examples": {"dtype": "string (serialized tf.Example)"}},
             },
