@@ -262,7 +262,9 @@ class _Block:
     def lines(self, first: int, end: int) -> "_Block":
         """The block of lines ``first`` to ``end`` (exclusive), by position."""
         stop = len(self.data) if end == len(self.numbers) else int(self.starts[end])
-        return _Block.of(self.data[int(self.starts[first]):stop], int(self.numbers[first]))
+        offset = int(self.starts[first])
+        return _Block(self.data[offset:stop], self.numbers[first:end],
+                      self.starts[first:end] - offset, self.ends[first:end] - offset)
 
     def head(self, count: int) -> "_Block":
         return _Block(self.data[:self.ends[count - 1] + 1], self.numbers[:count],
@@ -964,8 +966,8 @@ def _scan_records(block: _Block, delimiter: str, expected: int, max_record_bytes
         return None
     data = np.frombuffer(block.data, dtype=np.uint8)
     quotes = np.flatnonzero(data == _QUOTE)
-    closed = np.searchsorted(quotes, block.ends) % 2 == 0
-    last_lines = np.flatnonzero(closed)
+    quotes_before = _counts_before(data == _QUOTE)
+    last_lines = np.flatnonzero(quotes_before[block.ends] % 2 == 0)
     first_lines = np.concatenate([[0], last_lines[:-1] + 1]).astype(np.int64)[:len(last_lines)]
     starts, ends = block.starts[first_lines], block.ends[last_lines]
     count = len(last_lines)
@@ -978,9 +980,14 @@ def _scan_records(block: _Block, delimiter: str, expected: int, max_record_bytes
         """The record each byte position is in; ``count`` for the open one."""
         return np.searchsorted(ends, positions, side="right")
 
-    delimiters = np.flatnonzero(data == separator[0])
-    outside = delimiters[np.searchsorted(quotes, delimiters) % 2 == 0]
-    fields = np.bincount(record_of(outside), minlength=count + 1)[:count] + 1
+    # A record's fields: its delimiters, less those inside its quoted values
+    # (between an opening quote, at an even position in ``quotes``, and the next).
+    delimiters_before = _counts_before(data == separator[0])
+    opening, closing = quotes[0::2], np.append(quotes[1::2], len(data))[:len(quotes[0::2])]
+    quoted = np.bincount(record_of(opening), minlength=count + 1,
+                         weights=delimiters_before[closing] - delimiters_before[opening]
+                         ).astype(np.int64)
+    fields = delimiters_before[ends] - delimiters_before[starts] - quoted[:count] + 1
     marked |= fields != expected
     # Before an opening quote (even position in ``quotes``), after a closing one.
     before = np.where(quotes > 0, data[np.maximum(quotes - 1, 0)], _NEWLINE)
@@ -1001,6 +1008,13 @@ def _scan_records(block: _Block, delimiter: str, expected: int, max_record_bytes
                 marked[i] = True
     return _Records(first_lines, last_lines, starts, ends, marked, open_line,
                     open_line is not None and not at[count])
+
+
+def _counts_before(mask: np.ndarray) -> np.ndarray:
+    """How many of ``mask``'s bytes are set before each position (and the end)."""
+    counts = np.zeros(len(mask) + 1, dtype=np.int32)
+    np.cumsum(mask, dtype=np.int32, out=counts[1:])
+    return counts
 
 
 def _record_problem(fields: list[str], data: bytes, expected: int, max_line_bytes: int,
