@@ -28,12 +28,16 @@ physical line number, a ``kind`` and the reason, for:
 Records follow RFC 4180: a quoted value may hold delimiters, doubled quotes
 and line breaks. A block of lines none of which holds an odd number of quote
 characters is all one-line records and goes to pyarrow (the fast path, as
-fast as before records could span lines); from the first line that does, the
-block is read by Python's ``csv`` module, record by record, each numbered by
-the line it starts on, and a record still open at the block's end is carried
-into the next block. Files are decoded whole by one worker (``ReadRaw``), so
-no record is ever cut between workers. A line break inside a value reads as
-``\n`` whichever way it was written: line ends are normalised before parsing.
+fast as before records could span lines). From the first line that does, the
+records are read as Python's ``csv`` module reads them, each numbered by the
+line it starts on, and a record still open at the block's end is carried into
+the next block: a scan of the quotes finds where each record ends, pyarrow
+parses the records whose quotes all open and close values where RFC 4180 puts
+them (``newlines_in_values``), and the ``csv`` module reads the others (a
+stray quote, a record to reject: ``CsvDecoder._decode_quoted``). Files are
+decoded whole by one worker (``ReadRaw``), so no record is ever cut between
+workers. A line break inside a value reads as ``\n`` whichever way it was
+written: line ends are normalised before parsing.
 
 A column with a value format (``CsvFormat.column_formats``: dates, ISO 8601
 with a zone, decimal commas; ``value_formats``) is converted before it is
@@ -492,7 +496,7 @@ class CsvDecoder:
         A block whose every line holds an even number of quote characters is
         all one-line records, and pyarrow parses it (the fast path). From the
         first line with an odd number on, the records may span lines: they are
-        read with Python's ``csv`` module (``_decode_records``).
+        read as Python's ``csv`` module reads them (``_decode_quoted``).
         """
         while True:
             odd = _odd_quote_lines(block)
