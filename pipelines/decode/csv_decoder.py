@@ -28,12 +28,16 @@ physical line number, a ``kind`` and the reason, for:
 Records follow RFC 4180: a quoted value may hold delimiters, doubled quotes
 and line breaks. A block of lines none of which holds an odd number of quote
 characters is all one-line records and goes to pyarrow (the fast path, as
-fast as before records could span lines); from the first line that does, the
-block is read by Python's ``csv`` module, record by record, each numbered by
-the line it starts on, and a record still open at the block's end is carried
-into the next block. Files are decoded whole by one worker (``ReadRaw``), so
-no record is ever cut between workers. A line break inside a value reads as
-``\n`` whichever way it was written: line ends are normalised before parsing.
+fast as before records could span lines). From the first line that does, the
+records are read as Python's ``csv`` module reads them, each numbered by the
+line it starts on, and a record still open at the block's end is carried into
+the next block: a scan of the quotes finds where each record ends, pyarrow
+parses the records whose quotes all open and close values where RFC 4180 puts
+them (``newlines_in_values``), and the ``csv`` module reads the others (a
+stray quote, a record to reject: ``CsvDecoder._decode_quoted``). Files are
+decoded whole by one worker (``ReadRaw``), so no record is ever cut between
+workers. A line break inside a value reads as ``\n`` whichever way it was
+written: line ends are normalised before parsing.
 
 A column with a value format (``CsvFormat.column_formats``: dates, ISO 8601
 with a zone, decimal commas; ``value_formats``) is converted before it is
@@ -108,6 +112,9 @@ _STRAY_QUOTE = ("unbalanced quotes: the quoted value opened on this line makes n
                 "of the following lines")
 # Chunk size for locating the offending values once a vectorised cast has failed.
 _PROBE_CHUNK = 1024
+# Fewer regular records than this between two that need the csv module are read
+# with them by the csv module: typing a batch of a few rows costs more.
+_MIN_PYARROW_RECORDS = 64
 # The delimiters a file read by its header may use, besides the dataset's.
 _HEADER_DELIMITERS = (",", ";", "\t", "|")
 # What a column the schema does not know is read as, in a file read by its header:
@@ -259,7 +266,9 @@ class _Block:
     def lines(self, first: int, end: int) -> "_Block":
         """The block of lines ``first`` to ``end`` (exclusive), by position."""
         stop = len(self.data) if end == len(self.numbers) else int(self.starts[end])
-        return _Block.of(self.data[int(self.starts[first]):stop], int(self.numbers[first]))
+        offset = int(self.starts[first])
+        return _Block(self.data[offset:stop], self.numbers[first:end],
+                      self.starts[first:end] - offset, self.ends[first:end] - offset)
 
     def head(self, count: int) -> "_Block":
         return _Block(self.data[:self.ends[count - 1] + 1], self.numbers[:count],
@@ -487,7 +496,7 @@ class CsvDecoder:
         A block whose every line holds an even number of quote characters is
         all one-line records, and pyarrow parses it (the fast path). From the
         first line with an odd number on, the records may span lines: they are
-        read with Python's ``csv`` module (``_decode_records``).
+        read as Python's ``csv`` module reads them (``_decode_quoted``).
         """
         while True:
             odd = _odd_quote_lines(block)
@@ -498,7 +507,7 @@ class CsvDecoder:
                 yield from self._decode_block(block.lines(0, int(odd[0])), names, source,
                                               csv_format)
                 block = block.lines(int(odd[0]), len(block.numbers))
-            opened = yield from self._decode_records(block, names, source, csv_format)
+            opened = yield from self._decode_quoted(block, names, source, csv_format)
             if opened is None:
                 return None
             record = block.lines(opened, len(block.numbers))
@@ -513,6 +522,96 @@ class CsvDecoder:
             if len(record.numbers) == 1:
                 return None
             block = record.lines(1, len(record.numbers))
+
+    def _decode_quoted(self, block: _Block, names: list[str], source: str,
+                       csv_format: CsvFormat
+                       ) -> Generator[pa.RecordBatch | RejectedRow, None, int | None]:
+        """Decodes the records of a block exactly as ``_decode_records`` does, and
+        returns what it returns, but has pyarrow parse the regular records.
+
+        ``_scan_records`` finds where each record ends by counting quotes and
+        marks the records that need the ``csv`` module: those whose quotes do
+        not open a value at a field's start or close it at a field's end (where
+        quote parity and the ``csv`` module may disagree about where a record
+        ends), and those that would be rejected (empty, overlong, not UTF-8, the
+        wrong number of fields). Runs of regular records go to pyarrow
+        (``newlines_in_values``); each stretch of marked records, with the few
+        regular ones between them (a batch of a handful of rows costs more to
+        type than reading them with the ``csv`` module), goes to
+        ``_decode_records`` as a block of its own, since every record boundary
+        is one for the ``csv`` module too. If the ``csv`` module reads a record
+        there as running on past the stretch, the scan was wrong about it, and
+        the rest of the block is read by the ``csv`` module, as before.
+        """
+        records = _scan_records(block, csv_format.delimiter, len(names),
+                                min(self._max_line_bytes, csv.field_size_limit()))
+        if records is None:
+            return (yield from self._decode_records(block, names, source, csv_format))
+        done = 0  # records decoded
+        for first, end in records.marked_runs(_MIN_PYARROW_RECORDS):
+            if first > done:
+                unparsed = yield from self._parse_records(block, records, done, first, names,
+                                                          source, csv_format)
+                if unparsed is not None:
+                    first = unparsed
+            start_line, end_line = records.first_lines[first], records.last_lines[end - 1] + 1
+            opened = yield from self._decode_records(block.lines(start_line, end_line), names,
+                                                     source, csv_format)
+            if opened is not None:
+                opened += start_line
+                rest = yield from self._decode_records(
+                    block.lines(opened, len(block.numbers)), names, source, csv_format)
+                return None if rest is None else opened + rest
+            done = end
+        if done < len(records.first_lines):
+            unparsed = yield from self._parse_records(block, records, done,
+                                                      len(records.first_lines), names, source,
+                                                      csv_format)
+            if unparsed is not None:  # pyarrow read them otherwise: the csv module decides
+                start_line = records.first_lines[unparsed]
+                opened = yield from self._decode_records(
+                    block.lines(start_line, len(block.numbers)), names, source, csv_format)
+                return None if opened is None else start_line + opened
+        if records.open_line is None:
+            return None
+        if records.open_regular:
+            return records.open_line
+        opened = yield from self._decode_records(
+            block.lines(records.open_line, len(block.numbers)), names, source, csv_format)
+        return None if opened is None else records.open_line + opened
+
+    def _parse_records(self, block: _Block, records: "_Records", first: int, end: int,
+                       names: list[str], source: str, csv_format: CsvFormat
+                       ) -> Generator[pa.RecordBatch | RejectedRow, None, int | None]:
+        """Has pyarrow parse the regular records ``first`` to ``end``; returns
+        None, or ``first`` when pyarrow reads them otherwise than the scan did
+        (nothing is yielded then: the ``csv`` module is to read them)."""
+        starts, ends = records.starts[first:end], records.ends[first:end]
+        stop = int(ends[-1]) + 1  # with the line break, if the block has one
+        invalid: list[pa_csv.InvalidRow] = []
+
+        def skip(row: pa_csv.InvalidRow) -> str:
+            invalid.append(row)
+            return "skip"
+
+        table = _read_raw(block.data[int(starts[0]):stop], names, csv_format.delimiter, skip,
+                          newlines_in_values=True)
+        if invalid or table.num_rows != end - first:
+            return first
+        if not table.num_rows:
+            return None
+        numbers = block.numbers[records.first_lines[first:end]]
+
+        def record(number: int) -> bytes:
+            i = int(np.searchsorted(numbers, number))  # numbers ascend
+            return block.data[starts[i]:ends[i]]
+
+        batch = table.combine_chunks().to_batches()[0]
+        if csv_format.skip_initial_space:
+            batch = _strip_leading_spaces(batch)
+        yield from self._type_batch(batch, numbers.astype(np.int64), names, source, record,
+                                    csv_format)
+        return None
 
     def _decode_records(self, block: _Block, names: list[str], source: str,
                         csv_format: CsvFormat
@@ -603,20 +702,7 @@ class CsvDecoder:
             invalid.append(row)
             return "skip"
 
-        table = pa_csv.read_csv(
-            pa.BufferReader(block.data),
-            read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=len(block.data) + 1, use_threads=False),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=csv_format.delimiter, invalid_row_handler=skip,
-                # A blank line is a row with the wrong number of fields, not nothing.
-                ignore_empty_lines=False),
-            # Everything is read as raw bytes: typing happens in _type_batch, where
-            # a bad value rejects its row instead of failing the whole block.
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.binary() for name in names},
-                null_values=[], strings_can_be_null=False,
-                quoted_strings_can_be_null=False, check_utf8=False))
+        table = _read_raw(block.data, names, csv_format.delimiter, skip)
         skipped = set()
         for row in invalid:
             number = int(block.numbers[row.number - 1])
@@ -828,6 +914,113 @@ def _odd_quote_lines(block: _Block) -> np.ndarray:
     return np.flatnonzero(per_line % 2 == 1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Records:
+    """The records of a block as quote parity ends them (``_scan_records``).
+
+    Attributes:
+      first_lines, last_lines: each record's first and last line, by position.
+      starts, ends: each record's bytes (``ends`` exclusive, without the line
+        break).
+      marked: the records that need the ``csv`` module (``_scan_records``).
+      open_line: the first line of a record still open at the block's end, or
+        None.
+      open_regular: whether that record's quotes are all regular, so that the
+        ``csv`` module too reads it as still open.
+    """
+
+    first_lines: np.ndarray
+    last_lines: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    marked: np.ndarray
+    open_line: int | None
+    open_regular: bool
+
+    def marked_runs(self, min_gap: int) -> list[tuple[int, int]]:
+        """The marked records as runs ``[first, end)``, a run taking in the
+        regular records before the next marked one when fewer than ``min_gap``."""
+        runs: list[list[int]] = []
+        for i in np.flatnonzero(self.marked).tolist():
+            if runs and i - runs[-1][1] < min_gap:
+                runs[-1][1] = i + 1
+            else:
+                runs.append([i, i + 1])
+        return [(first, end) for first, end in runs]
+
+
+def _scan_records(block: _Block, delimiter: str, expected: int, max_record_bytes: int
+                  ) -> _Records | None:
+    """Where the records of a block end, by quote parity: a line ends a record
+    when the quotes before its end are even in number. None when the delimiter
+    is not one byte (pyarrow's is) or is the quote.
+
+    Parity reads records as the ``csv`` module does when every quote is
+    regular: one that opens a value stands at the start of a field (after a
+    delimiter, a line break, or the quote that closed the value before it:
+    ``""`` inside a value) and one that closes it stands at the end (before a
+    delimiter, a line break, the end of the block, or a quote). A record with
+    an irregular quote (``5'11"``; a quote after ``skip_initial_space``'s spaces)
+    is marked, and so is one the ``csv`` module reads to reject it: empty,
+    longer than ``max_record_bytes``, not UTF-8, without ``expected`` fields
+    (delimiters outside quotes), or holding a carriage return or a NUL.
+    """
+    separator = delimiter.encode("utf-8")
+    if len(separator) != 1 or separator[0] == _QUOTE:
+        return None
+    data = np.frombuffer(block.data, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE)
+    quotes_before = _counts_before(data == _QUOTE)
+    last_lines = np.flatnonzero(quotes_before[block.ends] % 2 == 0)
+    first_lines = np.concatenate([[0], last_lines[:-1] + 1]).astype(np.int64)[:len(last_lines)]
+    starts, ends = block.starts[first_lines], block.ends[last_lines]
+    count = len(last_lines)
+    open_line = None
+    if not count or last_lines[-1] != len(block.numbers) - 1:
+        open_line = int(last_lines[-1]) + 1 if count else 0
+    marked = (ends - starts == 0) | (ends - starts > max_record_bytes)
+
+    def record_of(positions: np.ndarray) -> np.ndarray:
+        """The record each byte position is in; ``count`` for the open one."""
+        return np.searchsorted(ends, positions, side="right")
+
+    # A record's fields: its delimiters, less those inside its quoted values
+    # (between an opening quote, at an even position in ``quotes``, and the next).
+    delimiters_before = _counts_before(data == separator[0])
+    opening, closing = quotes[0::2], np.append(quotes[1::2], len(data))[:len(quotes[0::2])]
+    quoted = np.bincount(record_of(opening), minlength=count + 1,
+                         weights=delimiters_before[closing] - delimiters_before[opening]
+                         ).astype(np.int64)
+    fields = delimiters_before[ends] - delimiters_before[starts] - quoted[:count] + 1
+    marked |= fields != expected
+    # Before an opening quote (even position in ``quotes``), after a closing one.
+    before = np.where(quotes > 0, data[np.maximum(quotes - 1, 0)], _NEWLINE)
+    after = np.where(quotes < len(data) - 1, data[np.minimum(quotes + 1, len(data) - 1)],
+                     _NEWLINE)
+    beside = np.where(np.arange(len(quotes)) % 2 == 0, before, after)
+    irregular = quotes[(beside != separator[0]) & (beside != _NEWLINE) & (beside != _QUOTE)]
+    odd_bytes = np.flatnonzero((data == ord("\r")) | (data == 0))
+    at = np.bincount(record_of(np.concatenate([irregular, odd_bytes])), minlength=count + 1)
+    marked |= at[:count] > 0
+    try:
+        block.data.decode("utf-8")
+    except UnicodeDecodeError:
+        for i in np.flatnonzero(~marked).tolist():
+            try:
+                block.data[starts[i]:ends[i]].decode("utf-8")
+            except UnicodeDecodeError:
+                marked[i] = True
+    return _Records(first_lines, last_lines, starts, ends, marked, open_line,
+                    open_line is not None and not at[count])
+
+
+def _counts_before(mask: np.ndarray) -> np.ndarray:
+    """How many of ``mask``'s bytes are set before each position (and the end)."""
+    counts = np.zeros(len(mask) + 1, dtype=np.int32)
+    np.cumsum(mask, dtype=np.int32, out=counts[1:])
+    return counts
+
+
 def _record_problem(fields: list[str], data: bytes, expected: int, max_line_bytes: int,
                     utf8: bool) -> tuple[str, str] | None:
     """Why a record read by the ``csv`` module is rejected, as (kind, reason),
@@ -845,6 +1038,27 @@ def _record_problem(fields: list[str], data: bytes, expected: int, max_line_byte
     if len(fields) != expected:
         return "wrong_field_count", f"expected {expected} fields, found {len(fields)}"
     return None
+
+
+def _read_raw(data: bytes, names: list[str], delimiter: str,
+              invalid_row_handler: Callable[[pa_csv.InvalidRow], str],
+              newlines_in_values: bool = False) -> pa.Table:
+    """pyarrow's parse of ``data``, in one block, every value as raw bytes:
+    typing happens in ``_type_batch``, where a bad value rejects its row
+    instead of failing the whole block."""
+    return pa_csv.read_csv(
+        pa.BufferReader(data),
+        read_options=pa_csv.ReadOptions(
+            column_names=names, block_size=len(data) + 1, use_threads=False),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter, invalid_row_handler=invalid_row_handler,
+            newlines_in_values=newlines_in_values,
+            # A blank line is a row with the wrong number of fields, not nothing.
+            ignore_empty_lines=False),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pa.binary() for name in names},
+            null_values=[], strings_can_be_null=False,
+            quoted_strings_can_be_null=False, check_utf8=False))
 
 
 def _line_blocks(stream: BinaryIO, block_bytes: int, max_line_bytes: int,
