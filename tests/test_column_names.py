@@ -24,6 +24,8 @@ import threading
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.decode.request_logs import LOG_COLUMNS
 from pipelines.model.export_serving import signature_input_names
@@ -176,6 +178,18 @@ def test_an_integer_input_that_is_left_out_is_refused_not_turned_into_nan():
         checks.rows([{"fare-paid": 1.5}])
     rows, _ = checks.rows([{"3SsnPorch": 3}])
     assert np.isnan(checks.tensors(rows)["fare-paid"].numpy()[0])
+
+
+def test_an_optional_integer_travels_exactly_up_to_2_53():
+    # An optional integer is a float64 tensor (NaN: missing): an 11-digit census
+    # tract is carried exactly (float32 would round it to a multiple of 2,048).
+    schema = text_format.Parse('feature { name: "tract" type: INT }', schema_pb2.Schema())
+    checks = RequestChecks({"tract": tf.TensorSpec([None], tf.float64)}, set(), schema)
+    rows, _ = checks.rows([{"tract": 17031081500}, {"tract": None}])
+    values = checks.tensors(rows)["tract"].numpy()
+    assert values[0] == 17031081500 and np.isnan(values[1])
+    with pytest.raises(InvalidInstance, match=r"'tract' = 9007199254740993 is beyond 2\*\*53"):
+        checks.rows([{"tract": 2 ** 53 + 1}])
 
 
 # -- the exported model ----------------------------------------------------------------------

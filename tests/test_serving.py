@@ -52,7 +52,7 @@ def test_serving_model_works_after_the_run_dir_is_deleted(trained_model, flights
 
 def _predict_raw_inputs(raw, specs: dict) -> dict[str, tf.Tensor]:
     """Raw rows as predict_raw takes them: NaN or "" where a value is missing."""
-    missing = {tf.string: b"", tf.float32: np.nan}
+    missing = {tf.string: b"", tf.float32: np.nan, tf.float64: np.nan}
     return {name: tf.constant([missing.get(spec.dtype) if v is None else v[0]
                                for v in raw.column(name).to_pylist()], spec.dtype)
             for name, spec in specs.items()}

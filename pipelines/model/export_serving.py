@@ -12,7 +12,8 @@ model keeps working after the run directory is gone. Signatures:
   ``[batch]`` (regression).
 - ``predict_raw``: one tensor per raw serving feature, what a JSON client sends
   -> the same output. An optional feature's missing value is NaN
-  (numbers, sent as float32) or ``""`` (strings); it becomes the same missing
+  (numbers: float64 for an integer, which holds one exactly up to 2**53, such as an
+  11-digit census tract; float32 for a float) or ``""`` (strings); it becomes the same missing
   value the training examples had, so imputation applies exactly as in training.
 - ``transform_features``: serialized raw ``tf.Example`` -> the transformed
   features, including the label when the example carries its inputs. A
@@ -287,12 +288,14 @@ def read_schema(model_dir: str) -> schema_pb2.Schema | None:
 def _raw_tensor_specs(serving_spec: dict, input_names: dict[str, str]
                       ) -> dict[str, tf.TensorSpec]:
     """One ``[batch]`` tensor per feature, by feature; optional numbers as
-    float32 (NaN: missing). A spec's name is the signature's input name."""
+    floats (NaN: missing): float64 for an integer (float32 would round an
+    11-digit one), float32 for a float. A spec's name is the signature's input
+    name."""
     specs = {}
     for name, feature in serving_spec.items():
         dtype = feature.dtype
         if isinstance(feature, tf.io.VarLenFeature) and dtype != tf.string:
-            dtype = tf.float32
+            dtype = tf.float64 if dtype.is_integer else tf.float32
         specs[name] = tf.TensorSpec([None], dtype, name=input_names[name])
     return specs
 

@@ -37,7 +37,7 @@ Values are quoted in messages by ``reprlib``, so a megabyte string or a deeply
 nested list is named in a line.
 
 A feature whose tensor cannot hold a missing value (an integer one: only an
-optional number is float32, NaN when missing) is required whatever it is
+optional number is a float, NaN when missing) is required whatever it is
 declared: a missing value it cannot hold is refused with a 400 here, never
 turned into a tensor.
 """
@@ -61,6 +61,7 @@ __all__ = ["InvalidInstance", "RequestChecks", "Row"]
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT64_EXACT_INTEGERS = 2 ** 53
 
 # One instance: feature -> int, float, str, or None for a missing value.
 Row = dict
@@ -84,7 +85,7 @@ class _Feature:
     name: str
     dtype: tf.DType  # the predict_raw signature's
     required: bool
-    integer: bool  # INT in the schema (an optional one is a float32 tensor: NaN is missing)
+    integer: bool  # INT in the schema (an optional one is a float64 tensor: NaN is missing)
     domain: tuple | frozenset | None = None  # (min, max), or the allowed texts
     hard: bool = False
     # How the dataset writes it (``value_formats``), and the type the decoder
@@ -240,6 +241,11 @@ class RequestChecks:
             if not INT64_MIN <= value <= INT64_MAX:
                 raise InvalidInstance(i, name, f"{name!r} = {_quote.repr(value)} is outside "
                                                f"int64")
+            if feature.dtype.is_floating and abs(value) > FLOAT64_EXACT_INTEGERS:
+                # An optional integer travels as a float64 (NaN: missing).
+                raise InvalidInstance(i, name, f"{name!r} = {_quote.repr(value)} is beyond "
+                                               f"2**53, the largest integer an optional "
+                                               f"feature carries exactly")
             return value
         try:
             value = float(value)
