@@ -180,6 +180,11 @@ def _run_flags(run: argparse.ArgumentParser) -> None:
                      help="repeat the training records of every class smaller than RATIO "
                           "(default 1.0) x the largest class up to that size; eval and "
                           "serving are untouched")
+    run.add_argument("--sketch_statistics", action="store_true",
+                     help="string features' top values and unique counts from TFDV's "
+                          "sketches: memory bounded per feature instead of per distinct "
+                          "value, counts past the sketches' sizes approximate "
+                          "(benchmarks/RESULTS.md); vocabularies stay exact")
     _bigquery_flags(run)
     run.add_argument("--input_topic", metavar="projects/P/topics/T",
                      help="with --streaming (on Dataflow): read CSV lines from this Pub/Sub "

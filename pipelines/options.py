@@ -35,6 +35,8 @@ class RunOptions:
       drop_duplicates: keep one of each set of identical training rows.
       oversample_minority: repeat the smaller classes' training records up to
         this share of the largest class.
+      sketch_statistics: TFDV's sketches for string features' top values and
+        unique counts (bounded memory, approximate past their sizes).
       bigquery_table, bigquery_query, where, serving_where, sample_percent:
         the training rows from BigQuery instead (``docs/cloud.md``).
       input_topic, output_topic, rejected_topic, allowed_lateness: the
@@ -57,6 +59,7 @@ class RunOptions:
     stratify_by: str | None = None
     drop_duplicates: bool = False
     oversample_minority: float | None = None
+    sketch_statistics: bool = False
     bigquery_table: str | None = None
     bigquery_query: str | None = None
     where: str | None = None

@@ -14,11 +14,12 @@ library must not set for the process that imports it.
   imports, then the objects are frozen, which it leaves be, and a full
   collection is made after a hundred younger ones rather than ten (what
   remains of collecting is 0.2 s).
-- **Beam's and TFDV's speed-ups, TFT's precision** (the program only):
+- **Beam's, TFDV's and TFT's speed-ups, TFT's precision** (the program only):
   ``pipelines.beam_speedups`` patches Beam process-wide,
-  ``pipelines.tfdv_speedups`` TFDV's histograms and ``pipelines.tft_precision``
-  TFT's mean and variance analyzers (at tracing, so a Dataflow job's graph has
-  it too), so the program installs them once, as it imports the stack.
+  ``pipelines.tfdv_speedups`` TFDV's histograms, ``pipelines.tft_speedups``
+  TFT's counting of vocabulary tokens and ``pipelines.tft_precision`` TFT's
+  mean and variance analyzers (at tracing, so a Dataflow job's graph has it
+  too), so the program installs them once, as it imports the stack.
 - **The exit**: once the command is done the process ends without tearing
   the interpreter down: as at a normal exit, the threads that are not daemons
   are waited for and the exit handlers run, the streams are flushed, then
@@ -104,10 +105,11 @@ def import_the_stack() -> None:
         gc.enable()
     youngest, middle, _ = gc.get_threshold()
     gc.set_threshold(youngest, middle, _FULL_COLLECTION_EVERY)
-    from pipelines import beam_speedups, tfdv_speedups, tft_precision
+    from pipelines import beam_speedups, tfdv_speedups, tft_precision, tft_speedups
 
     beam_speedups.install()
     tfdv_speedups.install()
+    tft_speedups.install()
     tft_precision.install()
 
 

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from pipelines import beam_speedups, cli, nycflights, tfdv_speedups, tft_precision
+from pipelines import beam_speedups, cli, nycflights, tfdv_speedups, tft_precision, tft_speedups
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_ROWS = 5000
@@ -82,11 +82,12 @@ def run_program(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 
 
 def pytest_configure(config):
-    # This process is the program of the in-process commands: it installs Beam's
-    # and TFDV's speed-ups and TFT's precision once, as ``python -m pipelines``
+    # This process is the program of the in-process commands: it installs Beam's,
+    # TFDV's and TFT's speed-ups, and TFT's precision, once, as ``python -m pipelines``
     # does (pipelines.process).
     beam_speedups.install()
     tfdv_speedups.install()
+    tft_speedups.install()
     tft_precision.install()
 
 

@@ -244,6 +244,7 @@ def _config(options: RunOptions, remote: dataflow.DataflowSettings | None,
                      limit=options.limit, bigquery=bigquery, stratify_by=options.stratify_by,
                      drop_duplicates=options.drop_duplicates,
                      oversample_minority=options.oversample_minority,
+                     sketch_statistics=options.sketch_statistics,
                      serving_lacks=tuple(lacking) if serving_input and remote else ())
 
 

@@ -101,6 +101,8 @@ class RunConfig:
     # Repeat the smaller classes' training records up to this share of the
     # largest class's (OversampleMinority).
     oversample_minority: float | None = None
+    # String features' top values and unique counts from TFDV's sketches.
+    sketch_statistics: bool = False
 
     @property
     def serving_without(self) -> list[str]:
@@ -169,7 +171,8 @@ def build_pipeline(config: RunConfig, beam_args: list[str]) -> beam.Pipeline:
                 config.stratify_by, config.eval_fraction)
         splits = prepared.rows | "SplitExamples" >> SplitExamples(
             config.eval_fraction, stratify_by=config.stratify_by, limits=limits)
-        statistics = splits | "GenerateStats" >> GenerateStats(schema, out)
+        statistics = splits | "GenerateStats" >> GenerateStats(
+            schema, out, sketch=config.sketch_statistics)
         _ = statistics | "ValidateStats" >> ValidateStats(schema, out)
         transform_fn = splits[layout.TRAIN] | "Analyze" >> Analyze(
             config.dataset.load_preprocessing_fn(), adapter_config)

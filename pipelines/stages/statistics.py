@@ -43,11 +43,23 @@ __all__ = ["QUANTILE_BUCKETS", "GenerateStats", "ValidateStats", "skew_between",
 QUANTILE_BUCKETS = 100
 
 
-def stats_options(schema: schema_pb2.Schema) -> tfdv.StatsOptions:
-    """Statistics of the schema's features only (not the ``row_key`` passthrough)."""
+def stats_options(schema: schema_pb2.Schema, sketch: bool = False) -> tfdv.StatsOptions:
+    """Statistics of the schema's features only (not the ``row_key`` passthrough).
+
+    ``sketch``: string features' top values, rank histogram and unique count
+    from TFDV's sketches (Misra-Gries, K minimum values) instead of an exact
+    count per distinct value. Their state is bounded per feature rather than
+    growing with the distinct values, which the DirectRunner holds in memory;
+    the top values stay exact while a feature has fewer distinct values than
+    the Misra-Gries sketch's 1,024 buckets, the unique count while it has fewer
+    than the 16,384 of the KMV sketch. Exact is the default: TFT's own way
+    computes exact statistics (``tests/test_equivalence.py``), and skew is
+    measured on them. Errors measured in ``benchmarks/RESULTS.md``.
+    """
     return tfdv.StatsOptions(
         schema=schema, feature_allowlist=[f.name for f in schema.feature],
-        num_quantiles_histogram_buckets=QUANTILE_BUCKETS)
+        num_quantiles_histogram_buckets=QUANTILE_BUCKETS,
+        use_sketch_based_topk_uniques=sketch)
 
 
 def validate_split(
@@ -166,11 +178,12 @@ def _advance(batch: pa.RecordBatch, stage: str) -> pa.RecordBatch:
 
 class GenerateStats(beam.PTransform):
     """Dict of RecordBatch PCollections -> dict of statistics, written as
-    ``<output_dir>/stats/<split>.pb`` (a binary ``DatasetFeatureStatisticsList``)."""
+    ``<output_dir>/stats/<split>.pb`` (a binary ``DatasetFeatureStatisticsList``);
+    ``sketch`` as in ``stats_options``."""
 
-    def __init__(self, schema: schema_pb2.Schema, output_dir: str):
+    def __init__(self, schema: schema_pb2.Schema, output_dir: str, sketch: bool = False):
         super().__init__()
-        self._options = stats_options(schema)
+        self._options = stats_options(schema, sketch)
         self._output_dir = output_dir
         # The columns whose missing values TFX's examples hold as present with
         # no values (a SchemaGen schema's): so TFDV counts them, as TFX's does.
