@@ -95,9 +95,13 @@ class _Feature:
     # dtype == tf.string, once: DType's == costs half a microsecond, and every
     # value of every instance asks.
     text: bool = dataclasses.field(init=False)
+    # An integer in a float tensor (an optional one: NaN is missing) is exact up
+    # to 2**53 only; asked of every integer value, so computed once too.
+    float_tensor: bool = dataclasses.field(init=False)
 
     def __post_init__(self):
         object.__setattr__(self, "text", self.dtype == tf.string)
+        object.__setattr__(self, "float_tensor", self.dtype.is_floating)
 
 
 class RequestChecks:
@@ -241,8 +245,7 @@ class RequestChecks:
             if not INT64_MIN <= value <= INT64_MAX:
                 raise InvalidInstance(i, name, f"{name!r} = {_quote.repr(value)} is outside "
                                                f"int64")
-            if feature.dtype.is_floating and abs(value) > FLOAT64_EXACT_INTEGERS:
-                # An optional integer travels as a float64 (NaN: missing).
+            if feature.float_tensor and abs(value) > FLOAT64_EXACT_INTEGERS:
                 raise InvalidInstance(i, name, f"{name!r} = {_quote.repr(value)} is beyond "
                                                f"2**53, the largest integer an optional "
                                                f"feature carries exactly")
