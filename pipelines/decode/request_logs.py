@@ -1,13 +1,22 @@
 """Request logs (``serve --log_dir``) read back as serving data.
 
 A request log is CSV with a header: the serving features a model received,
-then ``logged_prediction`` and ``logged_at`` (``LOG_COLUMNS``), by which it is
-recognised. It holds only what requests carry: a feature the pipeline derives
-(a window aggregate, a joined weather column) is a column of the log as the
-request supplied it, and a column requests never carry (a flight's arrival) is
-not there. So a log is checked against the schema's features it names
-(``logged_schema``), decoded as written (``log_decoder``), and nothing is
-derived from its rows again.
+then the dataset's key columns the model does not take (empty where a request
+left one out), then ``logged_prediction`` and ``logged_at`` (``LOG_COLUMNS``),
+by which it is recognised. It holds only what requests carry: a feature the
+pipeline derives (a window aggregate, a joined weather column) is a column of
+the log as the request supplied it, and a column requests never carry (a
+flight's arrival) is not there. So a log is checked against the schema's
+features it names (``logged_schema``), decoded as written (``log_decoder``),
+and nothing is derived from its rows again.
+
+A feature the schema requires (a shape, and presence in every row) is read
+from a log as optional. ``serve`` refuses an instance that lacks one the model
+requires (a 400, never logged), so for the model's features nothing changes;
+but a key column the model does not take (flights' ``flight``, required in the
+schema) is empty in every row whose request left it out. Such a row is serving
+data all the same, not a rejection, and a log whose requests never carried the
+key is no anomaly.
 """
 
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -40,7 +49,8 @@ def is_request_log(header: list[str]) -> bool:
 
 def logged_schema(schema: schema_pb2.Schema, header: list[str]) -> schema_pb2.Schema:
     """The schema of the features a log's ``header`` names, each a column of
-    the log (the tags that make a feature derived are dropped).
+    the log (the tags that make a feature derived are dropped) and none
+    required (the module's docstring says why).
 
     Raises:
       UserError: the header names a feature the schema does not have.
@@ -61,7 +71,17 @@ def logged_schema(schema: schema_pb2.Schema, header: list[str]) -> schema_pb2.Sc
             tags = [t for t in kept.annotation.tag if t not in ADDED_FEATURE_TAGS]
             del kept.annotation.tag[:]
             kept.annotation.tag.extend(tags)
+            if kept.presence.min_fraction >= 1.0 and kept.HasField("shape"):
+                _as_optional(kept)  # what columns_from_schema makes a required column
     return result
+
+
+def _as_optional(feature: schema_pb2.Feature) -> None:
+    """A required feature made optional, as ``init`` declares a column with
+    missing values: no presence bound, one value where present."""
+    feature.ClearField("presence")
+    feature.ClearField("shape")
+    feature.value_count.min, feature.value_count.max = 1, 1
 
 
 def log_decoder(schema: schema_pb2.Schema) -> CsvDecoder:
