@@ -1,15 +1,16 @@
 """What a serving request's instances must be: the model's serving features,
-typed, present and within their domains as the dataset's schema declares them.
+typed, present and within their domains as the dataset's schema declares them,
+and, optionally, the dataset's key columns the model does not take.
 
 An instance that cannot be scored is refused, naming the instance and the
-feature (``InvalidInstance``): a feature the model does not take, a required
-one missing, a value of the wrong type, a number beyond what its tensor holds
-(an integer outside int64, a float that is not finite or outside float32, a
-number as long as ``10**400``), a text that is not Unicode (JSON's ``"\ud800"``,
-a lone surrogate, has no UTF-8), or a value outside a *hard* domain (a feature
-tagged ``reject_out_of_domain``, whose rows the pipeline rejects too). A value
-outside a *soft* domain (an unseen carrier) is scored as training would have
-transformed it, and counted.
+feature (``InvalidInstance``): a feature the model does not take (and that is
+no key column, below), a required one missing, a value of the wrong type, a
+number beyond what its tensor holds (an integer outside int64, a float that
+is not finite or outside float32, a number as long as ``10**400``), a text
+that is not Unicode (JSON's ``"\ud800"``, a lone surrogate, has no UTF-8), or
+a value outside a *hard* domain (a feature tagged ``reject_out_of_domain``,
+whose rows the pipeline rejects too). A value outside a *soft* domain (an
+unseen carrier) is scored as training would have transformed it, and counted.
 
 Instances arrive as JSON objects (``predict_raw``) or as serialized
 ``tf.Example``s (``serving_default``); both become the same rows of Python
@@ -40,6 +41,16 @@ A feature whose tensor cannot hold a missing value (an integer one: only an
 optional number is a float, NaN when missing) is required whatever it is
 declared: a missing value it cannot hold is refused with a 400 here, never
 turned into a tensor.
+
+The dataset's key columns (``CsvFormat.key_columns``; flights: year, month,
+day, carrier, flight, origin) identify a row, and the request log is joined
+row by row to the pipeline's own rows by them. A key column the model does
+not take (flights' ``flight``) is accepted too, so that a logged row carries
+its key: checked as an optional feature typed and bounded as its schema
+feature says (a hard domain refused with a 400 like a model feature's), logged
+(``names``), never fed to the model (``tensors`` takes the model's features
+only). A request that leaves it out is scored as ever and logged with it
+empty. Any other name is still an unknown feature.
 """
 
 import collections
@@ -80,10 +91,16 @@ class InvalidInstance(ValueError):
         self.feature = feature
 
 
+# The type a key column the model does not take is checked as: never a tensor,
+# so an INT is an int64 whatever its presence (no float64's 2**53 bound).
+_KEY_DTYPES = {schema_pb2.INT: tf.int64, schema_pb2.FLOAT: tf.float32,
+               schema_pb2.BYTES: tf.string}
+
+
 @dataclasses.dataclass(frozen=True)
 class _Feature:
     name: str
-    dtype: tf.DType  # the predict_raw signature's
+    dtype: tf.DType  # the predict_raw signature's; a key column's, ``_KEY_DTYPES``'
     required: bool
     integer: bool  # INT in the schema (an optional one is a float64 tensor: NaN is missing)
     domain: tuple | frozenset | None = None  # (min, max), or the allowed texts
@@ -115,11 +132,22 @@ class RequestChecks:
         before it carried its schema) checks types and presence only.
       column_formats: the dataset's ``CsvFormat.column_formats``, column ->
         format: the features whose strings are read as the CSV's values.
+      key_columns: the dataset's ``CsvFormat.key_columns``: those the model
+        does not take (``keys``) a request may carry, to be logged. One the
+        schema does not declare as a column of the input (none without a
+        schema) has nothing to be checked against, and is not taken.
+
+    Attributes:
+      features: the model's features, in the schema's order (by name without
+        a schema): what ``tensors`` gives the model.
+      keys: the key columns a request may carry beside them, in the key's
+        order: checked and logged, never given to the model.
     """
 
     def __init__(self, specs: dict[str, tf.TensorSpec], required: set[str],
                  schema: schema_pb2.Schema | None,
-                 column_formats: dict[str, str] | tuple = ()):
+                 column_formats: dict[str, str] | tuple = (),
+                 key_columns: tuple[str, ...] = ()):
         formats = dict(column_formats)
         columns = {c.name: c for c in columns_from_schema(schema)} if schema else {}
         # In the schema's order (the request log's columns), else by name.
@@ -134,10 +162,27 @@ class RequestChecks:
                 name, spec.dtype, name in required or not _holds_missing(spec.dtype), integer,
                 column.domain if column else None, bool(column and column.hard_domain),
                 value_format, column.arrow_type if value_format else None)
+        self.keys = {}
+        for name in key_columns:
+            column = columns.get(name)
+            if name in self.features or column is None:
+                continue
+            value_format = formats.get(name)
+            self.keys[name] = _Feature(
+                name, _KEY_DTYPES[column.type], False, column.type == schema_pb2.INT,
+                column.domain, column.hard_domain, value_format,
+                column.arrow_type if value_format else None)
+        # What an instance may carry, checked in this order (the log's columns').
+        self._accepted = {**self.features, **self.keys}
+        self._may_carry = f"the model takes {sorted(self.features)}" + (
+            f"; a request may also carry the key columns {list(self.keys)}, logged, not "
+            f"scored" if self.keys else "")
 
     @property
     def names(self) -> list[str]:
-        return list(self.features)
+        """What the request log writes of an instance: the model's features,
+        then the key columns it does not take."""
+        return list(self._accepted)
 
     def rows(self, instances: list) -> tuple[list[Row], collections.Counter]:
         """JSON instances -> checked rows, and the count of soft-domain
@@ -154,13 +199,13 @@ class RequestChecks:
         for i, instance in enumerate(instances):
             if not isinstance(instance, dict):
                 raise InvalidInstance(i, None, "is not an object of feature values")
-            unknown = sorted(set(instance) - set(self.features))
+            unknown = sorted(set(instance) - set(self._accepted))
             if unknown:
                 raise InvalidInstance(i, unknown[0], f"has unknown features "
-                                                     f"{_quote.repr(unknown)}; the model "
-                                                     f"takes {sorted(self.features)}")
+                                                     f"{_quote.repr(unknown)}; "
+                                                     f"{self._may_carry}")
             row = {}
-            for feature in self.features.values():
+            for feature in self._accepted.values():
                 value = instance.get(feature.name)
                 if read_formats and feature.value_format and isinstance(value, str) and value:
                     value = _formatted(i, feature, value)
@@ -176,7 +221,8 @@ class RequestChecks:
 
     def example_rows(self, serialized: list[bytes]) -> tuple[list[Row], collections.Counter]:
         """Serialized ``tf.Example``s -> checked rows, as ``rows``; features the
-        model does not take are left out, as ``tf.io.parse_example`` does."""
+        model does not take are left out, as ``tf.io.parse_example`` does,
+        but for the key columns (``keys``), taken for the log."""
         instances = []
         for i, data in enumerate(serialized):
             try:
@@ -185,7 +231,7 @@ class RequestChecks:
                 raise InvalidInstance(i, None, "is not a serialized tf.Example") from None
             instance = {}
             for name, feature in example.features.feature.items():
-                if name not in self.features:
+                if name not in self._accepted:
                     continue  # parsing takes the model's features and leaves the rest
                 kind = feature.WhichOneof("kind")
                 values = list(getattr(feature, kind).value) if kind else []

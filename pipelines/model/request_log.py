@@ -3,7 +3,10 @@ instances answered with a 200, as CSV that ``validate`` reads back.
 
 Each logged row holds the instance's serving features as the model received
 them, under the features' own names (the CSV's, whatever the signature's
-inputs are called; typed as in the schema; a missing value empty), then
+inputs are called; typed as in the schema; a missing value empty), then the
+dataset's key columns the model does not take (flights' ``flight``: what the
+request carried, checked, empty when it left one out), so that every logged
+row carries its key and joins the pipeline's own row by it, then
 ``logged_prediction`` (the model's output: a number, or a JSON list for class
 probabilities) and ``logged_at`` (UTC, ISO 8601, when it was answered). These
 two last columns are how ``validate`` recognises a request log and what it
@@ -84,7 +87,8 @@ class RequestLog:
     Args:
       directory: where the shards go (created).
       features: the logged features, in column order, named as the dataset's
-        CSV names them (``RequestChecks.names``).
+        CSV names them (``RequestChecks.names``: the model's features, then
+        the key columns it does not take).
       sample: the fraction of instances logged, in (0, 1].
       on_written, on_dropped: called with a number of rows (the metrics).
       queue_rows, queue_bytes: the most rows, and CSV bytes, waiting to be written.

@@ -6,7 +6,9 @@
 - ``GET /v1/models/<name>``: the model's status, as TF Serving reports it.
 - ``GET /v1/models/<name>/metadata``: its signatures and the features they take,
   by the features' own names (the CSV's), each with its ``predict_raw``
-  signature input name.
+  signature input name; for a dataset with key columns, ``key_columns``: their
+  ``names`` and, under ``not_model_inputs``, those a request may carry although
+  the model does not take them (logged, never scored: ``request_checks``).
 - ``POST /v1/models/<name>:predict`` with ``{"instances": [{feature: value, ...}]}``
   (or the columnar ``{"inputs": {feature: [values]}}``) -> ``{"predictions": [...]}``,
   one per instance: the model's output (the serving info's ``output``), a
@@ -48,7 +50,8 @@ of 5) is a few overrides here, where a server library (waitress) would be a
 dependency for the same limits.
 
 With ``--log_dir``, a sample of the answered instances is logged
-(``request_log``) for ``validate`` to check against training.
+(``request_log``) for ``validate`` to check against training, with the
+dataset's key columns, so that a logged row joins the pipeline's own by key.
 """
 
 import base64
@@ -125,13 +128,16 @@ class PredictionService:
         self._predict_raw = RawSignature(self._loaded, PREDICT_RAW, info, model_dir)
         self._serve_examples = self._loaded.signatures[SERVING_DEFAULT]
         self._required = set(info.required_features)
-        # The dataset the model carries: its schema's types and domains, and the
-        # column formats a client's strings are written in, as the CSV's are.
+        # The dataset the model carries: its schema's types and domains, the
+        # column formats a client's strings are written in, as the CSV's are,
+        # and the key columns a logged row is joined by (none for an old model,
+        # which carries no dataset, as for a keyless dataset).
         dataset = export_serving.read_dataset(model_dir)
+        self._key_columns = tuple(dataset.csv_format.key_columns) if dataset else ()
         self.checks = RequestChecks(
             self._predict_raw.specs, self._required,
             dataset.schema() if dataset else None,
-            dataset.csv_format.column_formats if dataset else ())
+            dataset.csv_format.column_formats if dataset else (), self._key_columns)
         # The task names the output; every export's info has it, so binary
         # models exported before there were other tasks answer as before.
         self._output = info.output
@@ -144,18 +150,23 @@ class PredictionService:
             "status": {"error_code": "OK", "error_message": ""}}]}
 
     def metadata(self) -> dict:
-        return {
+        """The model's signatures and the features they take; with key columns,
+        ``key_columns``: the dataset's (``names``) and those a request may carry
+        beside the model's features, to be logged (``not_model_inputs``)."""
+        metadata = {
             "model_spec": {"name": self.name, "version": "1"},
             "signatures": {
-                PREDICT_RAW: {name: {"dtype": feature.dtype.name,
-                                     "required": feature.required,
-                                     "signature_input": self._predict_raw.inputs[name],
-                                     **({"format": feature.value_format}
-                                        if feature.value_format else {})}
+                PREDICT_RAW: {name: _described(feature, self._predict_raw.inputs[name])
                               for name, feature in sorted(self.checks.features.items())},
                 SERVING_DEFAULT: {"examples": {"dtype": "string (serialized tf.Example)"}},
             },
         }
+        if self._key_columns:
+            metadata["key_columns"] = {
+                "names": list(self._key_columns),
+                "not_model_inputs": {name: _described(feature)
+                                     for name, feature in self.checks.keys.items()}}
+        return metadata
 
     def predict(self, request) -> dict:
         """Answers one parsed request, its instances counted in the metrics
@@ -214,6 +225,14 @@ class PredictionService:
             raise RequestError(400, f"unknown signature_name {signature!r}; this model "
                                     f"has predict_raw and serving_default")
         return rows, outside, outputs[self._output].numpy().tolist()
+
+
+def _described(feature, signature_input: str | None = None) -> dict:
+    """A feature as the metadata describes it (``request_checks._Feature``),
+    with the name of its ``predict_raw`` input when the model takes it."""
+    return {"dtype": feature.dtype.name, "required": feature.required,
+            **({"signature_input": signature_input} if signature_input else {}),
+            **({"format": feature.value_format} if feature.value_format else {})}
 
 
 def signature_label(signature) -> str:

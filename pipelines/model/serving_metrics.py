@@ -8,8 +8,9 @@
 - ``tft_serving_instances_total{signature, status}``: their instances;
 - ``tft_serving_invalid_instances_total{feature}``: instances refused, by the
   feature that was wrong (``-`` when the instance as a whole was, ``other``
-  for a feature the model does not take: a label never takes a client's text,
-  so the page stays the size of the model's features);
+  for a feature a request may not carry: a label never takes a client's text,
+  so the page stays the size of the model's features and the key columns
+  logged beside them);
 - ``tft_serving_out_of_domain_values_total{feature}``: values outside a soft
   domain (an unseen carrier) that were scored;
 - ``tft_serving_request_latency_seconds{signature}``: a histogram of the time
@@ -33,7 +34,13 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5
 
 
 class ServingMetrics:
-    """The counters one server keeps."""
+    """The counters one server keeps.
+
+    Args:
+      features: what a request may carry (``RequestChecks.names``: the model's
+        features and the key columns logged beside them), the only names a
+        ``feature`` label takes.
+    """
 
     def __init__(self, features: list[str] = ()):
         self._features = frozenset(features)
@@ -61,8 +68,8 @@ class ServingMetrics:
             "was full", registry=registry)
 
     def feature_label(self, feature: str | None) -> str:
-        """The ``feature`` label of a refused instance: one of the model's own
-        features, ``-`` for none, ``other`` for any name a client made up."""
+        """The ``feature`` label of a refused instance: one a request may carry,
+        ``-`` for none, ``other`` for any name a client made up."""
         if feature is None:
             return "-"
         return feature if feature in self._features else OTHER_FEATURE
