@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines import layout
+from pipelines.datasets import get_dataset
 from pipelines.decode import csv_decoder
 from pipelines.decode.columns import RejectedRow
 from pipelines.decode.request_logs import (
@@ -97,11 +98,11 @@ def _logged(log_dir: str) -> tuple[list[str], list[dict]]:
 
 
 def _as_sent(row: dict) -> dict:
-    """A logged row's features back as a JSON client sent them."""
+    """A logged row's features (the model's and the key columns) back as a
+    JSON client sent them."""
     sent = {}
-    for name in flights.SERVING_INPUTS:
-        text = row[name]
-        if text == "":
+    for name, text in row.items():
+        if text == "" or name in LOG_COLUMNS:
             continue
         if name in ("carrier", "origin", "dest", "tailnum"):
             sent[name] = text
@@ -122,12 +123,19 @@ def _validate(run_dir: str, log_dir: str, span: str, *flags: str):
 def test_logged_requests_are_what_was_sent_and_validate_as_serving_data(
         tmp_path, trained_model, flights_run):
     raw, _ = raw_rows(flights_run.output_dir, "eval", 1000)
-    instances = _instances(raw)
+    # With each row's flight number too: a key column the model does not take,
+    # logged so that the row joins the pipeline's own by its key.
+    flight_numbers = raw.column("flight").to_pylist()
+    instances = [{**row, "flight": flight_numbers[i][0]}
+                 for i, row in enumerate(_instances(raw))]
     log_dir = str(tmp_path / "log")
     predictions = _serve_and_log(trained_model.serving_dir, log_dir, instances)
 
     header, logged = _logged(log_dir)
-    assert header[-2:] == list(LOG_COLUMNS)
+    # The model's features in the schema's order, then the key columns it does not take.
+    model_features = [f.name for f in get_dataset("flights").schema().feature
+                      if f.name in flights.SERVING_INPUTS]
+    assert header == [*model_features, "flight", *LOG_COLUMNS]
     assert len(logged) == len(instances)  # every row, none lost at SIGTERM
     # One server thread answers a connection's requests in order: the log
     # holds them in the order sent.
@@ -139,12 +147,15 @@ def test_logged_requests_are_what_was_sent_and_validate_as_serving_data(
     shutil.copytree(flights_run.output_dir, run_dir)
     result = _validate(run_dir, log_dir, "logged")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert "a request log of 19 features" in result.stdout
+    assert "a request log of 20 features" in result.stdout  # 19 inputs and flight
     assert f"span logged: {len(instances):,} rows, 0 rejected, no anomalies" in result.stdout
 
     shifted_dir = str(tmp_path / "shifted")
+    # Without the flight numbers this time, as a client that does not know them
+    # sends: logged empty, and read back as missing, not rejected.
+    unkeyed = [{k: v for k, v in row.items() if k != "flight"} for row in instances]
     shifted = [{**row, "dep_delay": row["dep_delay"] + DELAY_SHIFT_MINUTES}
-               if "dep_delay" in row else row for row in instances]
+               if "dep_delay" in row else row for row in unkeyed]
     # Killed: its shard is completed by the command, and validate reads every row.
     _serve_and_log(trained_model.serving_dir, shifted_dir, shifted, killed=True)
     assert glob.glob(os.path.join(shifted_dir, "*.csv")) == []
