@@ -30,10 +30,10 @@ program installs them; a program of your own may call
 from collections.abc import Sequence
 
 from pipelines import layout, process
-from pipelines.options import PredictOptions, RunOptions, ValidateOptions
+from pipelines.options import DiffOptions, PredictOptions, RunOptions, ValidateOptions
 
-__all__ = ["PredictOptions", "RunOptions", "ValidateOptions", "check_parity", "predict",
-           "run", "validate"]
+__all__ = ["DiffOptions", "PredictOptions", "RunOptions", "ValidateOptions", "check_parity",
+           "diff", "predict", "run", "validate"]
 
 
 def run(options: RunOptions, beam_args: Sequence[str] = (), *, started: float | None = None):
@@ -63,6 +63,15 @@ def validate(options: ValidateOptions, beam_args: Sequence[str] = ()):
     from pipelines.commands import validate as command
 
     return command.validate(options, list(beam_args))
+
+
+def diff(options: DiffOptions, beam_args: Sequence[str] = ()):
+    """Compares two sides' rows joined by key, feature by feature, as ``python
+    -m pipelines diff`` does; returns the ``Compared`` (``pipelines.commands.diff``)."""
+    process.import_the_stack()
+    from pipelines.commands import diff as command
+
+    return command.diff(options, list(beam_args))
 
 
 def check_parity(run_dir: str, split: str = layout.EVAL, n: int = 1000,

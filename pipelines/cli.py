@@ -11,6 +11,7 @@ Commands:
   recover-log     complete the request-log shards a killed server left
   rank-features   rank a run's features by mutual information with the label
   validate        check new serving data for schema anomalies, skew and drift
+  diff            compare two sides' rows joined by key (row-by-row skew)
   suggest-thresholds  measure the skew metrics between random halves of the data
   bigquery-sql    print the BigQuery SQL that run would send
 
@@ -35,7 +36,13 @@ import sys
 
 from pipelines import layout, process
 from pipelines.errors import UserError
-from pipelines.options import PredictOptions, RunOptions, ValidateOptions, from_flags
+from pipelines.options import (
+    DiffOptions,
+    PredictOptions,
+    RunOptions,
+    ValidateOptions,
+    from_flags,
+)
 from pipelines.records import writer_lock
 
 __all__ = ["CONSOLE_SCRIPT", "PROG", "build_parser", "main"]
@@ -251,6 +258,44 @@ def _validate_flags(check: argparse.ArgumentParser) -> None:
                        help=f"fail (exit 2, the span recorded as failed) when a larger "
                             f"share of the rows read is rejected (default "
                             f"{ValidateOptions.max_rejected_fraction})")
+    check.add_argument("--paired", metavar="RAW_GLOB",
+                       help="with request logs: the raw CSV rows their requests were made "
+                            "of; the pipeline computes their features and compares them "
+                            "with the logged ones row by row, joined by the dataset's key "
+                            "columns")
+    _row_skew_flags(check)
+
+
+def _row_skew_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fail_on_skew", metavar="SHARE", nargs="?", const=0.0,
+                        type=_share, help="exit 1 when a feature's row-by-row mismatch "
+                                          "share exceeds SHARE (default 0: any mismatch)")
+    parser.add_argument("--float_digits", metavar="N", type=int,
+                        help="compare floats rounded to N decimals (default: as float32)")
+
+
+def _diff_flags(diff: argparse.ArgumentParser) -> None:
+    sides = ("a CSV glob (files or request logs), or RUN_DIR:SPLIT (train, eval, serving: "
+             "the run's raw rows of that split, re-read as the run read them)")
+    diff.add_argument("--base", required=True, help=f"the reference side: {sides}")
+    diff.add_argument("--test", required=True, help=f"the side checked against it: {sides}")
+    diff.add_argument("--output_dir", required=True,
+                      help="row_skew.json, TFDV's outputs (row_skew/) and rejected rows")
+    diff.add_argument("--key", type=_name_list, default=(),
+                      help="comma-separated key columns (default: the dataset's)")
+    diff.add_argument("--dataset",
+                      help="the dataset whose dialect and schema read both sides (a run "
+                           "side brings its own); default: each side's dialect detected "
+                           "as init detects it")
+    diff.add_argument("--ignore", type=_name_list, default=(),
+                      help="comma-separated features not to compare")
+    diff.add_argument("--sample", type=int, default=DiffOptions.sample,
+                      help=f"mismatching pairs kept as examples (default {DiffOptions.sample})")
+    diff.add_argument("--allow_duplicates", action="store_true",
+                      help="compare every pair of rows sharing a key (default: a duplicated "
+                           "key is counted and skipped)")
+    diff.add_argument("--limit", type=_positive_int, help="read only the first N rows a side")
+    _row_skew_flags(diff)
 
 
 def _predict_flags(score: argparse.ArgumentParser) -> None:
@@ -401,6 +446,13 @@ def _int_list(text: str) -> list[int]:
             f"takes comma-separated integers, got {text}") from None
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -467,7 +519,18 @@ def _validate(args: argparse.Namespace, beam_args: list[str], _) -> int:
 
     options = from_flags(ValidateOptions, args)
     validation = api.validate(options, beam_args)
-    return 1 if options.fail_on_anomalies and not validation.ok else 0
+    if options.fail_on_anomalies and not validation.ok:
+        return 1
+    return 1 if validation.row_skew_over(options.fail_on_skew) else 0
+
+
+def _diff(args: argparse.Namespace, beam_args: list[str], _) -> int:
+    from pipelines import api
+
+    options = from_flags(DiffOptions, args)
+    compared = api.diff(options, beam_args)
+    return 1 if options.fail_on_skew is not None and compared.result.over(
+        options.fail_on_skew) else 0
 
 
 def _predict(args: argparse.Namespace, beam_args: list[str], _) -> int:
@@ -573,6 +636,8 @@ _COMMANDS = (
      "print a TFMD schema inferred from CSV files"),
     ("validate", _validate_flags, _validate,
      "validate new serving data against a run: schema, skew, drift"),
+    ("diff", _diff_flags, _diff,
+     "compare two sides' rows joined by key, feature by feature (row-by-row skew)"),
     ("predict", _predict_flags, _predict,
      "score raw CSV rows in batch with a serving model (RunInference)"),
     ("suggest-thresholds", _suggest_thresholds_flags, _suggest_thresholds,

@@ -36,7 +36,8 @@ __all__ = [
     "SUMMARY_FILE", "TEMP", "TRAIN", "VALIDATION_SUMMARY",
     "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
     "predictions_prefix", "rejected_dir", "rejected_prefix", "serving_dataset_dir",
-    "noise_file", "serving_info_file", "stats_file", "validation_dir",
+    "noise_file", "row_skew_file", "row_skew_prefix", "serving_info_file",
+    "side_rejected_prefix", "stats_file", "validation_dir",
 ]
 
 # The splits a run writes, and the inputs it reads: training rows (split into
@@ -55,6 +56,7 @@ STAGING = ".staging"  # runs in progress, each in a directory of its own
 TEMP = "tmp"  # TFT's temporary files when --temp_dir is not given
 _STATS, _ANOMALIES, _DATA, _REJECTED = "stats", "anomalies", "data", "rejected"
 _METADATA, _VALIDATIONS, _DATASET = "metadata", "validations", "dataset"
+_ROW_SKEW = "row_skew"  # a row-by-row comparison's outputs (diff, validate --paired)
 _ASSETS_EXTRA = "assets.extra"  # TF Serving's place for a model's extra files
 # Written by tft_beam.WriteTransformFn, read by tft.TFTransformOutput.
 _TRANSFORM_FN, _TRANSFORMED_METADATA = "transform_fn", "transformed_metadata"
@@ -103,6 +105,21 @@ def raw_schema_file(root: str) -> str:
 def dataset_dir(root: str) -> str:
     """The copy of the run's dataset, which every later command on the run uses."""
     return os.path.join(root, _DATASET)
+
+
+def side_rejected_prefix(root: str, side: str) -> str:
+    """A compared side's dead-letter files (``diff``): ``rejected/SIDE-*.jsonl``."""
+    return os.path.join(rejected_dir(root), side)
+
+
+def row_skew_prefix(root: str) -> str:
+    """The prefix of TFDV's row-by-row skew outputs: ``row_skew/row_skew-*``."""
+    return os.path.join(root, _ROW_SKEW, _ROW_SKEW)
+
+
+def row_skew_file(root: str) -> str:
+    """What a row-by-row comparison found, as JSON: ``row_skew.json``."""
+    return os.path.join(root, f"{_ROW_SKEW}.json")
 
 
 def validation_dir(root: str, span: str) -> str:

@@ -11,7 +11,7 @@ import dataclasses
 
 from pipelines.decode import DEFAULT_EVAL_FRACTION
 
-__all__ = ["PredictOptions", "RunOptions", "ValidateOptions", "from_flags"]
+__all__ = ["DiffOptions", "PredictOptions", "RunOptions", "ValidateOptions", "from_flags"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,12 @@ class ValidateOptions:
         rejected row or a missing column included).
       max_rejected_fraction: fail (the span recorded as failed) when a larger
         share of the rows read is rejected.
+      paired: CSV glob of the raw rows the serving input's requests were made
+        of: the pipeline computes their features and compares them with the
+        logged ones row by row, joined by the dataset's key columns.
+      fail_on_skew: with ``paired``, the CLI exits 1 when a feature's
+        row-by-row mismatch share exceeds this (None: it does not exit on it).
+      float_digits: with ``paired``, floats compared to this many decimals.
     """
 
     run_dir: str
@@ -96,6 +102,45 @@ class ValidateOptions:
     limit: int | None = None
     fail_on_anomalies: bool = False
     max_rejected_fraction: float = RunOptions.max_rejected_fraction
+    paired: str | None = None
+    fail_on_skew: float | None = None
+    float_digits: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffOptions:
+    """``diff``: two sides' rows joined by key and compared feature by feature.
+
+    Attributes:
+      base, test: each a CSV glob (files, or ``serve``'s request logs,
+        recognised by their header) or ``RUN_DIR:SPLIT``, a finished run's
+        split (``train``, ``eval``, ``serving``) re-read as the run read it.
+      output_dir: where the results go (``row_skew.json``, TFDV's outputs
+        under ``row_skew/``, each side's rejected rows).
+      key: the key columns (default: the dataset's).
+      dataset: the dataset whose dialect and schema both sides are read with
+        (a run side brings its own); None: each side's dialect detected as
+        ``init`` detects it, and the columns typed from their values.
+      ignore: features not compared.
+      float_digits: floats rounded to this many decimals before comparing.
+      sample: mismatching pairs kept as examples.
+      allow_duplicates: compare every pair of rows sharing a key.
+      fail_on_skew: the CLI exits 1 when a feature's mismatch share exceeds
+        this (None: never).
+      limit: read only the first N rows of each side.
+    """
+
+    base: str
+    test: str
+    output_dir: str
+    key: tuple[str, ...] = ()
+    dataset: str | None = None
+    ignore: tuple[str, ...] = ()
+    float_digits: int | None = None
+    sample: int = 20
+    allow_duplicates: bool = False
+    fail_on_skew: float | None = None
+    limit: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

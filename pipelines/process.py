@@ -59,6 +59,9 @@ _NOISE = {
     # Beam's GCS client parses sys.argv, which holds the launcher's flags too;
     # preflight.check_beam_flags has already rejected any flag nobody knows.
     "apache_beam.options.pipeline_options": "Discarding unparseable args",
+    # TFDV's feature skew detector (diff) hints its PTransform with a Tuple and
+    # a Dict, which Beam says, at the root logger, it cannot check.
+    "": "hint will be ignored and not used for type-checking",
 }
 
 

@@ -73,7 +73,7 @@ def _validate_span(options: ValidateOptions, beam_args: list[str]) -> Validation
         print(f"notice: {out} holds no recorded validation (one that did not finish); "
               f"validating the span again", flush=True)
         tf.io.gfile.rmtree(out)
-    header = _request_log_header(options.serving_input)
+    header = request_logs.request_log_header(options.serving_input)
     checked = schema if header is None else request_logs.logged_schema(schema, header)
     decoder = (run.dataset.csv_decoder(schema).reading_by_header() if header is None
                else request_logs.log_decoder(checked))
@@ -141,29 +141,3 @@ def _missing_columns(pattern: str, decoder: csv_decoder.CsvDecoder) -> dict[str,
         for column in columns.missing:
             missing.setdefault(column, path)
     return missing
-
-
-def _request_log_header(pattern: str) -> list[str] | None:
-    """The header of the request logs ``pattern`` matches (``serve --log_dir``),
-    or None for other CSV files; every file must be one or the other.
-
-    Remote inputs are not read before the pipeline runs (building a Dataflow
-    job needs no cloud access): copy logs to local disk to validate them.
-
-    Raises:
-      UserError: some files are request logs and others are not.
-    """
-    if "://" in pattern:
-        return None
-    paths = files.match_files(pattern)
-    headers = []
-    for path in paths:
-        with files.open_input(path) as stream:
-            headers.append(csv_decoder.header_names(stream, request_logs.LOG_FORMAT))
-    logs = [request_logs.is_request_log(h) for h in headers]
-    if not any(logs):
-        return None
-    if not all(logs) or any(h != headers[0] for h in headers):
-        raise UserError(f"{pattern} mixes request logs with other files (or logs of "
-                        f"different features); validate them apart")
-    return headers[0]

@@ -26,12 +26,13 @@ from pipelines.decode.columns import (
     CsvFormat,
     columns_from_schema,
 )
-from pipelines.decode.csv_decoder import CsvDecoder
+from pipelines.decode.csv_decoder import CsvDecoder, header_names
+from pipelines.decode.files import match_files, open_input
 from pipelines.errors import UserError
 
 __all__ = [
     "LOG_COLUMNS", "LOG_FORMAT", "PREDICTION_COLUMN", "TIME_COLUMN", "is_request_log",
-    "log_decoder", "logged_schema",
+    "log_decoder", "logged_schema", "request_log_header",
 ]
 
 PREDICTION_COLUMN = "logged_prediction"
@@ -87,3 +88,29 @@ def _as_optional(feature: schema_pb2.Feature) -> None:
 def log_decoder(schema: schema_pb2.Schema) -> CsvDecoder:
     """The decoder of request logs of ``logged_schema``'s features."""
     return CsvDecoder(columns_from_schema(schema), LOG_FORMAT)
+
+
+def request_log_header(pattern: str) -> list[str] | None:
+    """The header of the request logs ``pattern`` matches (``serve --log_dir``),
+    or None for other CSV files; every file must be one or the other.
+
+    Remote inputs are not read before the pipeline runs (building a Dataflow
+    job needs no cloud access): copy logs to local disk to validate them.
+
+    Raises:
+      UserError: some files are request logs and others are not.
+    """
+    if "://" in pattern:
+        return None
+    paths = match_files(pattern)
+    headers = []
+    for path in paths:
+        with open_input(path) as stream:
+            headers.append(header_names(stream, LOG_FORMAT))
+    logs = [is_request_log(h) for h in headers]
+    if not any(logs):
+        return None
+    if not all(logs) or any(h != headers[0] for h in headers):
+        raise UserError(f"{pattern} mixes request logs with other files (or logs of "
+                        f"different features); read them apart")
+    return headers[0]
