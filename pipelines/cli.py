@@ -295,6 +295,10 @@ def _diff_flags(diff: argparse.ArgumentParser) -> None:
                       help="compare every pair of rows sharing a key (default: a duplicated "
                            "key is counted and skipped)")
     diff.add_argument("--limit", type=_positive_int, help="read only the first N rows a side")
+    diff.add_argument("--max_rejected_fraction", type=_share,
+                      default=DiffOptions.max_rejected_fraction,
+                      help=f"fail (exit 2) when a larger share of a side's rows is rejected "
+                           f"(default {DiffOptions.max_rejected_fraction})")
     _row_skew_flags(diff)
 
 

@@ -36,7 +36,7 @@ __all__ = [
     "SUMMARY_FILE", "TEMP", "TRAIN", "VALIDATION_SUMMARY",
     "anomalies_file", "data_dir", "data_files_pattern", "dataset_dir", "raw_schema_file",
     "predictions_prefix", "rejected_dir", "rejected_prefix", "serving_dataset_dir",
-    "noise_file", "row_skew_file", "row_skew_prefix", "serving_info_file",
+    "noise_file", "paired_dir", "row_skew_file", "row_skew_prefix", "serving_info_file",
     "side_rejected_prefix", "stats_file", "validation_dir",
 ]
 
@@ -120,6 +120,11 @@ def row_skew_prefix(root: str) -> str:
 def row_skew_file(root: str) -> str:
     """What a row-by-row comparison found, as JSON: ``row_skew.json``."""
     return os.path.join(root, f"{_ROW_SKEW}.json")
+
+
+def paired_dir(span_dir: str) -> str:
+    """A span's row-by-row comparison with its paired raw rows (``validate --paired``)."""
+    return os.path.join(span_dir, "paired")
 
 
 def validation_dir(root: str, span: str) -> str:

@@ -128,6 +128,8 @@ class DiffOptions:
       fail_on_skew: the CLI exits 1 when a feature's mismatch share exceeds
         this (None: never).
       limit: read only the first N rows of each side.
+      max_rejected_fraction: fail when a larger share of a side's rows is
+        rejected.
     """
 
     base: str
@@ -141,6 +143,7 @@ class DiffOptions:
     allow_duplicates: bool = False
     fail_on_skew: float | None = None
     limit: int | None = None
+    max_rejected_fraction: float = RunOptions.max_rejected_fraction
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ feature, row by row (TFDV's feature skew detector, ``pipelines.stages.row_skew``
     python -m pipelines diff --base A --test B --output_dir DIR [--key COL,...]
         [--dataset D] [--ignore F,...] [--float_digits N] [--sample N]
         [--allow_duplicates] [--fail_on_skew [SHARE]] [--limit N]
+        [--max_rejected_fraction F]
 
 Each side is one of:
 
@@ -104,7 +105,8 @@ def diff(options: DiffOptions, beam_args: list[str]) -> Compared:
     with writer_lock.hold(options.output_dir, "diff", "--output_dir"):
         compared = compare(base, test, keys, options.output_dir, beam_args,
                            ignore=options.ignore, float_digits=options.float_digits,
-                           sample=options.sample, allow_duplicates=options.allow_duplicates)
+                           sample=options.sample, allow_duplicates=options.allow_duplicates,
+                           max_rejected_fraction=options.max_rejected_fraction)
         write_json(layout.row_skew_file(options.output_dir),
                    compared.to_json({"base": options.base, "test": options.test}))
     for line in describe(compared, options.output_dir):

@@ -31,12 +31,15 @@ import datetime
 import tensorflow as tf
 
 from pipelines import layout
-from pipelines.commands import preflight
+from pipelines.commands import diff, preflight
 from pipelines.decode import csv_decoder, files, request_logs
+from pipelines.decode.prepare import Preparation
 from pipelines.errors import UserError
 from pipelines.options import ValidateOptions
 from pipelines.pipeline import ValidateConfig, build_validate_pipeline, execute
+from pipelines.pipeline.diff import Side
 from pipelines.records import writer_lock
+from pipelines.records.json_files import write_json
 from pipelines.reports import anomalies, history, html, rejections
 from pipelines.reports.history import Validation
 from pipelines.reports.run_dir import RunDir
@@ -102,10 +105,14 @@ def _validate_span(options: ValidateOptions, beam_args: list[str]) -> Validation
         training, checked, rows.serving,
         previous_rows=previous.datasets[0].num_examples if previous else None))
     validated = anomalies.load_split(out, layout.SERVING, run.schema_file, name=f"span {span}")
+    paired = None
+    if options.paired and not failed:
+        paired = _paired(options, run, schema, decoder, header is not None, out, beam_args)
     validation = Validation.of(span, options.serving_input, validated, rows.serving,
                                rows.rejected, stats=layout.stats_file(out, layout.SERVING),
                                previous_stats=options.previous_stats, read=rows.read,
-                               rejections=rejected, missing_columns=missing, failed=failed)
+                               rejections=rejected, missing_columns=missing, failed=failed,
+                               row_skew=paired)
     shown = [*anomalies.load_run(options.run_dir, run.schema_file).values(), validated]
     if previous is not None:
         shown.append(anomalies.Validated("previous span", previous))
@@ -118,6 +125,34 @@ def _validate_span(options: ValidateOptions, beam_args: list[str]) -> Validation
         raise UserError(f"span {span} failed: {failed}; recorded as failed in {page}")
     print(history.format_entry(validation, page))
     return validation
+
+
+def _paired(options: ValidateOptions, run: RunDir, schema, decoder: csv_decoder.CsvDecoder,
+            request_log: bool, out: str, beam_args: list[str]) -> dict:
+    """The row-by-row comparison of the span's rows (as logged) with the
+    pipeline's computation of the paired raw rows: read, prepared (window and
+    lookup features) as ``run`` prepares them, joined by the dataset's key
+    columns (``diff.compare``, into ``SPAN/paired/``)."""
+    keys = list(run.dataset.csv_format.key_columns)
+    if not keys:
+        raise UserError(f"--paired joins rows by the dataset's key_columns, and dataset "
+                        f"{run.dataset.name} declares none: set csv_format.key_columns in "
+                        f"its dataset.json, or compare with `diff --key`")
+    pipeline = Side("base", options.paired, run.dataset.csv_decoder(schema).reading_by_header(),
+                    run.dataset.preparation(schema))
+    served = Side("test", options.serving_input, decoder,
+                  Preparation() if request_log else run.dataset.preparation(schema),
+                  limit=options.limit)
+    paired_dir = layout.paired_dir(out)
+    print(f"comparing row by row with the pipeline's computation of {options.paired}, "
+          f"joined by {', '.join(keys)}", flush=True)
+    compared = diff.compare(pipeline, served, keys, paired_dir, beam_args,
+                            float_digits=options.float_digits,
+                            max_rejected_fraction=options.max_rejected_fraction)
+    document = compared.to_json({"base": options.paired, "test": options.serving_input})
+    write_json(layout.row_skew_file(paired_dir), document)
+    threshold = options.fail_on_skew if options.fail_on_skew is not None else 0.0
+    return {**document, "threshold": threshold}
 
 
 def _missing_columns(pattern: str, decoder: csv_decoder.CsvDecoder) -> dict[str, str]:

@@ -22,6 +22,7 @@ from pipelines import layout
 from pipelines.records.json_files import read_json, write_json
 from pipelines.reports.anomalies import Validated, describe_comparisons
 from pipelines.reports.rejections import Rejections
+from pipelines.reports.row_skew import RowSkewResult
 
 __all__ = ["Validation", "format_entry", "load", "record"]
 
@@ -45,6 +46,10 @@ class Validation:
       rejections: the rejected rows in one line, with an example and where they are.
       missing_columns: column -> the file whose header lacks it (read as missing).
       failed: why the span could not be validated (too many rows rejected), if so.
+      row_skew: with ``validate --paired``, the row-by-row comparison of the
+        logged features with the pipeline's computation of the paired raw rows
+        (``row_skew.json``'s document), and ``threshold``, the mismatch share a
+        feature may reach and the span stay ok.
     """
 
     span: str
@@ -63,28 +68,32 @@ class Validation:
     rejections: str | None = None
     missing_columns: dict[str, str] = dataclasses.field(default_factory=dict)
     failed: str | None = None
+    row_skew: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, span: str, source: str | None, validated: Validated, rows: int,
            rejected: int, *, stats: str, previous_stats: str | None,
            read: int | None = None, rejections: Rejections | None = None,
            missing_columns: dict[str, str] | None = None,
-           failed: str | None = None) -> "Validation":
+           failed: str | None = None, row_skew: dict[str, Any] | None = None
+           ) -> "Validation":
         """The validation of one span, as validated now. With ``rejections``
         (``validate``'s spans), a rejected row makes it not ok, as does a
-        column in ``missing_columns``; a ``failed`` span is never ok."""
+        column in ``missing_columns`` or a feature of ``row_skew`` over its
+        threshold; a ``failed`` span is never ok."""
         counted = rejections.total if rejections is not None else 0
         missing = dict(missing_columns or {})
         return cls(
             span=span, input=source,
             validated_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             rows=rows, rejected=rejected,
-            ok=validated.ok and not counted and not missing and failed is None,
+            ok=(validated.ok and not counted and not missing and failed is None
+                and not _row_skew_over(row_skew)),
             anomalies=validated.descriptions(), skew=validated.comparisons("skew"),
             drift=validated.comparisons("drift"), stats=stats, previous_stats=previous_stats,
             read=read, rejected_by_kind=dict(rejections.by_kind) if rejections else {},
             rejections=rejections.describe(read or 0) if counted else None,
-            missing_columns=missing, failed=failed)
+            missing_columns=missing, failed=failed, row_skew=row_skew)
 
     @classmethod
     def from_json(cls, entry: dict[str, Any]) -> "Validation":
@@ -92,6 +101,13 @@ class Validation:
         later fields: they take their defaults)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in entry.items() if k in known})
+
+    def row_skew_over(self, share: float | None) -> list[str]:
+        """The features whose row-by-row mismatch share exceeds ``share`` (none
+        when ``share`` is None or nothing was paired)."""
+        if share is None or not self.row_skew:
+            return []
+        return [f["feature"] for f in self.row_skew["features"] if f["mismatch_share"] > share]
 
     @property
     def status(self) -> str:
@@ -116,7 +132,19 @@ class Validation:
             over = [f for f, m in table.items() if m.get("ok") is False]
             if over:
                 found.append(f"{kind} over threshold in {', '.join(over)}")
+        over = _row_skew_over(self.row_skew)
+        if over:
+            found.append(f"row-by-row skew over {self.row_skew['threshold']:.2%} in "
+                         f"{', '.join(over)}")
         return found
+
+
+def _row_skew_over(row_skew: dict[str, Any] | None) -> list[str]:
+    """The features over the row-by-row comparison's own threshold."""
+    if not row_skew:
+        return []
+    return [f["feature"] for f in row_skew["features"]
+            if f["mismatch_share"] > row_skew["threshold"]]
 
 
 def load(run_dir: str) -> list[Validation]:
@@ -157,6 +185,13 @@ def format_entry(validation: Validation, report_path: str) -> str:
     for kind, table in (("skew", validation.skew), ("drift", validation.drift)):
         if table:
             lines.append(describe_comparisons(kind, table))
+    if validation.row_skew:
+        paired = validation.row_skew
+        lines.append(f"row-by-row skew against the pipeline's computation of "
+                     f"{paired['base']['input']} ({paired['base']['rows']:,} rows, "
+                     f"{paired['base']['rejected']:,} rejected):")
+        lines += [f"  {line}" for line in RowSkewResult.from_json(paired).describe(
+            "pipeline", "serving")]
     problems = validation.problems()
     verdict = f"verdict: {validation.status}" + (f" ({'; '.join(problems)})"
                                                  if problems else "")

@@ -53,6 +53,7 @@ def render(title: str, subtitle: str, datasets: list[Validated], schema: schema_
         _spans(spans),
         _anomalies(datasets),
         _comparisons(datasets),
+        _row_skew(spans),
         _features(datasets, schema, colors),
         "</body>", "</html>",
     ]
@@ -119,6 +120,54 @@ def _anomalies(datasets: list[Validated]) -> str:
             for f in findings)
         blocks.append(f"<h3>{_e(d.name)}</h3><ul class='findings'>{items}</ul>")
     return "<section id='anomalies'><h2>Anomalies</h2>" + "".join(blocks) + "</section>"
+
+
+def _row_skew(spans: Sequence[Validation]) -> str:
+    """Per span validated with ``--paired``: each feature's row-by-row
+    comparison with the pipeline's computation, the largest mismatch share
+    first, how the rows joined, and examples of differing values."""
+    blocks = []
+    for v in spans:
+        paired = v.row_skew
+        if not paired:
+            continue
+        m, threshold = paired["match"], paired["threshold"]
+        rows = []
+        for f in paired["features"]:
+            css = "bad" if f["mismatch_share"] > threshold else "ok"
+            rows.append(f"<tr><td>{_e(f['feature'])}</td><td class='num'>{f['compared']:,}</td>"
+                        f"<td class='num'>{f['matched']:,}</td>"
+                        f"<td class='num'>{f['mismatched']:,}</td>"
+                        f"<td class='num'>{f['base_only']:,}</td>"
+                        f"<td class='num'>{f['test_only']:,}</td>"
+                        f"<td class='num'><span class='{css}'>{f['mismatch_share']:.2%}"
+                        f"</span></td></tr>")
+        confused = "".join(
+            f"<li><code>{_e(name)}</code>: " + ", ".join(
+                f"{_e(p['base'])} &rarr; {_e(p['test'])} &times;{p['count']:,}" for p in pairs)
+            + "</li>" for name, pairs in paired["confusion"].items())
+        examples = "".join(
+            "<li>" + _e(", ".join(f"{k}={val!r}" for k, val in e["key"].items())) + ": "
+            + _e("; ".join(f"{name}: {d['base']!r} computed, {d['test']!r} served"
+                           for name, d in e["differs"].items())) + "</li>"
+            for e in paired["examples"][:10])
+        blocks.append(
+            f"<h3>span {_e(v.span)}</h3><p>{_e(v.input or '')} against the pipeline's "
+            f"computation of {_e(paired['base']['input'])}, joined by "
+            f"{_e(', '.join(paired['keys']))}: {m['pairs']:,} pairs; keys only in the raw "
+            f"rows {m['keys_only_in_base']:,}, only in serving {m['keys_only_in_test']:,}, "
+            f"duplicated (not compared) {m['duplicate_keys']:,}. A share over "
+            f"{threshold:.2%} is skew.</p>"
+            "<table><thead><tr><th>feature</th><th>compared</th><th>matched</th>"
+            "<th>mismatched</th><th>only computed</th><th>only served</th>"
+            "<th>mismatch share</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            + (f"<p>Confused values:</p><ul class='findings'>{confused}</ul>" if confused else "")
+            + (f"<p>Examples:</p><ul class='findings'>{examples}</ul>" if examples else ""))
+    if not blocks:
+        return ""
+    return ("<section id='row-skew'><h2>Row-by-row skew</h2><p>Served features against "
+            "what the pipeline computes from the same raw rows (<code>validate "
+            "--paired</code>).</p>" + "".join(blocks) + "</section>")
 
 
 def _comparisons(datasets: list[Validated]) -> str:
