@@ -34,9 +34,12 @@ def _pipeline_rows(path: str) -> list[dict]:
     table = decoded_table(dataset.csv_decoder(schema).for_serving(), [path], None,
                           prepare=lambda t: preparation.prepare_table(t, layout.SERVING)).table
     columns = {name: table.column(name).to_pylist() for name in LOGGED}
-    return [{name: (None if columns[name][i] is None or not columns[name][i]
+    rows = [{name: (None if columns[name][i] is None or not columns[name][i]
                     else columns[name][i][0]) for name in LOGGED}
             for i in range(table.num_rows)]
+    # A client sends text as text, not bytes.
+    return [{name: v.decode() if isinstance(v, bytes) else v for name, v in row.items()}
+            for row in rows]
 
 
 def _write_log(log_dir: str, rows: list[dict]) -> str:

@@ -55,6 +55,10 @@ def validate(options: ValidateOptions, beam_args: list[str]) -> Validation:
     if not 0 <= options.max_rejected_fraction <= 1:
         raise UserError(f"--max_rejected_fraction must be between 0 and 1, got "
                         f"{options.max_rejected_fraction}")
+    if not options.paired and (options.fail_on_skew is not None
+                               or options.float_digits is not None):
+        raise UserError("--fail_on_skew and --float_digits judge the row-by-row comparison: "
+                        "pass --paired RAW_GLOB too")
     # validate writes into the run: it is one more writer of the directory.
     with writer_lock.hold(options.run_dir, "validate", "--run_dir", create=False):
         return _validate_span(options, beam_args)
