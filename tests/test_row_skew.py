@@ -245,3 +245,20 @@ def test_diff_says_in_one_line_what_it_cannot_compare(tmp_path):
     share = run_cli("diff", "--base", base, "--test", base, "--key", "id", "--output_dir",
                     out, "--fail_on_skew", "2")
     assert share.returncode == 2 and "between 0 and 1" in share.stderr
+
+
+@pytest.mark.slow  # a run's eval split re-read twice, window features included
+def test_diff_of_a_runs_split_rereads_exactly_the_rows_the_run_split(tmp_path, flights_run):
+    split = f"{flights_run.output_dir}:eval"
+    result = run_cli("diff", "--base", split, "--test", split, "--output_dir",
+                     str(tmp_path / "out"), "--fail_on_skew")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    document = json.loads((tmp_path / "out" / "row_skew.json").read_text())
+    eval_rows = flights_run.summary["rows"]["eval"]
+    assert document["base"]["rows"] == document["test"]["rows"] == eval_rows
+    assert document["match"]["base_rows"] == eval_rows
+    assert all(f["mismatched"] == f["base_only"] == f["test_only"] == 0
+               for f in document["features"])
+    # Every feature of the schema but the keys, derived ones included, is compared.
+    assert {"origin_departures_1h", "temp", "arr_delay"} <= {
+        f["feature"] for f in document["features"]}

@@ -175,7 +175,7 @@ def compare(base: Side, test: Side, keys: list[str], output_dir: str, beam_args:
     rejected = {side.label: _lines(layout.side_rejected_prefix(output_dir, side.label))
                 for side in (base, test)}
     for side in (base, test):
-        read = rows[side.label] + rejected[side.label]
+        read = executed.counter(side_counter(side.label, prepared=True)) + rejected[side.label]
         if not rows[side.label]:
             raise UserError(f"the {side.label} side ({side.pattern}) gave no row to compare "
                             f"({rejected[side.label]:,} rejected; they are in "

@@ -30,9 +30,11 @@ from pipelines.stages.split import SplitExamples, StratumLimits
 __all__ = ["DiffConfig", "ReadSide", "Side", "build_diff_pipeline", "side_counter"]
 
 
-def side_counter(label: str) -> str:
-    """The counter of a side's compared rows (``counters.count``'s name)."""
-    return f"side_{label}"
+def side_counter(label: str, prepared: bool = False) -> str:
+    """The counter of a side's compared rows (``counters.count``'s name), or
+    with ``prepared`` of all its rows read and prepared (a run's split is a
+    part of them)."""
+    return f"side_{label}{'_prepared' if prepared else ''}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +92,14 @@ class ReadSide(beam.PTransform):
                        side.limit)
         prepared = pbegin | "Prepare" >> PrepareInputs(read, side.preparation,
                                                        reread_for_windows=read.again())
+        rows = {name: batches | f"CountPrepared{name.title()}" >> beam.Map(
+            _count, side_counter(side.label, prepared=True))
+            for name, batches in prepared.rows.items()}
         limits = None
         if side.stratify_by and side.input_name == layout.TRAIN:
-            limits = prepared.rows[layout.TRAIN] | "StratumLimits" >> StratumLimits(
+            limits = rows[layout.TRAIN] | "StratumLimits" >> StratumLimits(
                 side.stratify_by, side.eval_fraction)
-        splits = prepared.rows | "Split" >> SplitExamples(
+        splits = rows | "Split" >> SplitExamples(
             side.eval_fraction, stratify_by=side.stratify_by if limits is not None else None,
             limits=limits)
         wanted = side.split if side.input_name == layout.TRAIN else layout.SERVING

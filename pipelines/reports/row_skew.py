@@ -86,12 +86,14 @@ class RowSkewResult:
                  f"{m['base_rows_without_key']:,} in {base}, "
                  f"{m['test_rows_without_key']:,} in {test}"]
         width = max([len(f.feature) for f in self.features] + [7])
+        only = [f"only {base}", f"only {test}"]
+        sides = [max(len(o), 10) for o in only]
         lines.append(f"  {'feature':<{width}}  {'compared':>9}  {'matched':>9}  "
-                     f"{'mismatched':>10}  {'only ' + base:>10}  {'only ' + test:>10}  share")
+                     f"{'mismatched':>10}  {only[0]:>{sides[0]}}  {only[1]:>{sides[1]}}  share")
         for f in self.features:
             lines.append(f"  {f.feature:<{width}}  {f.compared:>9,}  {f.matched:>9,}  "
-                         f"{f.mismatched:>10,}  {f.base_only:>10,}  {f.test_only:>10,}  "
-                         f"{f.share:.2%}")
+                         f"{f.mismatched:>10,}  {f.base_only:>{sides[0]},}  "
+                         f"{f.test_only:>{sides[1]},}  {f.share:.2%}")
         for feature, pairs in self.confusion.items():
             shown = ", ".join(f"{p['base']!r} -> {p['test']!r} x{p['count']:,}"
                               for p in pairs[:5])
