@@ -181,7 +181,7 @@ def test_diff_of_two_csvs_names_the_one_value_that_differs(tmp_path):
 
 def test_diff_accounts_for_every_row_keys_on_one_side_duplicates_and_rejections(tmp_path):
     # Test: another delimiter and column order (detected apart), row 1 missing,
-    # a new row 999, id 7 twice, a row with a field too many, a count written
+    # a new row 999, id 7 twice, a row without an id, a row with a field too many, a count written
     # as a float (compared as floats on both sides), a name left empty.
     test_rows = ["count;score;name;id"]
     for line in ROWS[1:]:
@@ -189,21 +189,21 @@ def test_diff_accounts_for_every_row_keys_on_one_side_duplicates_and_rejections(
         if i == "9":
             name = ""
         test_rows.append(f"{float(count) if i == '5' else count};{score};{name};{i}")
-    test_rows += ["21;7.0;n7;7", "1;2;n999;999", "1;2;3;4;5"]
+    test_rows += ["21;7.0;n7;7", "1;2;n999;999", "1;2;nokey;", "1;2;3;4;5"]
     base = _csv(tmp_path / "base.csv", ROWS)
     test = tmp_path / "test.csv"
     test.write_text("\n".join(test_rows) + "\n")
     result = run_cli("diff", "--base", base, "--test", str(test), "--key", "id",
                      "--output_dir", str(tmp_path / "out"))
-    # 1 rejected of 202 read is more than the 0.001 run allows: one line, exit 2.
+    # 1 rejected of 203 read is more than the 0.001 run allows: one line, exit 2.
     assert result.returncode == 2
     error = result.stderr.splitlines()[-1]
-    assert error.startswith("error: the test side") and "1 of 202 rows rejected" in error, (
+    assert error.startswith("error: the test side") and "1 of 203 rows rejected" in error, (
         result.stderr)
     result = run_cli("diff", "--base", base, "--test", str(test), "--key", "id",
                      "--output_dir", str(tmp_path / "out"), "--max_rejected_fraction", "0.01")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "test: 201 rows, 1 rejected" in result.stdout
+    assert "test: 202 rows, 1 rejected" in result.stdout
     rejected = (tmp_path / "out" / "rejected").glob("test-*.jsonl")
     assert [json.loads(line)["kind"] for path in rejected
             for line in path.read_text().splitlines()] == ["wrong_field_count"]
@@ -211,7 +211,7 @@ def test_diff_accounts_for_every_row_keys_on_one_side_duplicates_and_rejections(
     assert document["match"] == {
         "base_rows": 200, "test_rows": 201, "keys": 201, "pairs": 200,
         "keys_only_in_base": 1, "keys_only_in_test": 1, "duplicate_keys": 1,
-        "base_rows_without_key": 0, "test_rows_without_key": 0}
+        "base_rows_without_key": 0, "test_rows_without_key": 1}
     features = _features(document)
     # 200 keys in both, less id 1 (base only) and id 7 (duplicated): 198 compared.
     assert features["name"] == {"feature": "name", "compared": 198, "matched": 197,
@@ -219,7 +219,7 @@ def test_diff_accounts_for_every_row_keys_on_one_side_duplicates_and_rejections(
                                 "mismatch_share": 1 / 198}
     assert features["count"]["mismatched"] == 0 and features["score"]["mismatched"] == 0
     assert document["base"]["rows"] + document["base"]["rejected"] == 200
-    assert document["test"]["rows"] + document["test"]["rejected"] == 202
+    assert document["test"]["rows"] + document["test"]["rejected"] == 203
 
 
 def test_diff_says_in_one_line_what_it_cannot_compare(tmp_path):
