@@ -2,6 +2,7 @@
 
     python -m pipelines validate --run_dir DIR --serving_input GLOB
         [--previous_stats PATH] [--span NAME] [--fail_on_anomalies]
+        [--paired RAW_GLOB [--fail_on_skew [SHARE]] [--float_digits N]]
 
 computes statistics of the new data, validates them against the run's schema,
 for skew against the run's training statistics and, given a former span's
@@ -15,6 +16,12 @@ by their header: they are checked on the features they hold, as logged. A CSV
 file whose first line names most of the serving columns is read by that header,
 whatever the dataset's dialect says (``CsvDecoder.reading_by_header``): a column
 it lacks is reported missing, its other columns are named and left out.
+
+With ``--paired RAW_GLOB`` (the raw rows the span's requests were made of), the
+span's rows are also compared row by row with the pipeline's computation of
+those rows, joined by the dataset's key columns (``diff.compare``, into
+``SPAN/paired/``): a feature whose mismatch share exceeds ``--fail_on_skew``
+(default 0) makes the span not ok, and ``--fail_on_skew`` exits 1 on it.
 
 Validation never passes what it could not read: a span with more rejected rows
 than ``--max_rejected_fraction`` allows is recorded as failed and ends the
