@@ -162,9 +162,11 @@ def _value(feature: tf.train.Feature | None):
         return None
     kind = feature.WhichOneof("kind")
     values = list(getattr(feature, kind).value) if kind else []
-    values = [v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else
-              (float(v) if isinstance(v, float) and math.isfinite(v) else v)
-              for v in values]
+    if kind == "float_list":
+        # A float32 shown as its shortest text (0.1, not 0.10000000149011612).
+        values = [float(str(np.float32(v))) if math.isfinite(v) else str(v) for v in values]
+    elif kind == "bytes_list":
+        values = [v.decode("utf-8", "backslashreplace") for v in values]
     if not values:
         return None
     return values[0] if len(values) == 1 else values
